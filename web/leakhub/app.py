@@ -1,0 +1,68 @@
+"""Flask application factory. gunicorn: `leakhub.app:create_app()`."""
+from __future__ import annotations
+
+import logging
+
+from flask import Flask, request
+from flask_babel import Babel
+from werkzeug.middleware.proxy_fix import ProxyFix
+
+from .core import logging as app_logging
+from .core import migrations, web
+from .core.config import Config, get_config, set_config
+from .core.db import database, init_database
+from .core.secrets import read_secret
+from .identity.login import login_manager
+from .identity.sessions import DBSessionInterface
+
+LANGUAGES = ("en", "de")
+
+
+def _locale():
+    from flask_login import current_user
+
+    if getattr(current_user, "is_authenticated", False):
+        return current_user.organization.language
+    return request.accept_languages.best_match(LANGUAGES) or "en"
+
+
+def create_app(config: Config | None = None, *, migrate: bool = True) -> Flask:
+    config = config or get_config()
+    set_config(config)
+    app_logging.configure("web", config.log_level)
+    app = Flask(__name__)
+    app.config.update(
+        LEAKHUB=config,
+        SECRET_KEY=read_secret(config.secrets_dir, "session-key"),
+        MAX_CONTENT_LENGTH=config.max_upload_mb * 1024 * 1024,
+        TESTING=config.testing,
+    )
+    # Caddy is the one proxy in front: trust exactly one hop of X-Forwarded-*.
+    app.wsgi_app = ProxyFix(app.wsgi_app, x_for=1, x_proto=1, x_host=1, x_port=1)
+    init_database(config)
+    if migrate:
+        for mig in migrations.migrate(config.data_dir, log=lambda m: None):
+            logging.getLogger("leakhub.migrations").info("applied %04d %s", mig.version, mig.name)
+
+    app.session_interface = DBSessionInterface(config)
+    login_manager.init_app(app)
+    Babel(app, locale_selector=_locale)
+    web.init_app(app)
+
+    @app.before_request
+    def _connect():
+        database.connect(reuse_if_open=True)
+
+    @app.teardown_request
+    def _close(exc):
+        if not database.is_closed():
+            database.close()
+
+    from .home.views import bp as home_bp
+    from .identity.views import bp as identity_bp
+
+    app.register_blueprint(home_bp)
+    app.register_blueprint(identity_bp)
+    if not database.is_closed():
+        database.close()
+    return app

@@ -1,0 +1,1 @@
+"""Cross-cutting plumbing: configuration, database, migrations, secrets, logging, errors."""

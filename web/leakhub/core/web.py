@@ -1,0 +1,122 @@
+"""Request plumbing shared by every blueprint: request id, CSRF, safe redirects, errors."""
+from __future__ import annotations
+
+import hmac
+import logging
+import re
+import secrets
+import time
+import uuid
+from urllib.parse import urlsplit
+
+from flask import abort, current_app, g, jsonify, render_template, request, session
+
+log = logging.getLogger("leakhub.web")
+
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{8,64}$")
+UNSAFE_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
+
+
+def csrf_token() -> str:
+    token = session.get("csrf")
+    if not token:
+        token = session["csrf"] = secrets.token_urlsafe(32)
+    return token
+
+
+def _csrf_exempt(view) -> bool:
+    return getattr(view, "_csrf_exempt", False)
+
+
+def csrf_exempt(view):
+    """For endpoints that authenticate otherwise (bearer tokens, signed logout tokens)."""
+    view._csrf_exempt = True
+    return view
+
+
+def safe_next(target: str | None, default: str = "/") -> str:
+    """Only same-origin absolute paths. Rejects //host, /\\host, schemes, control chars."""
+    if not target or not isinstance(target, str) or len(target) > 2000:
+        return default
+    if not target.startswith("/") or target.startswith("//"):
+        return default
+    if "\\" in target or any(ord(c) < 0x20 or ord(c) == 0x7F for c in target):
+        return default
+    parts = urlsplit(target)
+    if parts.scheme or parts.netloc:
+        return default
+    return target
+
+
+def _same_origin(value: str) -> bool:
+    public = urlsplit(current_app.config["LEAKHUB"].public_url)
+    got = urlsplit(value)
+    return (got.scheme, got.netloc) == (public.scheme, public.netloc)
+
+
+def init_app(app):
+    @app.before_request
+    def _request_id():
+        rid = request.headers.get("X-Request-ID", "")
+        g.request_id = rid if _REQUEST_ID.match(rid) else uuid.uuid4().hex
+        g.started = time.perf_counter()
+
+    @app.before_request
+    def _csrf():
+        if request.method not in UNSAFE_METHODS:
+            return
+        view = app.view_functions.get(request.endpoint)
+        if view is None or _csrf_exempt(view):
+            return
+        origin = request.headers.get("Origin")
+        if origin and origin != "null" and not _same_origin(origin):
+            g.csrf_failure = "foreign origin"
+            abort(403, description="The request came from another site and was refused.")
+        sent = request.form.get("csrf_token") or request.headers.get("X-CSRF-Token") or ""
+        expected = session.get("csrf") or ""
+        if not expected or not hmac.compare_digest(sent, expected):
+            g.csrf_failure = "missing or wrong CSRF token"
+            abort(403, description="The form has expired or was not sent from Leakhub. "
+                                   "Reload the page and try again.")
+
+    @app.after_request
+    def _headers(response):
+        response.headers["X-Request-ID"] = g.get("request_id", "")
+        response.headers.setdefault("Cache-Control", "no-store")
+        elapsed = (time.perf_counter() - g.get("started", time.perf_counter())) * 1000
+        if request.path not in ("/healthz", "/readyz"):
+            log.info("request", extra={"method": request.method, "path": request.path,
+                                       "status": response.status_code,
+                                       "duration_ms": round(elapsed, 1)})
+        return response
+
+    app.jinja_env.globals["csrf_token"] = csrf_token
+
+    def _error(code, default_title):
+        def handler(exc):
+            description = getattr(exc, "description", None) or ""
+            if request.path.startswith("/api/"):
+                body = {"type": "about:blank", "title": default_title, "status": code,
+                        "detail": description}
+                resp = jsonify(body)
+                resp.status_code = code
+                resp.mimetype = "application/problem+json"
+                return resp
+            return render_template("error.html", code=code, title=default_title,
+                                   description=description), code
+        return handler
+
+    for code, title in ((400, "Bad request"), (403, "Forbidden"), (404, "Not found"),
+                        (405, "Method not allowed"), (409, "Conflict"),
+                        (413, "Too large"), (422, "Unprocessable"), (429, "Too many requests"),
+                        (500, "Internal error"), (503, "Service unavailable")):
+        app.register_error_handler(code, _error(code, title))
+
+    @app.errorhandler(Exception)
+    def _unhandled(exc):
+        from werkzeug.exceptions import HTTPException
+
+        if isinstance(exc, HTTPException):
+            return _error(exc.code or 500, exc.name)(exc)
+        log.exception("unhandled error")
+        return _error(500, "Internal error")(None)

@@ -1,0 +1,1 @@
+"""Who is signed in: Keycloak login (OIDC), server-side sessions, the user mirror."""

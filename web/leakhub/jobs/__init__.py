@@ -1,0 +1,1 @@
+"""Background job bookkeeping: each run of a worker job is recorded."""

@@ -1,0 +1,1 @@
+"""Organizations (tenants). Each one is a Keycloak realm of the same slug."""
