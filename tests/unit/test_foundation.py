@@ -72,3 +72,19 @@ def test_anonymous_start_page_redirects_to_login(client):
 def test_post_without_csrf_token_is_refused(client):
     resp = client.post("/logout")
     assert resp.status_code == 403
+
+
+def test_audit_chain_and_version_conflict(app):
+    from leakhub.audit import writer
+    from leakhub.audit.models import AuditEntry
+    from leakhub.authz import Actor
+    from leakhub.orgs.models import Organization
+
+    org = Organization.create(slug="acme", name="ACME", oidc_client_secret="x")
+    actor = Actor.system(org)
+    writer.event(actor, "test.one", details={"a": 1})
+    writer.event(actor, "test.two")
+    entries = list(AuditEntry.select().order_by(AuditEntry.seq))
+    assert [e.seq for e in entries] == [1, 2]
+    assert entries[1].prev_hash == entries[0].hash
+    assert entries[0].hash == writer.entry_digest(writer.hashed_fields(entries[0]))

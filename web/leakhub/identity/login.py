@@ -42,3 +42,20 @@ def _unauthorized():
 
         abort(401)
     return redirect(url_for("identity.login", next=request.full_path.rstrip("?")))
+
+
+def current_actor():
+    """The Actor for this request (rebuilt per request from the database)."""
+    from flask import abort, g
+    from flask_login import current_user
+
+    from ..authz import Actor
+
+    if not current_user.is_authenticated:
+        abort(401)
+    actor = g.get("actor")
+    if actor is None:
+        actor = g.actor = Actor(organization=current_user.organization, kind="user",
+                                user=current_user.user, ip=request.remote_addr,
+                                request_id=g.get("request_id"))
+    return actor

@@ -5,6 +5,8 @@ import secrets
 import string
 from dataclasses import dataclass
 
+from ..audit import writer
+from ..authz import Actor
 from ..core.config import SLUG_RE
 from ..core.db import database
 from ..identity.keycloak import admin_client
@@ -86,7 +88,12 @@ def create_organization(config, *, slug: str, name: str, admin_email: str,
                                  required_actions=("UPDATE_PASSWORD",))
         with database.atomic():
             org = Organization.create(slug=slug, name=name, oidc_client_secret=client_secret)
-            User.create(organization=org, sub=user_id, email=admin_email, role="admin")
+            admin = User.create(organization=org, sub=user_id, email=admin_email, role="admin")
+            actor = Actor.system(org, label="leakctl")
+            writer.event(actor, "organization.created", entity=org,
+                         details={"slug": slug, "name": name})
+            writer.event(actor, "user.invited", entity=admin,
+                         details={"email": admin_email, "role": "admin"})
     except BaseException as exc:
         try:
             kc.delete_realm(slug)

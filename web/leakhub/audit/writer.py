@@ -1,0 +1,190 @@
+"""The one write path for organization data: create / update / delete / event.
+
+Each call checks permission through `authz.require`, applies the change, and appends an
+audit entry (field-level old → new) in the same transaction. Views, the API, imports, the
+worker and leakctl all write through here; nothing else calls `.save()` on organization data.
+Models with a `version` field get an optimistic-concurrency check on update.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import decimal
+import hashlib
+import json
+
+import peewee as pw
+
+from .. import authz
+from ..core.db import database, is_postgres, utcnow
+from .models import AuditChainHead, AuditEntry
+
+GENESIS = "0" * 64
+
+
+class ConflictError(Exception):
+    """Someone else saved first. Carries the current row so the UI can show both."""
+
+    def __init__(self, current, attempted: dict):
+        super().__init__("the record was changed by someone else in the meantime")
+        self.current = current
+        self.attempted = attempted
+
+
+def _jsonable(value):
+    if isinstance(value, (dt.datetime, dt.date, dt.time)):
+        return value.isoformat()
+    if isinstance(value, decimal.Decimal):
+        return str(value)
+    if isinstance(value, pw.Model):
+        return value.get_id()
+    if isinstance(value, bytes):
+        return f"<{len(value)} bytes>"
+    return value
+
+
+def _secret_fields(model) -> set:
+    return set(getattr(model, "AUDIT_REDACT", ()))
+
+
+def _skip_fields(model) -> set:
+    return {"version"} | set(getattr(model, "AUDIT_SKIP", ()))
+
+
+def snapshot(obj) -> dict:
+    model = type(obj)
+    out = {}
+    for name, field in model._meta.fields.items():
+        if name in _skip_fields(model):
+            continue
+        value = obj.__data__.get(name)
+        out[name] = "(redacted)" if name in _secret_fields(model) and value else _jsonable(value)
+    return out
+
+
+def entity_type(model) -> str:
+    return getattr(model, "AUDIT_TYPE", model._meta.table_name)
+
+
+def entry_digest(fields: dict) -> str:
+    canonical = json.dumps(fields, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def hashed_fields(entry: AuditEntry) -> dict:
+    return {
+        "org": entry.organization_id, "seq": entry.seq,
+        "at": entry.at.isoformat() if isinstance(entry.at, dt.datetime) else entry.at,
+        "actor_kind": entry.actor_kind, "actor_id": entry.actor_id,
+        "actor_label": entry.actor_label, "ip": entry.ip, "request_id": entry.request_id,
+        "action": entry.action, "entity_type": entry.entity_type, "entity_id": entry.entity_id,
+        "changes": entry.changes, "prev_hash": entry.prev_hash,
+    }
+
+
+def _lock_head(org_id: int) -> AuditChainHead:
+    def locked():
+        query = AuditChainHead.select().where(AuditChainHead.organization == org_id)
+        return (query.for_update() if is_postgres() else query).first()
+
+    head = locked()
+    if head is None:
+        AuditChainHead.insert(organization=org_id).on_conflict_ignore().execute()
+        head = locked()
+    return head
+
+
+def append(actor: authz.Actor, action: str, *, entity_type: str | None = None,
+           entity_id: int | None = None, changes: dict | None = None,
+           batch: list[dict] | None = None) -> None:
+    """Append one entry (or a batch of {entity_type, entity_id, changes, action}) to the chain.
+    Must run inside the caller's transaction."""
+    rows = batch if batch is not None else [
+        {"action": action, "entity_type": entity_type, "entity_id": entity_id,
+         "changes": changes or {}}]
+    org_id = actor.organization.id
+    head = _lock_head(org_id)
+    seq, prev = head.seq, head.hash
+    now = utcnow()
+    actor_id = actor.user.id if actor.user is not None else (
+        getattr(actor.device, "id", None) if actor.device is not None else None)
+    to_insert = []
+    for row in rows:
+        seq += 1
+        entry = AuditEntry(
+            organization=org_id, seq=seq, at=now, actor_kind=actor.kind, actor_id=actor_id,
+            actor_label=actor.display[:254], ip=actor.ip, request_id=actor.request_id,
+            action=row["action"], entity_type=row.get("entity_type"),
+            entity_id=row.get("entity_id"),
+            changes=json.dumps(row.get("changes") or {}, sort_keys=True, ensure_ascii=False),
+            prev_hash=prev)
+        entry.hash = prev = entry_digest(hashed_fields(entry))
+        to_insert.append(entry.__data__.copy())
+    for chunk in pw.chunked(to_insert, 500):
+        AuditEntry.insert_many(chunk).execute()
+    AuditChainHead.update(seq=seq, hash=prev).where(AuditChainHead.organization == org_id).execute()
+
+
+def create(actor: authz.Actor, model, **fields):
+    authz.require(actor, "create")
+    with database.atomic():
+        fields.setdefault("organization", actor.organization)
+        obj = model.create(**fields)
+        authz.require(actor, "create", obj)
+        after = snapshot(obj)
+        append(actor, "create", entity_type=entity_type(model), entity_id=obj.id,
+               changes={k: [None, v] for k, v in after.items() if v not in (None, "")})
+    return obj
+
+
+def diff(before: dict, after: dict) -> dict:
+    return {k: [before.get(k), v] for k, v in after.items() if before.get(k) != v}
+
+
+def update(actor: authz.Actor, obj, changes: dict, *, expected_version: int | None = None,
+           action: str = "update", permission: str = "edit"):
+    """Apply `changes` (field -> new value). Returns the object; raises ConflictError when
+    `expected_version` no longer matches, PermissionError-like 403/404 via authz."""
+    authz.require(actor, permission, obj)
+    model = type(obj)
+    has_version = "version" in model._meta.fields
+    with database.atomic():
+        before = snapshot(obj)
+        for name, value in changes.items():
+            setattr(obj, name, value)
+        after = snapshot(obj)
+        delta = diff(before, after)
+        if not delta:
+            return obj
+        values = {model._meta.fields[k]: getattr(obj, k) for k in changes}
+        query = model.update(values).where(model.id == obj.id)
+        if has_version:
+            values[model._meta.fields["version"]] = model.version + 1
+            query = model.update(values).where(model.id == obj.id)
+            if expected_version is not None:
+                query = query.where(model.version == expected_version)
+        if query.execute() != 1:
+            current = model.get_or_none(model.id == obj.id)
+            raise ConflictError(current, changes)
+        if has_version:
+            obj.version = (expected_version if expected_version is not None else obj.version) + 1
+        append(actor, action, entity_type=entity_type(model), entity_id=obj.id, changes=delta)
+    return obj
+
+
+def delete(actor: authz.Actor, obj) -> None:
+    authz.require(actor, "delete", obj)
+    with database.atomic():
+        before = snapshot(obj)
+        obj.delete_instance()
+        append(actor, "delete", entity_type=entity_type(type(obj)), entity_id=obj.id,
+               changes={k: [v, None] for k, v in before.items() if v not in (None, "")})
+
+
+def event(actor: authz.Actor, action: str, *, entity=None, details: dict | None = None) -> None:
+    """An administrative event (user invited, backup downloaded, ...), in its own or the
+    caller's transaction."""
+    with database.atomic():
+        append(actor, action,
+               entity_type=entity_type(type(entity)) if entity is not None else None,
+               entity_id=entity.get_id() if entity is not None else None,
+               changes=details or {})
