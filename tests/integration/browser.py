@@ -1,0 +1,32 @@
+"""Debian's Chromium driven by Playwright, trusting exactly the stack's internal CA."""
+from __future__ import annotations
+
+import base64
+import hashlib
+import subprocess
+from pathlib import Path
+
+CHROMIUM = "/usr/bin/chromium"
+
+
+def spki_hash(cert_path: Path) -> str:
+    pem = Path(cert_path).read_bytes()
+    pub = subprocess.run(["openssl", "x509", "-pubkey", "-noout"], input=pem,
+                         capture_output=True, check=True).stdout
+    der = subprocess.run(["openssl", "pkey", "-pubin", "-outform", "der"], input=pub,
+                         capture_output=True, check=True).stdout
+    return base64.b64encode(hashlib.sha256(der).digest()).decode()
+
+
+def launch(playwright, ca_dir: Path, user_data_dir: Path):
+    """Chromium accepts certificates only from our CA (root or intermediate key pinned), not
+    any certificate: `--ignore-certificate-errors-spki-list` instead of ignoring all errors."""
+    hashes = [spki_hash(p) for p in sorted(Path(ca_dir).glob("*.crt"))]
+    args = [
+        "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+        "--disable-background-networking", "--disable-component-update", "--disable-sync",
+        "--ignore-certificate-errors-spki-list=" + ",".join(hashes),
+    ]
+    return playwright.chromium.launch_persistent_context(
+        str(user_data_dir), executable_path=CHROMIUM, headless=True, args=args,
+        viewport={"width": 1024, "height": 768})
