@@ -33,12 +33,14 @@ def cli():
 
 def _register():
     from .core.cli import migrate_cmd, secrets_group, setup_group
+    from .audit.cli import audit_group
     from .orgs.cli import org_group
 
     cli.add_command(secrets_group)
     cli.add_command(migrate_cmd)
     cli.add_command(setup_group)
     cli.add_command(org_group)
+    cli.add_command(audit_group)
 
 
 _register()
