@@ -1,0 +1,1 @@
+"""The leak register: leaks, their status workflow and history, tags, lists."""

@@ -1,0 +1,1 @@
+"""Surveys (audit campaigns), their scope and the comparison with the previous survey."""
