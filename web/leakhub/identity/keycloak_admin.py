@@ -698,6 +698,20 @@ class KeycloakAdmin:
     def get_realm(self, slug: str) -> dict:
         return self._json("GET", self._realm_path(slug), what=f"read realm '{slug}'")
 
+    def get_events_config(self, slug: str) -> dict:
+        """The realm's event settings; ``enabledEventTypes`` lists what Keycloak stores."""
+        return self._json(
+            "GET", f"{self._realm_path(slug)}/events/config", what=f"read event settings of '{slug}'"
+        )
+
+    def get_client(self, realm: str, client_id: str) -> dict:
+        """Full ClientRepresentation (incl. protocol mappers) of ``client_id`` in ``realm``."""
+        uuid = self._client_uuid(realm, client_id)
+        return self._json(
+            "GET", f"{self._realm_path(realm)}/clients/{_seg(uuid)}",
+            what=f"read client '{client_id}' in '{realm}'",
+        )
+
     def create_realm(self, realm_rep: dict) -> None:
         """Create a realm from a representation (see :func:`render_realm`)."""
         slug = _check_slug(realm_rep.get("realm", ""))
@@ -761,9 +775,8 @@ class KeycloakAdmin:
             have = existing.get(mapper["name"])
             if have is None:
                 self._request("POST", base, json_body=mapper, what="add protocol mapper")
-            elif (
-                have.get("protocolMapper") != mapper["protocolMapper"]
-                or have.get("config") != mapper.get("config")
+            elif have.get("protocolMapper") != mapper["protocolMapper"] or any(
+                (have.get("config") or {}).get(k) != v for k, v in mapper.get("config", {}).items()
             ):
                 body = dict(mapper, id=have["id"])
                 self._request(
@@ -857,6 +870,21 @@ class KeycloakAdmin:
             what=f"log out user {user_id} in '{realm}'",
         )
 
+    def get_login_failures(self, realm: str, user_id: str) -> dict:
+        """Brute-force state of a user: ``numFailures``, ``disabled`` (temporarily locked), …"""
+        return self._json(
+            "GET", f"{self._realm_path(realm)}/attack-detection/brute-force/users/{_seg(user_id)}",
+            what=f"read login failures of user {user_id} in '{realm}'",
+        )
+
+    def clear_login_failures(self, realm: str, user_id: str) -> None:
+        """Unlock a user locked out by brute-force detection."""
+        self._request(
+            "DELETE",
+            f"{self._realm_path(realm)}/attack-detection/brute-force/users/{_seg(user_id)}",
+            what=f"clear login failures of user {user_id} in '{realm}'",
+        )
+
     def execute_actions_email(
         self,
         realm: str,
@@ -910,6 +938,10 @@ class KeycloakAdmin:
             "frontchannelLogout": False,
             "consentRequired": False,
             "fullScopeAllowed": False,
+            # only what a device token needs: sub (basic) and client_id (service_account);
+            # no profile/email/roles claims
+            "defaultClientScopes": ["basic", "service_account"],
+            "optionalClientScopes": [],
             "attributes": {
                 "use.refresh.tokens": "false",
                 "client_credentials.use_refresh_token": "false",
