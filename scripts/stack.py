@@ -1,0 +1,1089 @@
+#!/usr/bin/env python3
+"""Leakhub's native stack: the compose services as local processes on 127.0.0.1.
+
+    scripts/stack.py up [--detach]   start secrets, postgres, keycloak, setup, web, worker, caddy
+    scripts/stack.py down            stop everything of this home (also stragglers)
+    scripts/stack.py status          what runs, and is it healthy
+    scripts/stack.py env             `export K=V` lines to run leakctl against this stack
+
+Common options: --home DIR (default $LEAKHUB_HOME or <repo>/var), --db sqlite|postgres,
+--ports fixed|auto, --hostname NAME.
+
+Run it with the project's virtualenv (.venv/bin/python); it uses only the standard library.
+Every child runs in its own session with LEAKHUB_STACK_HOME=<home> in its environment, which
+is how `down` finds stragglers. Logs go to <home>/logs/<service>.log. Secret values are never
+printed or passed on a command line (they travel in environment variables or files).
+"""
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import os
+import shlex
+import shutil
+import signal
+import socket
+import ssl
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+VENV = Path(os.environ.get("LEAKHUB_VENV") or REPO / ".venv")
+VENV_BIN = VENV / "bin"
+KEYCLOAK_ENV_FILE = REPO / "compose" / "keycloak.env"
+PG_INIT_SCRIPT = REPO / "compose" / "postgres" / "init-databases.sh"
+CADDYFILE = REPO / "caddy" / "Caddyfile"
+GUNICORN_CONF = REPO / "web" / "gunicorn.conf.py"
+
+DEFAULT_PORTS = {"https": 8443, "http": 8080, "web": 8000, "keycloak": 8180,
+                 "keycloak_mgmt": 9000, "postgres": 5433}
+PG_OS_USER = "leakhub"          # PostgreSQL refuses to run as root
+MARKER = "LEAKHUB_STACK_HOME"   # set in every child's environment
+TIMEOUTS = {"postgres": 90, "keycloak": 420, "setup": 420, "web": 90, "worker": 10, "caddy": 60}
+STOP_TIMEOUT = 30
+
+# Keycloak options that `kc.sh build` bakes in (kc.sh build --help-all); a change needs a rebuild.
+KC_BUILD_OPTIONS = {
+    "KC_DB", "KC_DB_DRIVER", "KC_TRANSACTION_XA_ENABLED", "KC_FEATURES", "KC_FEATURES_DISABLED",
+    "KC_HTTP_RELATIVE_PATH", "KC_HTTPS_CLIENT_AUTH", "KC_HEALTH_ENABLED",
+    "KC_HTTP_MANAGEMENT_HEALTH_ENABLED", "KC_HTTP_MANAGEMENT_RELATIVE_PATH",
+    "KC_HTTPS_MANAGEMENT_CLIENT_AUTH", "KC_LEGACY_OBSERVABILITY_INTERFACE", "KC_METRICS_ENABLED",
+    "KC_VAULT", "KC_LOG_MDC_ENABLED", "KC_TELEMETRY_LOGS_ENABLED", "KC_TELEMETRY_METRICS_ENABLED",
+    "KC_TRACING_ENABLED", "KC_TRACING_JDBC_ENABLED", "KC_TRACING_SAMPLER_TYPE",
+    "KC_EVENT_METRICS_USER_ENABLED", "KC_FIPS_MODE", "KC_OPENAPI_ENABLED", "KC_OPENAPI_UI_ENABLED",
+}
+
+
+class StackError(Exception):
+    """A service failed; `service` names it so its log tail can be shown."""
+
+    def __init__(self, message: str, service: str | None = None):
+        super().__init__(message)
+        self.service = service
+
+
+class Interrupted(Exception):
+    """SIGINT/SIGTERM while starting or running."""
+
+
+def say(msg: str) -> None:
+    print(f"stack: {msg}", flush=True)
+
+
+# --------------------------------------------------------------------------------------------
+# Layout and the environment every Leakhub process gets
+# --------------------------------------------------------------------------------------------
+
+@dataclass
+class Layout:
+    home: Path
+    db: str = "sqlite"
+    hostname: str = "localhost"
+    ports: dict = field(default_factory=lambda: dict(DEFAULT_PORTS))
+
+    @property
+    def secrets_dir(self) -> Path:
+        return self.home / "secrets"
+
+    @property
+    def logs_dir(self) -> Path:
+        return self.home / "logs"
+
+    @property
+    def data_dir(self) -> Path:
+        return self.home / "data"
+
+    @property
+    def backup_dir(self) -> Path:
+        return self.home / "backups"
+
+    @property
+    def pg_dir(self) -> Path:
+        return self.home / "postgres"
+
+    @property
+    def kc_data_dir(self) -> Path:
+        return self.home / "keycloak"
+
+    @property
+    def kc_dist(self) -> Path:
+        return self.home / "keycloak-dist"
+
+    @property
+    def caddy_dir(self) -> Path:
+        return self.home / "caddy"
+
+    @property
+    def ca_cert(self) -> Path:
+        return self.caddy_dir / "caddy" / "pki" / "authorities" / "local" / "root.crt"
+
+    @property
+    def state_file(self) -> Path:
+        return self.home / "stack.json"
+
+    @property
+    def public_url(self) -> str:
+        port = self.ports["https"]
+        return f"https://{self.hostname}" + ("" if port == 443 else f":{port}")
+
+    @property
+    def web_url(self) -> str:
+        return f"http://127.0.0.1:{self.ports['web']}"
+
+    @property
+    def keycloak_url(self) -> str:
+        return f"http://127.0.0.1:{self.ports['keycloak']}/auth"
+
+    @property
+    def keycloak_mgmt_url(self) -> str:
+        return f"http://127.0.0.1:{self.ports['keycloak_mgmt']}/auth"
+
+    @property
+    def database_url(self) -> str:
+        if self.db == "postgres":
+            return f"postgresql://leakhub@127.0.0.1:{self.ports['postgres']}/leakhub"
+        return f"sqlite:///{self.data_dir / 'leakhub.db'}"
+
+    def log(self, service: str) -> Path:
+        return self.logs_dir / f"{service}.log"
+
+    def to_json(self) -> dict:
+        return {"home": str(self.home), "db": self.db, "hostname": self.hostname,
+                "ports": self.ports}
+
+
+def read_env_file(path: Path) -> dict[str, str]:
+    """KEY=VALUE lines (compose env_file subset: no quotes, # comments)."""
+    values = {}
+    for number, line in enumerate(path.read_text().splitlines(), 1):
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        key, sep, value = line.partition("=")
+        if not sep or not key.strip():
+            raise StackError(f"{path}:{number}: expected KEY=VALUE")
+        values[key.strip()] = value.strip()
+    return values
+
+
+def app_env(layout: Layout) -> dict[str, str]:
+    """The variables leakctl, web and worker read (no secrets: those stay in files)."""
+    kc = read_env_file(KEYCLOAK_ENV_FILE)
+    return {
+        "LEAKHUB_HOME": str(layout.home),
+        "LEAKHUB_PUBLIC_URL": layout.public_url,
+        "DATABASE_URL": layout.database_url,
+        "LEAKHUB_DATA_DIR": str(layout.data_dir),
+        "LEAKHUB_SECRETS_DIR": str(layout.secrets_dir),
+        "LEAKHUB_BACKUP_DIR": str(layout.backup_dir),
+        "LEAKHUB_LOG_DIR": str(layout.logs_dir),
+        "KEYCLOAK_URL": layout.keycloak_url,
+        "KC_BOOTSTRAP_ADMIN_CLIENT_ID": kc.get("KC_BOOTSTRAP_ADMIN_CLIENT_ID", "leakhub-bootstrap"),
+    }
+
+
+def child_env(layout: Layout, extra: dict | None = None) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(app_env(layout))
+    env[MARKER] = str(layout.home)
+    env.update(extra or {})
+    return env
+
+
+def read_secret(layout: Layout, name: str) -> str:
+    path = layout.secrets_dir / name
+    try:
+        return path.read_text().strip()
+    except FileNotFoundError:
+        raise StackError(f"secret {name} is missing in {layout.secrets_dir}", "secrets") from None
+
+
+# --------------------------------------------------------------------------------------------
+# Processes
+# --------------------------------------------------------------------------------------------
+
+def pid_alive(pid: int | None) -> bool:
+    """True for a running process (zombies count as dead: nobody may reap detached children)."""
+    if not pid:
+        return False
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except (FileNotFoundError, ProcessLookupError, PermissionError):
+        return False
+    return stat.rsplit(")", 1)[-1].split()[0] not in ("Z", "X")
+
+
+def has_marker(pid: int, home: Path) -> bool:
+    try:
+        environ = Path(f"/proc/{pid}/environ").read_bytes()
+    except OSError:
+        return False
+    return f"{MARKER}={home}".encode() in environ.split(b"\0")
+
+
+def tail(path: Path, lines: int = 30) -> str:
+    try:
+        with open(path, "rb") as fh:
+            fh.seek(0, os.SEEK_END)
+            size = fh.tell()
+            fh.seek(max(0, size - 64 * 1024))
+            data = fh.read().decode("utf-8", "replace")
+    except FileNotFoundError:
+        return f"(no log at {path})"
+    return "\n".join(data.splitlines()[-lines:])
+
+
+def open_log(path: Path, title: str):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fh = open(path, "ab", buffering=0)
+    fh.write(f"\n===== stack.py: {title} at {time.strftime('%Y-%m-%dT%H:%M:%S%z')} =====\n".encode())
+    return fh
+
+
+@dataclass
+class Service:
+    name: str
+    pid: int | None = None
+    port: int | None = None
+    kind: str = "process"          # "process" (own session) or "postgres" (pg_ctl)
+    proc: subprocess.Popen | None = None
+    started: float = 0.0
+
+    def alive(self) -> bool:
+        if self.proc is not None and self.proc.poll() is not None:
+            return False
+        return pid_alive(self.pid)
+
+    def to_json(self) -> dict:
+        return {"name": self.name, "pid": self.pid, "port": self.port, "kind": self.kind}
+
+
+def spawn(layout: Layout, name: str, cmd: list[str], env: dict, *, port: int | None = None,
+          cwd: Path = REPO, **popen) -> Service:
+    log = open_log(layout.log(name), " ".join(shlex.quote(str(c)) for c in cmd))
+    try:
+        proc = subprocess.Popen([str(c) for c in cmd], env=env, cwd=str(cwd), stdin=subprocess.DEVNULL,
+                                stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+                                **popen)
+    except OSError as exc:
+        raise StackError(f"{name}: cannot start {cmd[0]}: {exc}", name) from None
+    finally:
+        log.close()
+    return Service(name=name, pid=proc.pid, port=port, proc=proc, started=time.monotonic())
+
+
+def run_logged(layout: Layout, name: str, cmd: list[str], env: dict, *, timeout: float,
+               cwd: Path = REPO, capture_stdout: bool = False, **popen) -> str:
+    """Run a one-shot command, output appended to the service log; return stdout if captured."""
+    log = open_log(layout.log(name), " ".join(shlex.quote(str(c)) for c in cmd))
+    try:
+        proc = subprocess.Popen([str(c) for c in cmd], env=env, cwd=str(cwd), stdin=subprocess.DEVNULL,
+                                stdout=subprocess.PIPE if capture_stdout else log, stderr=log,
+                                start_new_session=True, **popen)
+        try:
+            out, _ = proc.communicate(timeout=timeout)
+        except BaseException:
+            _kill_group(proc.pid, signal.SIGKILL)
+            proc.wait()
+            raise
+    except subprocess.TimeoutExpired:
+        raise StackError(f"{name}: {Path(str(cmd[0])).name} did not finish within {timeout:.0f}s",
+                         name) from None
+    except OSError as exc:
+        raise StackError(f"{name}: cannot run {cmd[0]}: {exc}", name) from None
+    finally:
+        log.close()
+    text = out.decode("utf-8", "replace") if out else ""
+    if proc.returncode != 0:
+        if text:
+            with open(layout.log(name), "a") as fh:
+                fh.write(text)
+        raise StackError(f"{name}: {Path(str(cmd[0])).name} exited with status {proc.returncode}",
+                         name)
+    return text
+
+
+def _kill_group(pid: int, sig: int) -> None:
+    try:
+        os.killpg(pid, sig)
+    except (ProcessLookupError, PermissionError):
+        try:
+            os.kill(pid, sig)
+        except (ProcessLookupError, PermissionError):
+            pass
+
+
+def stop_pid(pid: int, name: str, timeout: float = STOP_TIMEOUT, proc=None) -> None:
+    """SIGTERM the process group of a session leader, then SIGKILL after `timeout`."""
+    if not pid_alive(pid):
+        if proc is not None:
+            proc.poll()
+        return
+    _kill_group(pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            break
+        if not pid_alive(pid):
+            break
+        time.sleep(0.2)
+    else:
+        say(f"{name} did not stop within {timeout:.0f}s; killing it")
+    _kill_group(pid, signal.SIGKILL)   # also reaches children left in the group
+    if proc is not None:
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            pass
+
+
+def wait_until(name: str, check, timeout: float, service: Service | None = None,
+               interval: float = 0.5) -> None:
+    deadline = time.monotonic() + timeout
+    last = ""
+    while True:
+        if service is not None and not service.alive():
+            raise StackError(f"{name} exited during start-up", name)
+        try:
+            ok, last = check()
+            if ok:
+                return
+        except Exception as exc:  # not up yet
+            last = f"{type(exc).__name__}: {exc}"
+        if time.monotonic() > deadline:
+            raise StackError(f"{name} not healthy within {timeout:.0f}s (last check: {last})", name)
+        time.sleep(interval)
+
+
+def http_status(url: str, timeout: float = 3) -> tuple[bool, str]:
+    parts = url.split("/", 3)
+    host, _, port = parts[2].partition(":")
+    conn = http.client.HTTPConnection(host, int(port or 80), timeout=timeout)
+    try:
+        conn.request("GET", "/" + (parts[3] if len(parts) > 3 else ""))
+        resp = conn.getresponse()
+        resp.read()
+        return resp.status == 200, f"HTTP {resp.status}"
+    finally:
+        conn.close()
+
+
+def https_status(hostname: str, port: int, path: str, cafile: Path, timeout: float = 5,
+                 connect_to: str = "127.0.0.1") -> tuple[bool, str]:
+    """GET https://hostname:port/path, connecting to 127.0.0.1, verifying with Caddy's root CA."""
+    if not cafile.exists():
+        return False, "no CA root certificate yet"
+    ctx = ssl.create_default_context(cafile=str(cafile))
+    raw = socket.create_connection((connect_to, port), timeout=timeout)
+    try:
+        tls = ctx.wrap_socket(raw, server_hostname=hostname)
+    except BaseException:
+        raw.close()
+        raise
+    conn = http.client.HTTPSConnection(hostname, port, timeout=timeout, context=ctx)
+    conn.sock = tls
+    try:
+        conn.request("GET", path)
+        resp = conn.getresponse()
+        resp.read()
+        return resp.status == 200, f"HTTP {resp.status}"
+    finally:
+        conn.close()
+
+
+# --------------------------------------------------------------------------------------------
+# Ports
+# --------------------------------------------------------------------------------------------
+
+def port_free(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def pick_ports(home: Path, wanted: str) -> dict:
+    if wanted == "fixed":
+        return dict(DEFAULT_PORTS)
+    # auto: reuse the ports this home had last time when they are still free (keeps the public
+    # URL, and so Keycloak redirect URIs, stable), otherwise take fresh ones from the kernel.
+    remembered = {}
+    try:
+        remembered = json.loads((home / "ports.json").read_text())
+    except (OSError, ValueError):
+        pass
+    if set(remembered) == set(DEFAULT_PORTS) and all(port_free(p) for p in remembered.values()) \
+            and len(set(remembered.values())) == len(remembered):
+        return {k: int(v) for k, v in remembered.items()}
+    socks = []
+    try:
+        for _ in DEFAULT_PORTS:
+            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            sock.bind(("127.0.0.1", 0))
+            socks.append(sock)
+        ports = [s.getsockname()[1] for s in socks]
+    finally:
+        for sock in socks:
+            sock.close()
+    return dict(zip(DEFAULT_PORTS, ports))
+
+
+# --------------------------------------------------------------------------------------------
+# State file
+# --------------------------------------------------------------------------------------------
+
+def write_state(layout: Layout, services: list[Service], supervisor_pid: int | None) -> None:
+    state = {
+        **layout.to_json(),
+        "supervisor_pid": supervisor_pid,
+        "started_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "urls": {"public": layout.public_url, "web": layout.web_url,
+                 "keycloak": layout.keycloak_url, "keycloak_management": layout.keycloak_mgmt_url},
+        "ca_cert": str(layout.ca_cert),
+        "logs": str(layout.logs_dir),
+        "env": app_env(layout),
+        "services": [s.to_json() for s in services],
+    }
+    tmp = layout.state_file.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(state, indent=2) + "\n")
+    os.replace(tmp, layout.state_file)
+
+
+def read_state(home: Path) -> dict | None:
+    try:
+        return json.loads((home / "stack.json").read_text())
+    except FileNotFoundError:
+        return None
+    except ValueError:
+        raise StackError(f"{home / 'stack.json'} is not valid JSON") from None
+
+
+def layout_from_state(state: dict) -> Layout:
+    return Layout(home=Path(state["home"]), db=state["db"], hostname=state["hostname"],
+                  ports={k: int(v) for k, v in state["ports"].items()})
+
+
+# --------------------------------------------------------------------------------------------
+# PostgreSQL
+# --------------------------------------------------------------------------------------------
+
+def pg_bindir() -> Path:
+    candidates = []
+    for path in Path("/usr/lib/postgresql").glob("*/bin"):
+        if (path / "initdb").exists() and path.parent.name.isdigit():
+            candidates.append((int(path.parent.name), path))
+    if not candidates:
+        raise StackError("PostgreSQL server binaries not found under /usr/lib/postgresql/*/bin "
+                         "(scripts/install installs Debian's postgresql)", "postgres")
+    return max(candidates)[1]
+
+
+def pg_run_as() -> dict:
+    """Popen arguments that drop root to the unprivileged PostgreSQL user (nothing otherwise)."""
+    if os.geteuid() != 0:
+        return {}
+    import pwd
+
+    try:
+        entry = pwd.getpwnam(PG_OS_USER)
+    except KeyError:
+        subprocess.run(["useradd", "--system", "--user-group", "--no-create-home",
+                        "--home-dir", "/nonexistent", "--shell", "/usr/sbin/nologin", PG_OS_USER],
+                       check=True, stdout=subprocess.DEVNULL)
+        entry = pwd.getpwnam(PG_OS_USER)
+    return {"user": entry.pw_uid, "group": entry.pw_gid, "extra_groups": []}
+
+
+def _check_traversable(path: Path, uid: int) -> None:
+    """Every parent of `path` must be searchable by `uid` (0700 temp dirs are not)."""
+    import stat
+
+    for parent in reversed(path.parents):
+        st = parent.stat()
+        ok = (st.st_mode & stat.S_IXUSR) if st.st_uid == uid else (st.st_mode & stat.S_IXOTH)
+        if not ok:
+            raise StackError(f"PostgreSQL runs as user {PG_OS_USER!r}, which cannot enter {parent}; "
+                             f"allow it with: chmod o+x {parent}", "postgres")
+
+
+def start_postgres(layout: Layout) -> Service:
+    bindir = pg_bindir()
+    run_as = pg_run_as()
+    uid = run_as.get("user", os.geteuid())
+    gid = run_as.get("group", os.getegid())
+    pgdata = layout.pg_dir
+    log_path = layout.log("postgres")
+    env = child_env(layout, {"LC_ALL": "C.UTF-8", "LANG": "C.UTF-8"})
+    env.pop("PGDATA", None)
+    _check_traversable(pgdata, uid)
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    log_path.touch()
+    os.chown(log_path, uid, gid)
+
+    if not (pgdata / "PG_VERSION").exists():
+        if pgdata.exists() and any(pgdata.iterdir()):
+            raise StackError(f"{pgdata} exists but is not a PostgreSQL data directory", "postgres")
+        pgdata.mkdir(mode=0o700, parents=True, exist_ok=True)
+        os.chown(pgdata, uid, gid)
+        # initdb reads the superuser password from a file only that user can read.
+        fd, pwfile = tempfile.mkstemp(prefix=".pwfile-", dir=layout.home)
+        try:
+            os.write(fd, (read_secret(layout, "postgres-superuser-password") + "\n").encode())
+            os.close(fd)
+            os.chown(pwfile, uid, gid)
+            run_logged(layout, "postgres",
+                       [bindir / "initdb", "-D", pgdata, "-U", "postgres", f"--pwfile={pwfile}",
+                        "--auth=scram-sha-256", "--encoding=UTF8", "--locale=C.UTF-8",
+                        "--no-instructions"],
+                       env, timeout=120, cwd=pgdata, **run_as)
+        finally:
+            os.unlink(pwfile)
+        with open(pgdata / "postgresql.conf", "a") as conf:
+            conf.write("\n# Leakhub native stack (scripts/stack.py); the port is given at start.\n"
+                       "listen_addresses = '127.0.0.1'\n"
+                       "unix_socket_directories = ''\n"
+                       "password_encryption = 'scram-sha-256'\n"
+                       "log_timezone = 'UTC'\n"
+                       "timezone = 'UTC'\n")
+        say("postgres: initialized " + str(pgdata))
+
+    if (pgdata / "postmaster.pid").exists():
+        # A crash or SIGKILL left it behind; pg_ctl start copes when the pid is gone.
+        pid = _postmaster_pid(pgdata)
+        if pid and pid_alive(pid):
+            raise StackError(f"PostgreSQL already runs on {pgdata} (pid {pid}); "
+                             f"run scripts/stack.py down --home {layout.home}", "postgres")
+
+    started = time.monotonic()
+    port = layout.ports["postgres"]
+    run_logged(layout, "postgres",
+               [bindir / "pg_ctl", "start", "-D", pgdata, "-l", log_path, "-w",
+                "-t", str(TIMEOUTS["postgres"]), "-o", f"-p {port}"],
+               env, timeout=TIMEOUTS["postgres"] + 10, cwd=pgdata, **run_as)
+    pid = _postmaster_pid(pgdata)
+    svc = Service(name="postgres", pid=pid, port=port, kind="postgres", started=started)
+
+    # Roles and databases: the same script the postgres image runs at first start.
+    init_env = child_env(layout, {
+        "PATH": f"{bindir}:{os.environ.get('PATH', '/usr/bin:/bin')}",
+        "PGHOST": "127.0.0.1", "PGPORT": str(port), "PGUSER": "postgres",
+        "PGDATABASE": "postgres", "PGCONNECT_TIMEOUT": "10",
+        "PGPASSWORD": read_secret(layout, "postgres-superuser-password"),
+        "POSTGRES_LEAKHUB_PASSWORD_FILE": str(layout.secrets_dir / "postgres-leakhub-password"),
+        "POSTGRES_KEYCLOAK_PASSWORD_FILE": str(layout.secrets_dir / "postgres-keycloak-password"),
+    })
+    try:
+        run_logged(layout, "postgres", ["bash", PG_INIT_SCRIPT], init_env, timeout=60)
+    except StackError:
+        stop_postgres(layout, svc)
+        raise
+    return svc
+
+
+def _postmaster_pid(pgdata: Path) -> int | None:
+    try:
+        return int((pgdata / "postmaster.pid").read_text().split("\n", 1)[0])
+    except (OSError, ValueError):
+        return None
+
+
+def stop_postgres(layout: Layout, svc: Service | None = None) -> None:
+    pgdata = layout.pg_dir
+    pid = _postmaster_pid(pgdata) or (svc.pid if svc else None)
+    if not pid or not pid_alive(pid):
+        return
+    try:
+        bindir = pg_bindir()
+        subprocess.run([str(bindir / "pg_ctl"), "stop", "-D", str(pgdata), "-m", "fast", "-w",
+                        "-t", str(STOP_TIMEOUT)], env=child_env(layout), cwd=str(pgdata),
+                       stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                       stderr=subprocess.DEVNULL, timeout=STOP_TIMEOUT + 10, **pg_run_as())
+    except (StackError, subprocess.SubprocessError, OSError):
+        pass
+    if pid_alive(pid):
+        stop_pid(pid, "postgres", timeout=10)
+
+
+# --------------------------------------------------------------------------------------------
+# Keycloak
+# --------------------------------------------------------------------------------------------
+
+def fetch_keycloak() -> tuple[Path, Path]:
+    """(pristine Keycloak home in the cache, JAVA_HOME) from scripts/fetch-keycloak."""
+    try:
+        out = subprocess.run(["bash", str(REPO / "scripts" / "fetch-keycloak"), "--print-kc-home",
+                              "--print-java-home"], check=True, stdout=subprocess.PIPE,
+                             stdin=subprocess.DEVNULL, timeout=900, text=True).stdout.split()
+    except (subprocess.SubprocessError, OSError) as exc:
+        raise StackError(f"scripts/fetch-keycloak failed: {exc}", "keycloak") from None
+    return Path(out[0]), Path(out[1])
+
+
+def prepare_keycloak_dist(layout: Layout, pristine: Path) -> bool:
+    """Give this home its own Keycloak install (kc.sh build writes into it, and Keycloak keeps
+    its data dir inside it): the cache copy stays untouched. The big dependency jars are
+    hard-linked when possible. Keycloak's data/ is a symlink to <home>/keycloak, so an upgrade
+    replaces keycloak-dist and keeps the data. Returns True when a new copy was made."""
+    dist = layout.kc_dist
+    version = (pristine / "version.txt").read_text()
+    if dist.exists() and (dist / "version.txt").exists() \
+            and (dist / "version.txt").read_text() == version:
+        return False
+    tmp = layout.home / f".keycloak-dist.tmp-{os.getpid()}"
+    shutil.rmtree(tmp, ignore_errors=True)
+
+    def link_or_copy(src, dst):
+        try:
+            os.link(src, dst)
+        except OSError:
+            shutil.copy2(src, dst)
+
+    lib_lib = pristine / "lib" / "lib"
+    # Everything but the jars in lib/lib is copied; those are linked right after.
+    shutil.copytree(pristine, tmp, symlinks=True,
+                    ignore=lambda d, names: names if Path(d) == lib_lib else [])
+    shutil.copytree(lib_lib, tmp / "lib" / "lib", symlinks=True, dirs_exist_ok=True,
+                    copy_function=link_or_copy)
+    layout.kc_data_dir.mkdir(parents=True, exist_ok=True)
+    shutil.rmtree(tmp / "data", ignore_errors=True)
+    os.symlink(layout.kc_data_dir, tmp / "data")
+    if dist.exists():
+        shutil.rmtree(dist)
+    os.replace(tmp, dist)
+    return True
+
+
+def keycloak_env(layout: Layout) -> tuple[dict, dict]:
+    """(build options, full runtime environment) for kc.sh."""
+    settings = read_env_file(KEYCLOAK_ENV_FILE)
+    ports = layout.ports
+    settings.update({
+        "KC_HTTP_HOST": "127.0.0.1",
+        "KC_HTTP_PORT": str(ports["keycloak"]),
+        "KC_HTTP_MANAGEMENT_PORT": str(ports["keycloak_mgmt"]),
+        "KC_HOSTNAME": f"{layout.public_url}/auth",
+    })
+    secrets = {"KC_BOOTSTRAP_ADMIN_CLIENT_SECRET":
+               read_secret(layout, "keycloak-bootstrap-client-secret")}
+    if layout.db == "postgres":
+        settings.update({
+            "KC_DB": "postgres",
+            "KC_DB_URL": f"jdbc:postgresql://127.0.0.1:{ports['postgres']}/keycloak",
+            "KC_DB_USERNAME": "keycloak",
+        })
+        secrets["KC_DB_PASSWORD"] = read_secret(layout, "postgres-keycloak-password")
+    else:
+        # Embedded H2 file database under keycloak-dist/data -> <home>/keycloak.
+        settings["KC_DB"] = "dev-file"
+        for key in ("KC_DB_URL", "KC_DB_USERNAME", "KC_DB_PASSWORD"):
+            settings.pop(key, None)
+    build = {k: v for k, v in settings.items() if k in KC_BUILD_OPTIONS}
+    env = {k: v for k, v in os.environ.items() if not k.startswith("KC_")}
+    env.update(settings)
+    env.update(secrets)
+    return build, env
+
+
+def start_keycloak(layout: Layout, timings: dict) -> Service:
+    pristine, java_home = fetch_keycloak()
+    t0 = time.monotonic()
+    if prepare_keycloak_dist(layout, pristine):
+        timings["keycloak copy"] = time.monotonic() - t0
+    build, env = keycloak_env(layout)
+    env.update({"JAVA_HOME": str(java_home), MARKER: str(layout.home)})
+    kc_sh = layout.kc_dist / "bin" / "kc.sh"
+
+    stamp = layout.kc_dist / ".leakhub-build.json"
+    try:
+        built = json.loads(stamp.read_text())
+    except (OSError, ValueError):
+        built = None
+    if built != build:
+        say("keycloak: kc.sh build (once per option set; takes a minute)")
+        t1 = time.monotonic()
+        build_env = {k: v for k, v in env.items() if not k.startswith("KC_")}
+        build_env.update(build)
+        stamp.unlink(missing_ok=True)
+        run_logged(layout, "keycloak", [kc_sh, "build"], build_env, timeout=600, cwd=layout.kc_dist)
+        stamp.write_text(json.dumps(build, sort_keys=True) + "\n")
+        timings["keycloak build"] = time.monotonic() - t1
+
+    svc = spawn(layout, "keycloak", [kc_sh, "start", "--optimized"], env,
+                port=layout.ports["keycloak"], cwd=layout.kc_dist)
+    wait_until("keycloak", lambda: http_status(f"{layout.keycloak_mgmt_url}/health/ready"),
+               TIMEOUTS["keycloak"], svc, interval=1)
+    timings["keycloak start"] = time.monotonic() - svc.started
+    return svc
+
+
+# --------------------------------------------------------------------------------------------
+# The stack
+# --------------------------------------------------------------------------------------------
+
+def leakctl() -> Path:
+    path = VENV_BIN / "leakctl"
+    if not path.exists():
+        raise StackError(f"{path} is missing: run scripts/install first", "setup")
+    return path
+
+
+def caddy_env(layout: Layout) -> dict:
+    return child_env(layout, {
+        "XDG_DATA_HOME": str(layout.caddy_dir),
+        "XDG_CONFIG_HOME": str(layout.caddy_dir / "config"),
+        "LEAKHUB_HOSTNAME": layout.hostname,
+        "LEAKHUB_HTTP_PORT": str(layout.ports["http"]),
+        "LEAKHUB_HTTPS_PORT": str(layout.ports["https"]),
+        "LEAKHUB_BIND": "127.0.0.1",
+        "LEAKHUB_WEB_UPSTREAM": f"127.0.0.1:{layout.ports['web']}",
+        "LEAKHUB_KEYCLOAK_UPSTREAM": f"127.0.0.1:{layout.ports['keycloak']}",
+        "LEAKHUB_TLS": os.environ.get("LEAKHUB_TLS", "internal"),
+        "LEAKHUB_ADMIN_ALLOW": os.environ.get("LEAKHUB_ADMIN_ALLOW", "127.0.0.1/32 ::1/128"),
+        "LEAKHUB_APP_ALLOW": os.environ.get("LEAKHUB_APP_ALLOW", "0.0.0.0/0 ::/0"),
+    })
+
+
+class Stack:
+    def __init__(self, layout: Layout):
+        self.layout = layout
+        self.services: list[Service] = []
+        self.timings: dict[str, float] = {}
+        self.setup_output = ""
+
+    # -- start --------------------------------------------------------------------------------
+    def start(self) -> None:
+        layout = self.layout
+        t_all = time.monotonic()
+        for d in (layout.home, layout.logs_dir, layout.data_dir, layout.backup_dir,
+                  layout.caddy_dir):
+            d.mkdir(parents=True, exist_ok=True)
+        if os.geteuid() == 0:
+            layout.home.chmod(layout.home.stat().st_mode | 0o011)  # o+x/g+x for PostgreSQL
+        (layout.home / "ports.json").write_text(json.dumps(layout.ports) + "\n")
+        base_env = child_env(layout)
+
+        busy = [f"{name} {port}" for name, port in layout.ports.items()
+                if (name != "postgres" or layout.db == "postgres") and not port_free(port)]
+        if busy:
+            raise StackError("ports in use on 127.0.0.1: " + ", ".join(busy)
+                             + " (stop what uses them, or pass --ports auto)")
+
+        # 1. secrets
+        run_logged(layout, "setup", [leakctl(), "secrets", "init"], base_env, timeout=60)
+        say(f"secrets: {layout.secrets_dir}")
+
+        # 2. postgres
+        if layout.db == "postgres":
+            t = time.monotonic()
+            self.services.append(start_postgres(layout))
+            self.timings["postgres"] = time.monotonic() - t
+            say(f"postgres: ready on 127.0.0.1:{layout.ports['postgres']} "
+                f"({self.timings['postgres']:.1f}s)")
+
+        # 3. keycloak
+        t = time.monotonic()
+        say("keycloak: starting" + (" (dev-file database)" if layout.db == "sqlite" else ""))
+        self.services.append(start_keycloak(layout, self.timings))
+        self.timings["keycloak"] = time.monotonic() - t
+        say(f"keycloak: ready on {layout.keycloak_url} ({self.timings['keycloak']:.1f}s)")
+
+        # 4. setup: migrations, Keycloak service client, first organization
+        t = time.monotonic()
+        self.setup_output = run_logged(layout, "setup", [leakctl(), "setup", "--wait", "300"],
+                                       base_env, timeout=TIMEOUTS["setup"], capture_stdout=True)
+        self.timings["setup"] = time.monotonic() - t
+        say(f"setup: done ({self.timings['setup']:.1f}s)")
+
+        # 5. web
+        t = time.monotonic()
+        web = spawn(layout, "web", [VENV_BIN / "gunicorn", "-c", GUNICORN_CONF],
+                    child_env(layout, {"LEAKHUB_BIND": f"127.0.0.1:{layout.ports['web']}"}),
+                    port=layout.ports["web"])
+        self.services.append(web)
+        wait_until("web", lambda: http_status(f"{layout.web_url}/readyz"), TIMEOUTS["web"], web)
+        self.timings["web"] = time.monotonic() - t
+        say(f"web: ready on {layout.web_url} ({self.timings['web']:.1f}s)")
+
+        # 6. worker
+        worker = spawn(layout, "worker", [VENV_BIN / "python", "-m", "leakhub_worker"], base_env)
+        self.services.append(worker)
+        time.sleep(2)
+        if not worker.alive():
+            raise StackError("worker exited during start-up", "worker")
+        say("worker: running")
+
+        # 7. caddy
+        t = time.monotonic()
+        caddy_bin = shutil.which("caddy")
+        if not caddy_bin:
+            raise StackError("caddy is not installed (scripts/install installs it)", "caddy")
+        caddy = spawn(layout, "caddy", [caddy_bin, "run", "--config", CADDYFILE,
+                                        "--adapter", "caddyfile"], caddy_env(layout),
+                      port=layout.ports["https"])
+        self.services.append(caddy)
+        wait_until("caddy", lambda: https_status(layout.hostname, layout.ports["https"],
+                                                 "/healthz", layout.ca_cert),
+                   TIMEOUTS["caddy"], caddy)
+        self.timings["caddy"] = time.monotonic() - t
+        say(f"caddy: ready on {layout.public_url} ({self.timings['caddy']:.1f}s)")
+        self.timings["total"] = time.monotonic() - t_all
+
+    # -- stop ---------------------------------------------------------------------------------
+    def stop(self) -> None:
+        for svc in reversed(self.services):
+            if svc.kind == "postgres":
+                stop_postgres(self.layout, svc)
+            elif svc.pid:
+                stop_pid(svc.pid, svc.name, proc=svc.proc)
+        self.services.clear()
+
+    def summary(self) -> None:
+        layout = self.layout
+        print(flush=True)
+        if self.setup_output.strip():
+            print(self.setup_output.rstrip())
+            print()
+        timings = ", ".join(f"{k} {v:.1f}s" for k, v in self.timings.items())
+        home_env = "" if layout.home == REPO / "var" else \
+            f'eval "$(.venv/bin/python scripts/stack.py env --home {shlex.quote(str(layout.home))})"; '
+        print(f"Leakhub is running at {layout.public_url}/\n"
+              f"  HTTPS uses Caddy's internal CA; trust its root certificate:\n"
+              f"    {layout.ca_cert}\n"
+              f"  First sign-in: the e-mail and one-time password printed above by `leakctl setup`;\n"
+              f"    show them again with: {home_env}.venv/bin/leakctl setup show-first-admin\n"
+              f"  Logs: {layout.logs_dir}/\n"
+              f"  Start-up: {timings}", flush=True)
+
+
+def _raise_interrupted(signum, frame):
+    raise Interrupted(signal.Signals(signum).name)
+
+
+def report_failure(layout: Layout, exc: StackError) -> None:
+    print(f"stack: error: {exc}", file=sys.stderr, flush=True)
+    if exc.service:
+        log = layout.log(exc.service)
+        print(f"----- last lines of {log} -----\n{tail(log)}\n-----", file=sys.stderr, flush=True)
+
+
+def cmd_up(args) -> int:
+    home = resolve_home(args.home)
+    state = read_state(home)
+    if state and any_alive(state):
+        print(f"stack: error: a stack already runs with home {home}; "
+              f"stop it with: scripts/stack.py down --home {home}", file=sys.stderr)
+        return 1
+    if state:
+        (home / "stack.json").unlink(missing_ok=True)
+    home.mkdir(parents=True, exist_ok=True)
+    layout = Layout(home=home, db=args.db, hostname=args.hostname, ports=pick_ports(home, args.ports))
+    stack = Stack(layout)
+    signal.signal(signal.SIGTERM, _raise_interrupted)
+    signal.signal(signal.SIGINT, _raise_interrupted)
+    if args.detach:
+        signal.signal(signal.SIGHUP, _raise_interrupted)
+    try:
+        stack.start()
+        write_state(layout, stack.services, None if args.detach else os.getpid())
+    except StackError as exc:
+        report_failure(layout, exc)
+        say("stopping what was started")
+        _shield(stack.stop)
+        layout.state_file.unlink(missing_ok=True)
+        return 1
+    except Interrupted as exc:
+        say(f"{exc}: stopping what was started")
+        _shield(stack.stop)
+        layout.state_file.unlink(missing_ok=True)
+        return 130
+    except BaseException:
+        _shield(stack.stop)
+        layout.state_file.unlink(missing_ok=True)
+        raise
+    stack.summary()
+    if args.detach:
+        print(f"  Stop it with: .venv/bin/python scripts/stack.py down --home {layout.home}",
+              flush=True)
+        return 0
+
+    print("  Press Ctrl-C to stop.", flush=True)
+    status = 0
+    try:
+        while True:
+            dead = [s for s in stack.services if not s.alive()]
+            if dead:
+                svc = dead[0]
+                report_failure(layout, StackError(f"{svc.name} exited unexpectedly", svc.name))
+                status = 1
+                break
+            time.sleep(1)
+    except Interrupted as exc:
+        say(f"{exc}: stopping")
+    say("stopping services")
+    _shield(stack.stop)
+    layout.state_file.unlink(missing_ok=True)
+    say("stopped")
+    return status
+
+
+def _shield(func) -> None:
+    """Run `func` with SIGINT/SIGTERM ignored (a second Ctrl-C must not abort the clean-up)."""
+    old = {s: signal.signal(s, signal.SIG_IGN) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        func()
+    finally:
+        for s, h in old.items():
+            signal.signal(s, h)
+
+
+def any_alive(state: dict) -> bool:
+    home = Path(state["home"])
+    if state.get("supervisor_pid") and pid_alive(state["supervisor_pid"]) \
+            and state["supervisor_pid"] != os.getpid():
+        return True
+    return any(pid_alive(s.get("pid")) and (s.get("kind") == "postgres" or has_marker(s["pid"], home))
+               for s in state.get("services", []))
+
+
+def stragglers(home: Path) -> list[int]:
+    me = {os.getpid(), os.getppid()}
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit() and int(entry.name) not in me and has_marker(int(entry.name), home):
+            if pid_alive(int(entry.name)):
+                found.append(int(entry.name))
+    return found
+
+
+def cmd_down(args) -> int:
+    home = resolve_home(args.home)
+    state = read_state(home)
+    layout = layout_from_state(state) if state else Layout(home=home)
+    if state:
+        sup = state.get("supervisor_pid")
+        if sup and sup != os.getpid() and pid_alive(sup):
+            say(f"asking the foreground supervisor (pid {sup}) to stop")
+            os.kill(sup, signal.SIGTERM)
+            deadline = time.monotonic() + 4 * STOP_TIMEOUT
+            while pid_alive(sup) and time.monotonic() < deadline:
+                time.sleep(0.3)
+        for svc in reversed(state.get("services", [])):
+            pid = svc.get("pid")
+            if svc.get("kind") == "postgres":
+                if pid_alive(_postmaster_pid(layout.pg_dir)):
+                    say("stopping postgres")
+                stop_postgres(layout)
+            elif pid and pid_alive(pid) and has_marker(pid, home):
+                say(f"stopping {svc['name']} (pid {pid})")
+                stop_pid(pid, svc["name"])
+    stop_postgres(layout)   # also when stack.json is gone but the postmaster is not
+    left = stragglers(home)
+    if left:
+        say(f"stopping {len(left)} straggler process(es): {', '.join(map(str, left))}")
+        for pid in left:
+            try:
+                os.kill(pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and any(pid_alive(p) for p in left):
+            time.sleep(0.2)
+        for pid in left:
+            if pid_alive(pid):
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+    (home / "stack.json").unlink(missing_ok=True)
+    say(f"stopped (home {home})")
+    return 0
+
+
+def cmd_status(args) -> int:
+    home = resolve_home(args.home)
+    state = read_state(home)
+    if not state:
+        print(f"not running (no {home / 'stack.json'})")
+        return 3
+    layout = layout_from_state(state)
+    checks = {
+        "postgres": None,
+        "keycloak": lambda: http_status(f"{layout.keycloak_mgmt_url}/health/ready"),
+        "web": lambda: http_status(f"{layout.web_url}/readyz"),
+        "worker": None,
+        "caddy": lambda: https_status(layout.hostname, layout.ports["https"], "/healthz",
+                                      layout.ca_cert),
+    }
+    healthy = True
+    print(f"home {home}  db {layout.db}  {layout.public_url}/")
+    for svc in state.get("services", []):
+        alive = pid_alive(svc.get("pid"))
+        health = "-"
+        if alive and checks.get(svc["name"]):
+            try:
+                ok, detail = checks[svc["name"]]()
+            except Exception as exc:
+                ok, detail = False, type(exc).__name__
+            health = "healthy" if ok else f"unhealthy ({detail})"
+            healthy &= ok
+        healthy &= alive
+        port = svc.get("port") or ""
+        print(f"  {svc['name']:<9} pid {svc.get('pid') or '-':<8} port {port:<6} "
+              f"{'running' if alive else 'DEAD':<8} {health}")
+    return 0 if healthy else 1
+
+
+def cmd_env(args) -> int:
+    home = resolve_home(args.home)
+    state = read_state(home)
+    if state:
+        layout = layout_from_state(state)
+    else:
+        layout = Layout(home=home, db=args.db, hostname=args.hostname,
+                        ports=pick_ports(home, args.ports) if args.ports == "auto" else dict(DEFAULT_PORTS))
+    for key, value in app_env(layout).items():
+        print(f"export {key}={shlex.quote(value)}")
+    return 0
+
+
+def resolve_home(value: str | None) -> Path:
+    home = value or os.environ.get("LEAKHUB_HOME") or str(REPO / "var")
+    return Path(home).expanduser().resolve()
+
+
+def main(argv=None) -> int:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--home", help="state directory (default $LEAKHUB_HOME or <repo>/var)")
+    common.add_argument("--db", choices=("sqlite", "postgres"), default="sqlite",
+                        help="the app's database; postgres also serves Keycloak (default sqlite)")
+    common.add_argument("--ports", choices=("fixed", "auto"), default="fixed",
+                        help="fixed: https 8443, http 8080, web 8000, keycloak 8180/9000, "
+                             "postgres 5433; auto: free loopback ports")
+    common.add_argument("--hostname", default="localhost",
+                        help="public host name in URLs and the certificate (default localhost)")
+    parser = argparse.ArgumentParser(prog="stack.py", description=__doc__.split("\n\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    up = sub.add_parser("up", parents=[common], help="start the stack (foreground unless --detach)")
+    up.add_argument("--detach", action="store_true",
+                    help="return once everything is healthy; stop later with `down`")
+    sub.add_parser("down", parents=[common], help="stop the stack of --home")
+    sub.add_parser("status", parents=[common], help="show processes and health")
+    sub.add_parser("env", parents=[common], help="print `export K=V` lines for leakctl")
+    args = parser.parse_args(argv)
+    try:
+        return {"up": cmd_up, "down": cmd_down, "status": cmd_status, "env": cmd_env}[args.command](args)
+    except StackError as exc:
+        print(f"stack: error: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
