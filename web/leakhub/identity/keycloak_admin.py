@@ -721,6 +721,21 @@ class KeycloakAdmin:
             raise KeycloakConflict(
                 f"realm '{slug}' already exists", status=exc.status, kc_error=exc.kc_error
             ) from None
+        self.make_names_optional(slug)
+
+    def make_names_optional(self, slug: str) -> None:
+        """Keycloak 26's default user profile requires first and last name and would stop
+        every invited user at an extra form. Leakhub only needs the e-mail (data economy),
+        so names stay optional. Idempotent."""
+        path = f"{self._realm_path(slug)}/users/profile"
+        profile = self._json("GET", path, what=f"read user profile of '{slug}'")
+        changed = False
+        for attribute in profile.get("attributes", []):
+            if attribute.get("name") in ("firstName", "lastName") and attribute.get("required"):
+                attribute.pop("required")
+                changed = True
+        if changed:
+            self._request("PUT", path, json_body=profile, what=f"update user profile of '{slug}'")
 
     def delete_realm(self, slug: str) -> None:
         """Delete a realm and everything in it. Refuses ``master``."""
