@@ -34,3 +34,65 @@ def app(config):
 @pytest.fixture
 def client(app):
     return app.test_client()
+
+
+# ---------------------------------------------------------------- leak register fixtures
+
+@pytest.fixture
+def org(app):
+    from leakhub.orgs.models import Organization
+
+    return Organization.create(slug="acme", name="ACME GmbH", oidc_client_secret="x",
+                               timezone="Europe/Berlin")
+
+
+@pytest.fixture
+def other_org(app):
+    from leakhub.orgs.models import Organization
+
+    return Organization.create(slug="other", name="Other AG", oidc_client_secret="y")
+
+
+@pytest.fixture
+def make_user(org):
+    """make_user(role="editor", organization=org) → a User row."""
+    from leakhub.identity.models import User
+
+    counter = {"n": 0}
+
+    def _make(role="editor", organization=None, name=""):
+        counter["n"] += 1
+        o = organization or org
+        return User.create(organization=o, sub=f"sub-{o.slug}-{counter['n']}",
+                           email=f"u{counter['n']}@{o.slug}.test", name=name, role=role)
+    return _make
+
+
+@pytest.fixture
+def make_actor(org, make_user):
+    """make_actor(role="admin") → an authz.Actor for a new user of `org`."""
+    from leakhub.authz import Actor
+
+    def _make(role="admin", organization=None):
+        user = make_user(role, organization=organization)
+        return Actor(organization=user.organization, kind="user", user=user)
+    return _make
+
+
+@pytest.fixture
+def actor(make_actor):
+    return make_actor("admin")
+
+
+@pytest.fixture
+def login(app, client):
+    """login(user) → the test client, signed in as `user` (CSRF token "t")."""
+    def _login(user, c=None):
+        c = c or client
+        with c.session_transaction() as s:
+            s["org_id"] = user.organization_id
+            s["_user_id"] = str(user.id)
+            s["_fresh"] = True
+            s["csrf"] = "t"
+        return c
+    return _login

@@ -1,0 +1,563 @@
+"""Leaks: create/edit, tag numbering, the status workflow with history, lists with filters.
+
+Every function takes the acting `actor`; reads go through authz.scope, writes through
+audit.writer. The web views, the API, imports, device ingest and leakctl call these.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import math
+import re
+from dataclasses import dataclass, field
+from decimal import Decimal
+
+import peewee as pw
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
+
+from .. import authz
+from ..audit import writer
+from ..core.db import database, utcnow
+from ..core.validation import Fields, ValidationError, local_to_utc
+from ..identity.models import User
+from ..locations.models import Location
+from ..locations.service import resolve_location, subtree_condition
+from ..locations.settings import SettingsResolver
+from ..surveys.models import Survey
+from . import calc
+from .models import (COMPONENTS, ESTIMATE_CLASSES_CFM, FIXED_STATUSES, METHODS, OPEN_STATUSES,
+                     PRIORITIES, STATUSES, Leak, LeakStatusChange)
+
+# ------------------------------------------------------------------ labels (translated)
+
+STATUS_LABELS = {
+    "to_review": _l("to review"), "open": _l("open"), "repair_planned": _l("repair planned"),
+    "repaired": _l("repaired"), "verified": _l("verified"), "deferred": _l("deferred"),
+    "not_a_leak": _l("not a leak"),
+}
+COMPONENT_LABELS = {
+    "coupling": _l("coupling"), "hose": _l("hose"), "tube": _l("tube"), "fitting": _l("fitting"),
+    "pipe_joint": _l("pipe joint"), "quick_disconnect": _l("quick disconnect"),
+    "frl_unit": _l("FRL unit"), "condensate_trap": _l("condensate trap"), "valve": _l("valve"),
+    "flange": _l("flange"), "cylinder": _l("cylinder"), "other": _l("other"),
+}
+METHOD_LABELS = {"device": _l("measured with a device"), "estimate": _l("estimate class"),
+                 "calculated": _l("calculated")}
+PRIORITY_LABELS = {1: _l("high"), 2: _l("medium"), 3: _l("low")}
+ESTIMATE_LABELS = {"minimal": _l("minimal (felt, not heard)"), "small": _l("small"),
+                   "medium": _l("medium"), "large": _l("large"),
+                   "severe": _l("severe (heard at a distance)")}
+
+# ------------------------------------------------------------------ status workflow
+
+# open → repair planned → repaired → verified; or deferred / not a leak.
+# "to review": leaks ingested from devices, confirmed (open) or dismissed (not a leak).
+TRANSITIONS: dict[str, tuple[str, ...]] = {
+    "to_review": ("open", "not_a_leak"),
+    "open": ("repair_planned", "repaired", "deferred", "not_a_leak"),
+    "repair_planned": ("repaired", "deferred", "open"),
+    "repaired": ("verified", "open"),  # back to open: verification found it still leaking
+    "deferred": ("open", "repair_planned", "repaired"),
+    "verified": (),
+    "not_a_leak": ("open",),  # correcting a mistaken dismissal
+}
+INITIAL_STATUSES = ("open", "to_review")
+
+
+def allowed_transitions(status: str) -> tuple[str, ...]:
+    return TRANSITIONS.get(status, ())
+
+
+def check_transition(from_status: str, to_status: str, *, tag: str | None = None) -> None:
+    if to_status not in STATUSES:
+        raise ValidationError(_("Unknown status %(s)s.", s=to_status), "status")
+    if to_status in allowed_transitions(from_status):
+        return
+    allowed = ", ".join(str(STATUS_LABELS[s]) for s in allowed_transitions(from_status))
+    who = _("Leak %(tag)s: ", tag=tag) if tag else ""
+    if allowed:
+        msg = _("cannot change the status from “%(a)s” to “%(b)s”; possible: %(allowed)s.",
+                a=STATUS_LABELS[from_status], b=STATUS_LABELS[to_status], allowed=allowed)
+    else:
+        msg = _("cannot change the status from “%(a)s” to “%(b)s”; “%(a)s” is final.",
+                a=STATUS_LABELS[from_status], b=STATUS_LABELS[to_status])
+    raise ValidationError(who + msg, "status")
+
+
+# ------------------------------------------------------------------ tag numbers
+
+_TAG_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,31}$")
+
+
+def normalize_tag(tag) -> str | None:
+    if tag is None:
+        return None
+    tag = str(tag).strip()
+    if not tag:
+        return None
+    if not _TAG_RE.match(tag):
+        raise ValidationError(_("A tag number has up to 32 letters, digits, '-', '.', '/' "
+                                "or '_'."), "tag")
+    return tag
+
+
+def tag_number_of(tag: str) -> int | None:
+    return int(tag) if tag.isdigit() and len(tag) <= 18 else None
+
+
+def _tag_query(actor):
+    # Tag numbers are unique in the whole organization (database constraint); the check reads
+    # the rows the actor may create leaks among.
+    return authz.scope(actor, Leak, "create")
+
+
+def tag_taken(actor, tag: str, exclude_id: int | None = None) -> bool:
+    number = tag_number_of(tag)
+    cond = Leak.tag == tag
+    if number is not None:
+        cond = cond | (Leak.tag_number == number)
+    query = _tag_query(actor).where(cond)
+    if exclude_id is not None:
+        query = query.where(Leak.id != exclude_id)
+    return query.exists()
+
+
+def next_tag_number(actor) -> int:
+    top = (_tag_query(actor).select(pw.fn.MAX(Leak.tag_number))
+           .order_by().scalar())
+    return (top or 0) + 1
+
+
+def _tag_error(tag: str) -> ValidationError:
+    return ValidationError(_("Tag number %(tag)s is already used by another leak.", tag=tag),
+                           "tag")
+
+
+# ------------------------------------------------------------------ input
+
+EDIT_FIELDS = ("location", "survey", "found_at", "found_by_user", "found_by", "device_serial",
+               "method", "estimate_class", "rate_lpm", "rate_low_lpm", "rate_high_lpm",
+               "pressure_bar", "gas", "component", "priority", "description",
+               "recommended_action", "spare_part", "due_date", "repaired_at", "repaired_by",
+               "repair_cost", "verification_note", "previous_leak")
+
+
+def parse_leak_form(data, *, tzname: str | None, creating: bool) -> dict:
+    """Form/JSON fields → typed values (times converted to UTC). Does not touch the DB."""
+    f = Fields(data)
+    out = {
+        "tag": f.text("tag", max_length=32) or None,
+        "location": f.integer("location", required=True),
+        "survey": f.integer("survey"),
+        "found_at": local_to_utc(f.datetime("found_at", required=creating), tzname),
+        "found_by_user": f.integer("found_by_user"),
+        "found_by": f.text("found_by", max_length=200),
+        "device_serial": f.text("device_serial", max_length=64),
+        "method": f.choice("method", METHODS, default="device"),
+        "estimate_class": f.choice("estimate_class", ESTIMATE_CLASSES_CFM),
+        "rate_lpm": f.decimal("rate_lpm", min_value=0, max_value=100000, places=3),
+        "rate_low_lpm": f.decimal("rate_low_lpm", min_value=0, max_value=100000, places=3),
+        "rate_high_lpm": f.decimal("rate_high_lpm", min_value=0, max_value=100000, places=3),
+        "pressure_bar": f.decimal("pressure_bar", min_value=0, max_value=400, places=2),
+        "gas": f.text("gas", max_length=32) or "air",
+        "component": f.choice("component", COMPONENTS, default="other"),
+        "priority": f.choice("priority", PRIORITIES, default=2),
+        "description": f.text("description", max_length=10000),
+        "recommended_action": f.text("recommended_action", max_length=10000),
+        "spare_part": f.text("spare_part", max_length=200),
+        "due_date": f.date("due_date"),
+        "repaired_at": f.date("repaired_at"),
+        "repaired_by": f.text("repaired_by", max_length=200),
+        "repair_cost": f.decimal("repair_cost", min_value=0, max_value=10**9, places=2),
+        "verification_note": f.text("verification_note", max_length=10000),
+        "previous_leak": f.integer("previous_leak"),
+    }
+    if creating:
+        out["status"] = f.choice("status", INITIAL_STATUSES, default="open")
+    try:
+        out["tag"] = normalize_tag(out["tag"])
+    except ValidationError as exc:
+        f.errors.update(exc.errors)
+    f.check()
+    return out
+
+
+def _check_values(actor, values: dict, *, leak: Leak | None = None) -> dict:
+    """Rules across fields and references to other rows; ids → rows of this organization."""
+    errors: dict[str, str] = {}
+    v = dict(values)
+    try:
+        v["location"] = (v["location"] if isinstance(v.get("location"), Location)
+                         else resolve_location(actor, v.get("location")))
+    except ValidationError as exc:
+        errors.update(exc.errors)
+    if v.get("survey") not in (None, ""):
+        sid = v["survey"].id if isinstance(v["survey"], Survey) else v["survey"]
+        v["survey"] = authz.scope(actor, Survey, "view").where(Survey.id == sid).first()
+        if v["survey"] is None:
+            errors["survey"] = _("Choose a survey of this organization.")
+    else:
+        v["survey"] = None
+    if v.get("found_by_user") not in (None, ""):
+        uid = v["found_by_user"].id if isinstance(v["found_by_user"], User) else v["found_by_user"]
+        v["found_by_user"] = authz.scope(actor, User, "view").where(User.id == uid).first()
+        if v["found_by_user"] is None:
+            errors["found_by_user"] = _("Choose a user of this organization.")
+    else:
+        v["found_by_user"] = None
+    if v.get("previous_leak") not in (None, ""):
+        pid = v["previous_leak"].id if isinstance(v["previous_leak"], Leak) else v["previous_leak"]
+        prev = authz.scope(actor, Leak, "view").where(Leak.id == pid).first()
+        if prev is None or (leak is not None and prev.id == leak.id):
+            errors["previous_leak"] = _("Choose another leak of this organization.")
+        v["previous_leak"] = prev
+    else:
+        v["previous_leak"] = None
+    method = v.get("method") or "device"
+    v["method"] = method
+    if method == "estimate":
+        if not v.get("estimate_class"):
+            errors["estimate_class"] = _("Choose an estimate class.")
+        elif v.get("rate_lpm") is None:
+            v["rate_lpm"] = calc.estimate_rate_lpm(v["estimate_class"]).quantize(Decimal("0.001"))
+    else:
+        v["estimate_class"] = None
+    if v.get("rate_lpm") is None and "rate_lpm" not in errors:
+        errors["rate_lpm"] = _("Enter the leak rate in l/min.")
+    low, high, rate = v.get("rate_low_lpm"), v.get("rate_high_lpm"), v.get("rate_lpm")
+    if rate is not None:
+        if low is not None and low > rate:
+            errors["rate_low_lpm"] = _("The low end must not exceed the leak rate.")
+        if high is not None and high < rate:
+            errors["rate_high_lpm"] = _("The high end must not be below the leak rate.")
+    if v.get("found_at") is None and leak is None:
+        errors["found_at"] = _("This field is required.")
+    if errors:
+        raise ValidationError(errors)
+    for k in ("found_by", "device_serial", "description", "recommended_action", "spare_part",
+              "repaired_by", "verification_note"):
+        v[k] = v.get(k) or ""
+    v["gas"] = v.get("gas") or "air"
+    v["component"] = v.get("component") or "other"
+    v["priority"] = v.get("priority") or 2
+    return v
+
+
+# ------------------------------------------------------------------ writing
+
+def _history(actor, leak: Leak, from_status, to_status, note="") -> None:
+    writer.create(actor, LeakStatusChange, leak=leak, from_status=from_status,
+                  to_status=to_status, actor_label=actor.display[:254],
+                  user=actor.user if actor.kind == "user" else None, note=note or "")
+
+
+def create_leak(actor, **values) -> Leak:
+    """Create a leak. `tag` given: the pre-printed tag is kept (duplicates rejected naming
+    the field); otherwise the next number of the organization is assigned."""
+    authz.require(actor, "create")
+    tag = normalize_tag(values.pop("tag", None))
+    status = values.pop("status", None) or "open"
+    if status not in INITIAL_STATUSES:
+        raise ValidationError(_("A new leak starts as open or to review."), "status")
+    source = values.pop("source", "manual")
+    v = _check_values(actor, values)
+    fields = {k: v.get(k) for k in EDIT_FIELDS if k in v or k in values}
+    fields.update(status=status, source=source)
+    if tag is not None and tag_taken(actor, tag):
+        raise _tag_error(tag)
+    for attempt in range(5):
+        use_tag = tag if tag is not None else str(next_tag_number(actor))
+        try:
+            with database.atomic():
+                leak = writer.create(actor, Leak, tag=use_tag, tag_number=tag_number_of(use_tag),
+                                     **fields)
+                _history(actor, leak, None, status)
+            return leak
+        except pw.IntegrityError:
+            # A concurrent save took the tag between our check and the insert.
+            if tag is not None or attempt == 4:
+                raise _tag_error(use_tag) from None
+    raise AssertionError("unreachable")
+
+
+def update_leak(actor, leak: Leak, *, expected_version: int | None, **values) -> Leak:
+    """Edit the leak's data (not its status: see change_status). Raises ConflictError."""
+    authz.require(actor, "edit", leak)
+    tag = normalize_tag(values.pop("tag", None)) or leak.tag
+    values.pop("status", None)
+    if not values.get("found_at"):
+        values.pop("found_at", None)
+    # Fields not given keep their value (partial updates from the API).
+    base = {k: (getattr(leak, k + "_id") if isinstance(Leak._meta.fields[k], pw.ForeignKeyField)
+                else getattr(leak, k)) for k in EDIT_FIELDS}
+    base.update(values)
+    v = _check_values(actor, base, leak=leak)
+    changes = {k: v.get(k) for k in EDIT_FIELDS}
+    if tag != leak.tag:
+        if tag_taken(actor, tag, exclude_id=leak.id):
+            raise _tag_error(tag)
+        changes.update(tag=tag, tag_number=tag_number_of(tag))
+    changes["updated_at"] = utcnow()
+    try:
+        with database.atomic():
+            return writer.update(actor, leak, changes, expected_version=expected_version)
+    except pw.IntegrityError:
+        raise _tag_error(tag) from None
+
+
+def parse_status_form(data) -> dict:
+    f = Fields(data)
+    out = {
+        "to_status": f.choice("status", STATUSES, required=True),
+        "note": f.text("note", max_length=5000),
+        "due_date": f.date("due_date"),
+        "repaired_at": f.date("repaired_at"),
+        "repaired_by": f.text("repaired_by", max_length=200) or None,
+        "repair_cost": f.decimal("repair_cost", min_value=0, max_value=10**9, places=2),
+        "verification_note": f.text("verification_note", max_length=10000) or None,
+    }
+    f.check()
+    return out
+
+
+def change_status(actor, leak: Leak, to_status: str, *, expected_version: int | None = None,
+                  note: str = "", due_date=None, repaired_at=None, repaired_by=None,
+                  repair_cost=None, verification_note=None, today: dt.date | None = None) -> Leak:
+    """Move a leak along the workflow; illegal moves raise ValidationError on "status".
+    Repair and verification data given with the move are stored with it."""
+    authz.require(actor, "edit", leak)
+    check_transition(leak.status, to_status, tag=leak.tag)
+    today = today or utcnow().date()
+    changes: dict = {"status": to_status, "updated_at": utcnow()}
+    if to_status == "repair_planned" and due_date is not None:
+        changes["due_date"] = due_date
+    if to_status == "repaired":
+        changes["repaired_at"] = repaired_at or today
+        changes["repaired_by"] = repaired_by if repaired_by is not None else (
+            leak.repaired_by or actor.display)
+        if repair_cost is not None:
+            changes["repair_cost"] = repair_cost
+    if to_status == "verified":
+        changes["verified_at"] = today
+        if verification_note is not None:
+            changes["verification_note"] = verification_note
+    if changes.get("repaired_at") and changes["repaired_at"] < leak.found_at.date():
+        raise ValidationError(_("The repair date must not be before the leak was found."),
+                              "repaired_at")
+    from_status = leak.status
+    with database.atomic():
+        writer.update(actor, leak, changes, expected_version=expected_version,
+                      action="status_change")
+        _history(actor, leak, from_status, to_status, note)
+    return leak
+
+
+def bulk_change_status(actor, ids, to_status: str, *, note: str = "") -> int:
+    """All or nothing: every selected leak must allow the move, else nothing changes and the
+    message names the leaks that do not."""
+    if to_status not in STATUSES:
+        raise ValidationError(_("Choose a status."), "status")
+    ids = [int(i) for i in ids]
+    if not ids:
+        raise ValidationError(_("Select at least one leak."), "ids")
+    if len(ids) > 1000:
+        raise ValidationError(_("At most 1000 leaks at once."), "ids")
+    with database.atomic():
+        leaks = list(authz.scope(actor, Leak, "edit").where(Leak.id.in_(ids))
+                     .order_by(Leak.tag_number, Leak.tag))
+        if not leaks:
+            raise ValidationError(_("Select at least one leak."), "ids")
+        bad = [lk for lk in leaks if to_status not in allowed_transitions(lk.status)]
+        if bad:
+            names = ", ".join(f"{lk.tag} ({STATUS_LABELS[lk.status]})" for lk in bad[:20])
+            more = len(bad) - 20
+            raise ValidationError(
+                _("Cannot change to “%(s)s”: %(names)s", s=STATUS_LABELS[to_status],
+                  names=names) + (_(" and %(n)d more", n=more) if more > 0 else "") + ".",
+                "status")
+        for lk in leaks:
+            change_status(actor, lk, to_status, expected_version=lk.version, note=note)
+    return len(leaks)
+
+
+def delete_leak(actor, leak: Leak) -> None:
+    writer.delete(actor, leak)
+
+
+def history(actor, leak: Leak) -> list[LeakStatusChange]:
+    return list(authz.scope(actor, LeakStatusChange, "view")
+                .where(LeakStatusChange.leak == leak.id)
+                .order_by(LeakStatusChange.at, LeakStatusChange.id))
+
+
+def leak_by_tag(actor, tag: str) -> Leak | None:
+    return authz.scope(actor, Leak, "view").where(Leak.tag == tag).first()
+
+
+# ------------------------------------------------------------------ lists
+
+SORTS = {
+    "tag": (Leak.tag_number, Leak.tag),
+    "found": (Leak.found_at, Leak.id),
+    "rate": (Leak.rate_lpm, Leak.id),
+    "priority": (Leak.priority, Leak.id),
+    "status": (Leak.status, Leak.id),
+    "component": (Leak.component, Leak.id),
+    "due": (Leak.due_date, Leak.id),
+    "location": (Location.path, Leak.id),
+}
+PER_PAGE = (25, 50, 100, 200)
+
+
+@dataclass
+class LeakFilter:
+    status: list = field(default_factory=list)
+    location: int | None = None
+    survey: int | None = None
+    priority: int | None = None
+    component: str | None = None
+    date_from: dt.date | None = None
+    date_to: dt.date | None = None
+    q: str = ""
+    sort: str = "-found"
+    page: int = 1
+    per_page: int = 50
+    errors: dict = field(default_factory=dict)
+
+    def args(self, **override) -> dict:
+        """URL parameters for this filter (for links: sort headers, pages)."""
+        out = {"status": self.status, "location": self.location, "survey": self.survey,
+               "priority": self.priority, "component": self.component,
+               "date_from": self.date_from.isoformat() if self.date_from else None,
+               "date_to": self.date_to.isoformat() if self.date_to else None,
+               "q": self.q or None, "sort": self.sort if self.sort != "-found" else None,
+               "page": self.page if self.page != 1 else None,
+               "per_page": self.per_page if self.per_page != 50 else None}
+        out.update(override)
+        return {k: v for k, v in out.items() if v not in (None, "", [])}
+
+
+def parse_filter(args) -> LeakFilter:
+    """URL query → filter. Invalid values are dropped and reported in `errors` (the list
+    still shows, with a message), never a 500."""
+    f = Fields(args)
+    getlist = getattr(args, "getlist", None)
+    statuses = getlist("status") if getlist else (args.get("status") or [])
+    if isinstance(statuses, str):
+        statuses = [statuses]
+    flt = LeakFilter(
+        status=[s for s in statuses if s in STATUSES],
+        location=f.integer("location", min_value=1),
+        survey=f.integer("survey", min_value=1),
+        priority=f.choice("priority", PRIORITIES),
+        component=f.choice("component", COMPONENTS),
+        date_from=f.date("date_from"),
+        date_to=f.date("date_to"),
+        q=(f.text("q", max_length=100) or ""),
+        page=f.integer("page", min_value=1, max_value=10**6, default=1) or 1,
+        per_page=f.choice("per_page", PER_PAGE, default=50) or 50,
+    )
+    sort = args.get("sort") or "-found"
+    flt.sort = sort if sort.lstrip("-") in SORTS else "-found"
+    if len(flt.status) != len([s for s in statuses if s]):
+        f.error("status", _("Choose one of the offered values."))
+    flt.errors = f.errors
+    return flt
+
+
+@dataclass
+class Row:
+    leak: Leak
+    figures: calc.LeakFigures
+
+
+@dataclass
+class Page:
+    rows: list
+    total: int
+    page: int
+    per_page: int
+
+    @property
+    def pages(self) -> int:
+        return max(1, math.ceil(self.total / self.per_page))
+
+
+def filtered_query(actor, flt: LeakFilter, *, tzname: str | None = None):
+    """Leaks matching the filter (select Leak + Location; no ordering)."""
+    query = (authz.scope(actor, Leak, "view", Leak.select(Leak, Location)
+                         .join(Location, on=(Leak.location == Location.id))))
+    return _apply(actor, query, flt, tzname, joined=True)
+
+
+def _apply(actor, query, flt: LeakFilter, tzname, *, joined: bool = False):
+    """Filter conditions. `joined`: the query already joins Location (conditions on it
+    directly); otherwise location conditions become sub-selects on Location."""
+    if flt.status:
+        query = query.where(Leak.status.in_(flt.status))
+    if flt.location:
+        loc = authz.scope(actor, Location, "view").where(Location.id == flt.location).first()
+        if loc is None:
+            query = query.where(pw.SQL("1 = 0"))
+        else:
+            in_subtree = subtree_condition(loc)
+            if joined:
+                query = query.where(in_subtree)
+            else:
+                sub = (authz.scope(actor, Location, "view", Location.select(Location.id))
+                       .where(in_subtree))
+                query = query.where(Leak.location.in_(sub))
+    if flt.survey:
+        query = query.where(Leak.survey == flt.survey)
+    if flt.priority:
+        query = query.where(Leak.priority == flt.priority)
+    if flt.component:
+        query = query.where(Leak.component == flt.component)
+    if flt.date_from:
+        start = local_to_utc(dt.datetime.combine(flt.date_from, dt.time()), tzname)
+        query = query.where(Leak.found_at >= start)
+    if flt.date_to:
+        end = local_to_utc(dt.datetime.combine(flt.date_to + dt.timedelta(days=1), dt.time()),
+                           tzname)
+        query = query.where(Leak.found_at < end)
+    if flt.q:
+        q = flt.q
+        at_location = Location.name.contains(q) | Location.code.contains(q)
+        if not joined:
+            at_location = Leak.location.in_(
+                authz.scope(actor, Location, "view", Location.select(Location.id))
+                .where(at_location))
+        query = query.where(Leak.tag.contains(q) | Leak.description.contains(q)
+                            | Leak.spare_part.contains(q) | Leak.found_by.contains(q)
+                            | Leak.recommended_action.contains(q) | at_location)
+    return query
+
+
+def list_leaks(actor, flt: LeakFilter, *, tzname: str | None = None) -> Page:
+    """One page of leaks with energy/cost/CO2 computed for that page only."""
+    base = _apply(actor, authz.scope(actor, Leak, "view"), flt, tzname)
+    total = base.select(pw.fn.COUNT(Leak.id)).order_by().scalar() or 0
+    pages = max(1, math.ceil(total / flt.per_page))
+    page = min(flt.page, pages)
+    flt.page = page
+    desc = flt.sort.startswith("-")
+    order = []
+    for col in SORTS[flt.sort.lstrip("-")]:
+        order.append(col.desc() if desc else col.asc())
+    leaks = list(filtered_query(actor, flt, tzname=tzname).order_by(*order)
+                 .limit(flt.per_page).offset((page - 1) * flt.per_page))
+    resolver = SettingsResolver(actor)
+    rows = [Row(lk, calc.figures(lk.rate_lpm, resolver.for_leak(lk))) for lk in leaks]
+    return Page(rows=rows, total=total, page=page, per_page=flt.per_page)
+
+
+def figures_for(actor, leak: Leak) -> calc.LeakFigures:
+    return calc.figures(leak.rate_lpm, SettingsResolver(actor).for_leak(leak))
+
+
+def is_open(leak: Leak) -> bool:
+    return leak.status in OPEN_STATUSES
+
+
+def is_fixed(leak: Leak) -> bool:
+    return leak.status in FIXED_STATUSES
