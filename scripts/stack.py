@@ -410,18 +410,14 @@ def port_free(port: int) -> bool:
     return True
 
 
-def pick_ports(home: Path, wanted: str) -> dict:
+def pick_ports(wanted: str, remembered: dict | None = None, check_free: bool = True) -> dict:
     if wanted == "fixed":
         return dict(DEFAULT_PORTS)
     # auto: reuse the ports this home had last time when they are still free (keeps the public
     # URL, and so Keycloak redirect URIs, stable), otherwise take fresh ones from the kernel.
-    remembered = {}
-    try:
-        remembered = json.loads((home / "ports.json").read_text())
-    except (OSError, ValueError):
-        pass
-    if set(remembered) == set(DEFAULT_PORTS) and all(port_free(p) for p in remembered.values()) \
-            and len(set(remembered.values())) == len(remembered):
+    remembered = remembered or {}
+    if set(remembered) == set(DEFAULT_PORTS) and len(set(remembered.values())) == len(remembered) \
+            and (not check_free or all(port_free(p) for p in remembered.values())):
         return {k: int(v) for k, v in remembered.items()}
     socks = []
     try:
@@ -661,6 +657,44 @@ def prepare_keycloak_dist(layout: Layout, pristine: Path) -> bool:
     return True
 
 
+# `kc.sh build` only rewrites lib/quarkus/ (checked with diff -r against the distribution), and
+# its output depends only on the distribution and the build options. A copy of it is kept in the
+# user's cache per option set, so a fresh home (each test session) skips the build.
+def _build_cache_dir(pristine: Path, build: dict) -> Path:
+    import hashlib
+
+    key = hashlib.sha256(json.dumps(build, sort_keys=True).encode()).hexdigest()[:16]
+    return pristine.parent / f"{pristine.name}-builds" / key
+
+
+def restore_keycloak_build(layout: Layout, pristine: Path, build: dict) -> bool:
+    cached = _build_cache_dir(pristine, build)
+    if not (cached / "options.json").exists():
+        return False
+    target = layout.kc_dist / "lib" / "quarkus"
+    tmp = target.with_name(f"quarkus.tmp-{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    shutil.copytree(cached / "quarkus", tmp)
+    shutil.rmtree(target)
+    os.replace(tmp, target)
+    return True
+
+
+def save_keycloak_build(layout: Layout, pristine: Path, build: dict) -> None:
+    cached = _build_cache_dir(pristine, build)
+    if (cached / "options.json").exists():
+        return
+    tmp = cached.with_name(f"{cached.name}.tmp-{os.getpid()}")
+    try:
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir(parents=True)
+        shutil.copytree(layout.kc_dist / "lib" / "quarkus", tmp / "quarkus")
+        (tmp / "options.json").write_text(json.dumps(build, sort_keys=True, indent=2) + "\n")
+        os.replace(tmp, cached)
+    except OSError:   # another stack saved it first, or the cache is read-only: no harm
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
 def keycloak_env(layout: Layout) -> tuple[dict, dict]:
     """(build options, full runtime environment) for kc.sh."""
     settings = read_env_file(KEYCLOAK_ENV_FILE)
@@ -707,14 +741,19 @@ def start_keycloak(layout: Layout, timings: dict) -> Service:
     except (OSError, ValueError):
         built = None
     if built != build:
-        say("keycloak: kc.sh build (once per option set; takes a minute)")
         t1 = time.monotonic()
-        build_env = {k: v for k, v in env.items() if not k.startswith("KC_")}
-        build_env.update(build)
         stamp.unlink(missing_ok=True)
-        run_logged(layout, "keycloak", [kc_sh, "build"], build_env, timeout=600, cwd=layout.kc_dist)
+        if restore_keycloak_build(layout, pristine, build):
+            timings["keycloak build (cached)"] = time.monotonic() - t1
+        else:
+            say("keycloak: kc.sh build (once per option set; takes a minute)")
+            build_env = {k: v for k, v in env.items() if not k.startswith("KC_")}
+            build_env.update(build)
+            run_logged(layout, "keycloak", [kc_sh, "build"], build_env, timeout=600,
+                       cwd=layout.kc_dist)
+            save_keycloak_build(layout, pristine, build)
+            timings["keycloak build"] = time.monotonic() - t1
         stamp.write_text(json.dumps(build, sort_keys=True) + "\n")
-        timings["keycloak build"] = time.monotonic() - t1
 
     svc = spawn(layout, "keycloak", [kc_sh, "start", "--optimized"], env,
                 port=layout.ports["keycloak"], cwd=layout.kc_dist)
@@ -752,8 +791,9 @@ def caddy_env(layout: Layout) -> dict:
 
 
 class Stack:
-    def __init__(self, layout: Layout):
+    def __init__(self, layout: Layout, ports_mode: str = "fixed"):
         self.layout = layout
+        self.ports_mode = ports_mode
         self.services: list[Service] = []
         self.timings: dict[str, float] = {}
         self.setup_output = ""
@@ -762,12 +802,13 @@ class Stack:
     def start(self) -> None:
         layout = self.layout
         t_all = time.monotonic()
-        for d in (layout.home, layout.logs_dir, layout.data_dir, layout.backup_dir,
-                  layout.caddy_dir):
+        for d in (layout.home, layout.logs_dir):
             d.mkdir(parents=True, exist_ok=True)
+        for d in (layout.data_dir, layout.backup_dir, layout.caddy_dir, layout.kc_data_dir):
+            d.mkdir(mode=0o700, parents=True, exist_ok=True)   # data: owner only
         if os.geteuid() == 0:
             layout.home.chmod(layout.home.stat().st_mode | 0o011)  # o+x/g+x for PostgreSQL
-        (layout.home / "ports.json").write_text(json.dumps(layout.ports) + "\n")
+        save_settings(layout, self.ports_mode)
         base_env = child_env(layout)
 
         busy = [f"{name} {port}" for name, port in layout.ports.items()
@@ -852,13 +893,14 @@ class Stack:
             print(self.setup_output.rstrip())
             print()
         timings = ", ".join(f"{k} {v:.1f}s" for k, v in self.timings.items())
-        home_env = "" if layout.home == REPO / "var" else \
-            f'eval "$(.venv/bin/python scripts/stack.py env --home {shlex.quote(str(layout.home))})"; '
+        show_admin = (f'eval "$({VENV_BIN}/python {REPO}/scripts/stack.py env --home '
+                      f'{shlex.quote(str(layout.home))})"; {VENV_BIN}/leakctl setup show-first-admin')
         print(f"Leakhub is running at {layout.public_url}/\n"
               f"  HTTPS uses Caddy's internal CA; trust its root certificate:\n"
               f"    {layout.ca_cert}\n"
-              f"  First sign-in: the e-mail and one-time password printed above by `leakctl setup`;\n"
-              f"    show them again with: {home_env}.venv/bin/leakctl setup show-first-admin\n"
+              f"  First sign-in: the organization, e-mail and one-time password of the first\n"
+              f"  administrator (printed by `leakctl setup` on first start) are shown with:\n"
+              f"    {show_admin}\n"
               f"  Logs: {layout.logs_dir}/\n"
               f"  Start-up: {timings}", flush=True)
 
@@ -884,8 +926,8 @@ def cmd_up(args) -> int:
     if state:
         (home / "stack.json").unlink(missing_ok=True)
     home.mkdir(parents=True, exist_ok=True)
-    layout = Layout(home=home, db=args.db, hostname=args.hostname, ports=pick_ports(home, args.ports))
-    stack = Stack(layout)
+    layout, ports_mode = resolve_layout(args, home)
+    stack = Stack(layout, ports_mode)
     signal.signal(signal.SIGTERM, _raise_interrupted)
     signal.signal(signal.SIGINT, _raise_interrupted)
     if args.detach:
@@ -910,7 +952,7 @@ def cmd_up(args) -> int:
         raise
     stack.summary()
     if args.detach:
-        print(f"  Stop it with: .venv/bin/python scripts/stack.py down --home {layout.home}",
+        print(f"  Stop it with: {VENV_BIN}/python {REPO}/scripts/stack.py down --home {layout.home}",
               flush=True)
         return 0
 
@@ -1047,11 +1089,31 @@ def cmd_env(args) -> int:
     if state:
         layout = layout_from_state(state)
     else:
-        layout = Layout(home=home, db=args.db, hostname=args.hostname,
-                        ports=pick_ports(home, args.ports) if args.ports == "auto" else dict(DEFAULT_PORTS))
+        layout, _ = resolve_layout(args, home, check_free=False)
     for key, value in app_env(layout).items():
         print(f"export {key}={shlex.quote(value)}")
     return 0
+
+
+def save_settings(layout: Layout, ports_mode: str) -> None:
+    """Remember db, hostname and ports of this home: the next `up` (and `env`) default to them."""
+    path = layout.home / "settings.json"
+    path.write_text(json.dumps({"db": layout.db, "hostname": layout.hostname,
+                                "ports_mode": ports_mode, "ports": layout.ports}, indent=2) + "\n")
+
+
+def resolve_layout(args, home: Path, check_free: bool = True) -> tuple[Layout, str]:
+    """Options given on the command line win, then what this home used last time, then defaults."""
+    try:
+        saved = json.loads((home / "settings.json").read_text())
+    except (OSError, ValueError):
+        saved = {}
+    db = args.db or saved.get("db") or "sqlite"
+    hostname = args.hostname or saved.get("hostname") or "localhost"
+    mode = args.ports or saved.get("ports_mode") or "fixed"
+    ports = pick_ports(mode, saved.get("ports") if saved.get("ports_mode") == mode else None,
+                       check_free=check_free)
+    return Layout(home=home, db=db, hostname=hostname, ports=ports), mode
 
 
 def resolve_home(value: str | None) -> Path:
@@ -1062,13 +1124,16 @@ def resolve_home(value: str | None) -> Path:
 def main(argv=None) -> int:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--home", help="state directory (default $LEAKHUB_HOME or <repo>/var)")
-    common.add_argument("--db", choices=("sqlite", "postgres"), default="sqlite",
-                        help="the app's database; postgres also serves Keycloak (default sqlite)")
-    common.add_argument("--ports", choices=("fixed", "auto"), default="fixed",
+    common.add_argument("--db", choices=("sqlite", "postgres"),
+                        help="the app's database; postgres also serves Keycloak (default: what "
+                             "this home used last time, else sqlite)")
+    common.add_argument("--ports", choices=("fixed", "auto"),
                         help="fixed: https 8443, http 8080, web 8000, keycloak 8180/9000, "
-                             "postgres 5433; auto: free loopback ports")
-    common.add_argument("--hostname", default="localhost",
-                        help="public host name in URLs and the certificate (default localhost)")
+                             "postgres 5433; auto: free loopback ports, the same ones as last "
+                             "time when they are free (default: as last time, else fixed)")
+    common.add_argument("--hostname",
+                        help="public host name in URLs and the certificate (default: as last "
+                             "time, else localhost)")
     parser = argparse.ArgumentParser(prog="stack.py", description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
     up = sub.add_parser("up", parents=[common], help="start the stack (foreground unless --detach)")
