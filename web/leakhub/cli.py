@@ -34,6 +34,7 @@ def cli():
 def _register():
     from .core.cli import migrate_cmd, secrets_group, setup_group
     from .audit.cli import audit_group
+    from .ops.cli import status_group
     from .orgs.cli import org_group
 
     cli.add_command(secrets_group)
@@ -41,6 +42,7 @@ def _register():
     cli.add_command(setup_group)
     cli.add_command(org_group)
     cli.add_command(audit_group)
+    cli.add_command(status_group)
 
 
 _register()

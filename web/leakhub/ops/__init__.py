@@ -1,0 +1,1 @@
+"""Operating the installation: status checks, updates, deployments."""

@@ -1,0 +1,84 @@
+"""Health of the installation, as `leakctl status` and the admin "System" page see it.
+Each check returns a Check; `needs_attention` drives the CLI's exit code."""
+from __future__ import annotations
+
+import datetime as dt
+import shutil
+from dataclasses import asdict, dataclass
+
+import requests
+
+from ..core import migrations
+from ..core.db import database, utcnow
+from ..jobs.models import JobRun
+from ..orgs.models import Organization
+
+HEARTBEAT_MAX_AGE = dt.timedelta(minutes=2)
+
+
+@dataclass
+class Check:
+    name: str
+    ok: bool
+    detail: str
+
+    def as_dict(self):
+        return asdict(self)
+
+
+def check_database() -> Check:
+    try:
+        database.execute_sql("SELECT 1")
+    except Exception as exc:
+        return Check("database", False, f"not reachable: {type(exc).__name__}")
+    pending = migrations.pending()
+    if pending:
+        return Check("database", False, f"{len(pending)} migration(s) pending "
+                                        f"(schema {migrations.current_version()} of {migrations.head()})")
+    return Check("database", True, f"schema version {migrations.head()}")
+
+
+def check_keycloak(config) -> Check:
+    try:
+        resp = requests.get(f"{config.keycloak_url}/realms/master", timeout=5)
+        return Check("keycloak", resp.status_code == 200, f"HTTP {resp.status_code}")
+    except requests.RequestException as exc:
+        return Check("keycloak", False, f"not reachable: {type(exc).__name__}")
+
+
+def check_worker(now: dt.datetime | None = None) -> Check:
+    now = now or utcnow()
+    last = (JobRun.select().where((JobRun.job == "heartbeat") & (JobRun.status == "ok"))
+            .order_by(JobRun.started_at.desc()).first())
+    if last is None:
+        return Check("worker", False, "no heartbeat recorded yet")
+    age = now - (last.finished_at or last.started_at)
+    if age > HEARTBEAT_MAX_AGE:
+        return Check("worker", False, f"last heartbeat {int(age.total_seconds())} s ago")
+    return Check("worker", True, f"last heartbeat {int(age.total_seconds())} s ago")
+
+
+def check_disk(config, *, min_free_fraction: float = 0.10) -> list[Check]:
+    checks = []
+    for label, path in (("data volume", config.data_dir), ("backup volume", config.backup_dir)):
+        try:
+            usage = shutil.disk_usage(path)
+        except FileNotFoundError:
+            checks.append(Check(label, False, f"{path} does not exist"))
+            continue
+        free = usage.free / usage.total if usage.total else 0
+        checks.append(Check(label, free >= min_free_fraction,
+                            f"{usage.free / 2**30:.1f} GiB free of {usage.total / 2**30:.1f} GiB"))
+    return checks
+
+
+def organizations() -> Check:
+    return Check("organizations", True, str(Organization.select().count()))
+
+
+def all_checks(config) -> list[Check]:
+    checks = [check_database(), check_keycloak(config)]
+    if checks[0].ok:
+        checks += [check_worker(), organizations()]
+    checks += check_disk(config)
+    return checks
