@@ -177,6 +177,9 @@ def app_env(layout: Layout) -> dict[str, str]:
     return {
         "LEAKHUB_HOME": str(layout.home),
         "LEAKHUB_PUBLIC_URL": layout.public_url,
+        # Where Keycloak calls the app (back-channel logout): directly, not through Caddy, whose
+        # internal CA Keycloak's JVM does not trust.
+        "LEAKHUB_INTERNAL_URL": layout.web_url,
         "DATABASE_URL": layout.database_url,
         "LEAKHUB_DATA_DIR": str(layout.data_dir),
         "LEAKHUB_SECRETS_DIR": str(layout.secrets_dir),

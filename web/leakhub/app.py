@@ -63,6 +63,13 @@ def create_app(config: Config | None = None, *, migrate: bool = True) -> Flask:
 
     app.register_blueprint(home_bp)
     app.register_blueprint(identity_bp)
+    from .leaks.views import bp as leaks_bp
+    from .locations.views import bp as locations_bp
+    from .surveys.views import bp as surveys_bp
+
+    app.register_blueprint(locations_bp)
+    app.register_blueprint(surveys_bp)
+    app.register_blueprint(leaks_bp)
     if not database.is_closed():
         database.close()
     return app

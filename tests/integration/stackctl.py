@@ -1,0 +1,177 @@
+"""The native stack as the integration tests see it: started and stopped through
+scripts/stack.py (the same command a user runs), described by its <home>/stack.json."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import requests
+
+REPO = Path(__file__).resolve().parents[2]
+VENV_BIN = REPO / ".venv" / "bin"
+STACK_PY = REPO / "scripts" / "stack.py"
+
+
+class StackStartError(RuntimeError):
+    """scripts/stack.py up failed; the message carries its output (with the failed service's
+    log tail, which stack.py prints)."""
+
+
+def _stack_py(*args: str, timeout: float) -> subprocess.CompletedProcess:
+    # stack.py is stdlib-only; run it with the venv's interpreter like a user would.
+    python = VENV_BIN / "python" if (VENV_BIN / "python").exists() else Path(sys.executable)
+    return subprocess.run([str(python), str(STACK_PY), *args], stdin=subprocess.DEVNULL,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+class CASession(requests.Session):
+    """A Session whose `verify` (the stack's CA) wins over REQUESTS_CA_BUNDLE/CURL_CA_BUNDLE in
+    the environment (plain requests lets the environment override Session.verify)."""
+
+    def merge_environment_settings(self, url, proxies, stream, verify, cert):
+        settings = super().merge_environment_settings(url, proxies, stream, verify, cert)
+        if verify is None:
+            settings["verify"] = self.verify
+        return settings
+
+
+class Stack:
+    """A running native stack (read from <home>/stack.json)."""
+
+    def __init__(self, home: Path, *, owned: bool):
+        self.home = Path(home)
+        self.owned = owned          # started by this session -> stopped by it
+        self.reload()
+
+    # -- life cycle ----------------------------------------------------------------------------
+    @classmethod
+    def start(cls, home: Path, *, db: str = "postgres", ports: str = "auto",
+              timeout: float = 900) -> "Stack":
+        try:
+            proc = _stack_py("up", "--detach", "--home", str(home), "--db", db, "--ports", ports,
+                             timeout=timeout)
+        except subprocess.TimeoutExpired as exc:
+            _stack_py("down", "--home", str(home), timeout=180)
+            raise StackStartError(f"scripts/stack.py up did not return within {timeout:.0f}s\n"
+                                  f"{exc.stdout or ''}{exc.stderr or ''}") from None
+        if proc.returncode != 0:
+            raise StackStartError(f"scripts/stack.py up --detach failed (exit {proc.returncode}):"
+                                  f"\n{proc.stdout}\n{proc.stderr}")
+        return cls(home, owned=True)
+
+    @classmethod
+    def attach(cls, home: Path) -> "Stack | None":
+        """The stack already running in `home`, or None."""
+        if not (Path(home) / "stack.json").exists():
+            return None
+        if _stack_py("status", "--home", str(home), timeout=60).returncode != 0:
+            return None
+        return cls(home, owned=False)
+
+    def stop(self) -> subprocess.CompletedProcess:
+        return _stack_py("down", "--home", str(self.home), timeout=300)
+
+    def status(self) -> subprocess.CompletedProcess:
+        return _stack_py("status", "--home", str(self.home), timeout=60)
+
+    def reload(self) -> None:
+        self.state = json.loads((self.home / "stack.json").read_text())
+
+    # -- description ---------------------------------------------------------------------------
+    @property
+    def hostname(self) -> str:
+        return self.state["hostname"]
+
+    @property
+    def ports(self) -> dict:
+        return self.state["ports"]
+
+    @property
+    def https_port(self) -> int:
+        return int(self.ports["https"])
+
+    @property
+    def http_port(self) -> int:
+        return int(self.ports["http"])
+
+    @property
+    def public_url(self) -> str:
+        """https://HOST:PORT (no trailing slash), through Caddy."""
+        return self.state["urls"]["public"]
+
+    @property
+    def web_url(self) -> str:
+        """The app directly (gunicorn on 127.0.0.1), bypassing Caddy."""
+        return self.state["urls"]["web"]
+
+    @property
+    def internal_url(self) -> str:
+        """Where Keycloak reaches the app (back-channel logout): the web port directly."""
+        return self.state["env"].get("LEAKHUB_INTERNAL_URL", self.web_url)
+
+    @property
+    def keycloak_url(self) -> str:
+        """Keycloak's internal base URL, including /auth."""
+        return self.state["urls"]["keycloak"]
+
+    @property
+    def keycloak_management_url(self) -> str:
+        return self.state["urls"]["keycloak_management"]
+
+    @property
+    def ca_cert(self) -> Path:
+        """Caddy's internal root CA certificate (PEM)."""
+        return Path(self.state["ca_cert"])
+
+    @property
+    def ca_dir(self) -> Path:
+        """The directory with Caddy's root.crt and intermediate.crt."""
+        return self.ca_cert.parent
+
+    @property
+    def cookie_domain(self) -> str:
+        return self.hostname
+
+    @property
+    def db(self) -> str:
+        return self.state["db"]
+
+    @property
+    def logs_dir(self) -> Path:
+        return Path(self.state["logs"])
+
+    @property
+    def env(self) -> dict:
+        """Environment for leakctl against this stack (no secrets: those are files)."""
+        env = dict(os.environ)
+        env.update(self.state["env"])
+        return env
+
+    # -- helpers -------------------------------------------------------------------------------
+    def leakctl(self, *args: str, check: bool = True, input: str | None = None,
+                timeout: float = 300) -> subprocess.CompletedProcess:
+        proc = subprocess.run([str(VENV_BIN / "leakctl"), *map(str, args)], env=self.env,
+                              input=input, capture_output=True, text=True, timeout=timeout,
+                              stdin=None if input is not None else subprocess.DEVNULL)
+        if check and proc.returncode != 0:
+            raise AssertionError(f"leakctl {' '.join(map(str, args))} exited {proc.returncode}:\n"
+                                 f"{proc.stdout}\n{proc.stderr}")
+        return proc
+
+    def requests_session(self) -> requests.Session:
+        session = CASession()
+        session.verify = str(self.ca_cert)
+        return session
+
+    def log_tail(self, service: str, lines: int = 50) -> str:
+        path = self.logs_dir / f"{service}.log"
+        try:
+            return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+        except FileNotFoundError:
+            return ""
+
+    def __repr__(self) -> str:
+        return f"<Stack {self.public_url} home={self.home} db={self.db}>"

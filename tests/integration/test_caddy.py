@@ -1,0 +1,283 @@
+"""Caddy in front of the real native stack: HTTPS only, TLS >= 1.2, security headers, the
+admin/app allow lists, request ids shared with the app, /metrics hidden."""
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import re
+import shutil
+import socket
+import ssl
+import subprocess
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+import requests
+from requests.adapters import HTTPAdapter
+
+pytestmark = pytest.mark.integration
+
+REPO = Path(__file__).resolve().parents[2]
+CADDYFILE = REPO / "caddy" / "Caddyfile"
+OUR_CSP = ("default-src 'self'; img-src 'self' data: blob:; style-src 'self'; script-src 'self'; "
+           "frame-ancestors 'none'; base-uri 'self'; form-action 'self'")
+UUID_RE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
+OUTSIDE = "127.0.0.2"   # all of 127.0.0.0/8 is loopback on Linux, but not in the allow list
+
+
+class SourceAddressAdapter(HTTPAdapter):
+    """Connect from a chosen local address (e.g. 127.0.0.2)."""
+
+    def __init__(self, source: str, **kwargs):
+        self.source = source
+        super().__init__(**kwargs)
+
+    def init_poolmanager(self, *args, **kwargs):
+        kwargs["source_address"] = (self.source, 0)
+        super().init_poolmanager(*args, **kwargs)
+
+
+def session_from(stack, source: str) -> requests.Session:
+    http_ = stack.requests_session()
+    http_.mount("https://", SourceAddressAdapter(source))
+    http_.mount("http://", SourceAddressAdapter(source))
+    return http_
+
+
+def raw_get(host: str, port: int, path: str, cafile: Path, *, source: str = "127.0.0.1"):
+    """GET with the path exactly as given (no client-side normalisation of // or ..)."""
+    ctx = ssl.create_default_context(cafile=str(cafile))
+    raw = socket.create_connection(("127.0.0.1", port), timeout=10, source_address=(source, 0))
+    conn = http.client.HTTPSConnection(host, port, timeout=10, context=ctx)
+    conn.sock = ctx.wrap_socket(raw, server_hostname=host)
+    try:
+        conn.request("GET", path)
+        resp = conn.getresponse()
+        resp.read()
+        return resp.status, dict(resp.getheaders())
+    finally:
+        conn.close()
+
+
+def tls_handshake(stack, version: ssl.TLSVersion) -> str:
+    """Handshake with exactly `version`; returns the negotiated version or raises SSLError.
+    SECLEVEL=0 lets *our* client offer TLS 1.0/1.1, so a failure is the server's refusal."""
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.load_verify_locations(str(stack.ca_cert))
+    ctx.set_ciphers("DEFAULT:@SECLEVEL=0")
+    ctx.minimum_version = version
+    ctx.maximum_version = version
+    with socket.create_connection(("127.0.0.1", stack.https_port), timeout=10) as raw:
+        with ctx.wrap_socket(raw, server_hostname=stack.hostname) as tls:
+            return tls.version()
+
+
+# --- HTTPS only ---------------------------------------------------------------------------------
+
+def test_http_redirects_to_https(stack):
+    resp = requests.get(f"http://127.0.0.1:{stack.http_port}/some/page?x=1",
+                        headers={"Host": f"{stack.hostname}:{stack.http_port}"},
+                        allow_redirects=False, timeout=10)
+    assert resp.status_code in (301, 308)
+    assert resp.headers["Location"] == f"{stack.public_url}/some/page?x=1"
+    assert "Server" not in resp.headers
+
+
+def test_https_certificate_is_issued_by_the_stack_ca(stack):
+    resp = stack.requests_session().get(f"{stack.public_url}/healthz", timeout=10)
+    assert resp.status_code == 200
+    with pytest.raises(requests.exceptions.SSLError):
+        requests.get(f"{stack.public_url}/healthz", timeout=10)  # system CAs don't know it
+
+
+@pytest.mark.parametrize("version", ["TLSv1", "TLSv1_1"])
+def test_old_tls_versions_are_refused(stack, version):
+    with pytest.raises(ssl.SSLError) as err:
+        tls_handshake(stack, getattr(ssl.TLSVersion, version))
+    # The server's alert, not a client-side refusal.
+    assert "PROTOCOL_VERSION" in str(err.value).upper().replace(" ", "_")
+
+
+@pytest.mark.parametrize("version,name", [("TLSv1_2", "TLSv1.2"), ("TLSv1_3", "TLSv1.3")])
+def test_tls_12_and_13_are_accepted(stack, version, name):
+    assert tls_handshake(stack, getattr(ssl.TLSVersion, version)) == name
+
+
+def test_openssl_s_client_cannot_use_tls_11(stack):
+    if not shutil.which("openssl"):
+        pytest.fail("openssl is missing (scripts/install installs it)")
+    proc = subprocess.run(
+        ["openssl", "s_client", "-connect", f"127.0.0.1:{stack.https_port}", "-servername",
+         stack.hostname, "-tls1_1", "-cipher", "DEFAULT@SECLEVEL=0", "-CAfile", str(stack.ca_cert)],
+        input="", capture_output=True, text=True, timeout=30)
+    assert proc.returncode != 0
+    assert "alert protocol version" in (proc.stdout + proc.stderr)
+
+
+# --- headers ------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("path", ["/", "/healthz", "/no-such-page"])
+def test_security_headers_on_app_responses(stack, path):
+    resp = stack.requests_session().get(f"{stack.public_url}{path}", allow_redirects=False,
+                                        timeout=10)
+    h = resp.headers
+    assert h["Strict-Transport-Security"] == "max-age=31536000"
+    assert h["X-Content-Type-Options"] == "nosniff"
+    assert h["Referrer-Policy"] in ("same-origin", "strict-origin-when-cross-origin")
+    assert h["X-Frame-Options"] == "DENY"
+    assert h["Content-Security-Policy"] == OUR_CSP
+    assert "Server" not in h
+    assert UUID_RE.match(h["X-Request-ID"])
+
+
+def test_keycloak_pages_keep_keycloak_csp(stack):
+    """Our strict CSP would break Keycloak's login page (inline handlers, its own frames):
+    under /auth Caddy only adds HSTS and nosniff."""
+    http_ = stack.requests_session()
+    params = {"client_id": "security-admin-console", "response_type": "code", "scope": "openid",
+              "redirect_uri": f"{stack.public_url}/auth/admin/master/console/",
+              "code_challenge": "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM",
+              "code_challenge_method": "S256", "state": "s", "nonce": "n"}
+    resp = http_.get(f"{stack.public_url}/auth/realms/master/protocol/openid-connect/auth",
+                     params=params, timeout=30)
+    assert resp.status_code == 200, resp.text[:500]
+    assert 'id="kc-form-login"' in resp.text
+    h = resp.headers
+    assert h["Content-Security-Policy"] != OUR_CSP
+    assert "frame-ancestors 'self'" in h["Content-Security-Policy"]
+    assert h.get("X-Frame-Options") != "DENY"
+    assert h["Strict-Transport-Security"] == "max-age=31536000"
+    assert h["X-Content-Type-Options"] == "nosniff"
+    assert "Server" not in h
+
+
+def test_keycloak_issuer_is_the_public_url(stack):
+    resp = stack.requests_session().get(
+        f"{stack.public_url}/auth/realms/master/.well-known/openid-configuration", timeout=30)
+    assert resp.status_code == 200
+    assert resp.json()["issuer"] == f"{stack.public_url}/auth/realms/master"
+
+
+# --- request id ---------------------------------------------------------------------------------
+
+def _wait_for_line(path: Path, needle: str, timeout: float = 10) -> str | None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if path.exists():
+            for line in path.read_text(errors="replace").splitlines():
+                if needle in line:
+                    return line
+        time.sleep(0.2)
+    return None
+
+
+def test_request_id_is_set_by_caddy_and_shared_with_the_app(stack):
+    spoofed = "client-chosen-id-" + uuid.uuid4().hex[:8]
+    resp = stack.requests_session().get(f"{stack.public_url}/", headers={"X-Request-ID": spoofed},
+                                        allow_redirects=False, timeout=10)
+    rid = resp.headers["X-Request-ID"]
+    assert UUID_RE.match(rid) and rid != spoofed
+    web_line = _wait_for_line(stack.logs_dir / "web.log", rid)
+    assert web_line, "the app did not log Caddy's request id"
+    assert json.loads(web_line)["request_id"] == rid
+    caddy_line = _wait_for_line(stack.logs_dir / "caddy.log", rid)
+    assert caddy_line, "Caddy's access log lacks the request id"
+    entry = json.loads(caddy_line)
+    assert entry["resp_headers"]["X-Request-Id"] == [rid]
+    assert spoofed not in (stack.logs_dir / "web.log").read_text(errors="replace")
+
+
+# --- what is not reachable ----------------------------------------------------------------------
+
+@pytest.mark.parametrize("path", ["/metrics", "/metrics/", "/METRICS"])
+def test_app_metrics_are_not_reachable_through_caddy(stack, path):
+    resp = stack.requests_session().get(f"{stack.public_url}{path}", timeout=10)
+    assert resp.status_code == 404
+
+
+@pytest.mark.parametrize("path", [
+    "/auth/admin/", "/auth/admin/master/console/", "/auth/admin/realms",
+    "/auth/realms/master/", "/auth/realms/master/protocol/openid-connect/token",
+    # normalisation tricks must not get around the matcher
+    "/auth//admin/", "/auth/./admin/", "/auth/realms/x/../master/", "/auth/realms/x/%2e%2e/master/",
+    "/AUTH/ADMIN/", "/auth/realms/MASTER/",
+])
+def test_keycloak_admin_is_forbidden_outside_the_admin_networks(stack, path):
+    status, _ = raw_get(stack.hostname, stack.https_port, path, stack.ca_cert, source=OUTSIDE)
+    assert status == 403
+
+
+def test_keycloak_admin_is_reachable_from_the_admin_networks(stack):
+    resp = stack.requests_session().get(f"{stack.public_url}/auth/admin/master/console/",
+                                        timeout=30)
+    assert resp.status_code == 200
+
+
+def test_organization_realms_are_reachable_from_anywhere_allowed(stack):
+    http_ = session_from(stack, OUTSIDE)
+    resp = http_.get(f"{stack.public_url}/auth/realms/master-not/.well-known/openid-configuration",
+                     timeout=30)
+    assert resp.status_code == 404            # Keycloak's answer (no such realm), not Caddy's 403
+    assert http_.get(f"{stack.public_url}/healthz", timeout=10).status_code == 200
+
+
+# --- the application-wide allow list (a second Caddy with a narrow list) ----------------------
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture
+def narrow_caddy(stack, tmp_path):
+    https_port, http_port = _free_port(), _free_port()
+    env = dict(os.environ,
+               XDG_DATA_HOME=str(tmp_path / "data"), XDG_CONFIG_HOME=str(tmp_path / "config"),
+               LEAKHUB_HOSTNAME=stack.hostname, LEAKHUB_HTTPS_PORT=str(https_port),
+               LEAKHUB_HTTP_PORT=str(http_port), LEAKHUB_BIND="127.0.0.1",
+               LEAKHUB_WEB_UPSTREAM=stack.web_url.split("//", 1)[1],
+               LEAKHUB_KEYCLOAK_UPSTREAM=stack.keycloak_url.split("//", 1)[1].split("/", 1)[0],
+               LEAKHUB_APP_ALLOW="127.0.0.1/32", LEAKHUB_ADMIN_ALLOW="127.0.0.3/32")
+    log = open(tmp_path / "caddy.log", "wb")
+    proc = subprocess.Popen(["caddy", "run", "--config", str(CADDYFILE), "--adapter", "caddyfile"],
+                            env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+    ca = tmp_path / "data" / "caddy" / "pki" / "authorities" / "local" / "root.crt"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                if ca.exists() and raw_get(stack.hostname, https_port, "/healthz", ca)[0] == 200:
+                    break
+            except OSError:
+                pass
+            if proc.poll() is not None or time.monotonic() > deadline:
+                pytest.fail("second Caddy did not start:\n"
+                            + (tmp_path / "caddy.log").read_text(errors="replace")[-3000:])
+            time.sleep(0.3)
+        yield https_port, ca
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        log.close()
+
+
+def test_app_allow_list_forbids_other_networks(stack, narrow_caddy):
+    port, ca = narrow_caddy
+    assert raw_get(stack.hostname, port, "/healthz", ca, source="127.0.0.1")[0] == 200
+    assert raw_get(stack.hostname, port, "/healthz", ca, source=OUTSIDE)[0] == 403
+    assert raw_get(stack.hostname, port, "/auth/realms/master-not/", ca, source=OUTSIDE)[0] == 403
+
+
+def test_admin_allow_list_comes_from_the_environment(stack, narrow_caddy):
+    port, ca = narrow_caddy
+    # 127.0.0.1 is inside the app list but outside LEAKHUB_ADMIN_ALLOW=127.0.0.3/32 here.
+    assert raw_get(stack.hostname, port, "/auth/admin/master/console/", ca)[0] == 403
+    assert raw_get(stack.hostname, port, "/auth/realms/master/", ca)[0] == 403
