@@ -106,9 +106,12 @@ def tag_number_of(tag: str) -> int | None:
 
 
 def _tag_query(actor):
-    # Tag numbers are unique in the whole organization (database constraint); the check reads
-    # the rows the actor may create leaks among.
-    return authz.scope(actor, Leak, "create")
+    """Tag numbers are unique in the whole organization (database constraint), so the check
+    and the sequence look at all of the organization's leaks, whatever the actor's grants:
+    through the scope of the organization's system actor (tenant-isolated; it answers only
+    "taken" and the highest number, never rows)."""
+    return authz.scope(authz.Actor.system(actor.organization, label="tag numbering"), Leak,
+                       "view")
 
 
 def tag_taken(actor, tag: str, exclude_id: int | None = None) -> bool:

@@ -1,0 +1,242 @@
+"""Leak register pages through the Flask test client (signed in via the session)."""
+import datetime as dt
+import re
+from decimal import Decimal as D
+
+import pytest
+
+from leakhub.audit.models import AuditEntry
+from leakhub.authz import Actor
+from leakhub.leaks import service
+from leakhub.leaks.models import Leak
+from leakhub.locations import service as loc
+from leakhub.locations.models import EnergySettings, Location
+from leakhub.surveys import service as sv
+from leakhub.surveys.models import Survey
+
+
+@pytest.fixture
+def admin(make_user):
+    return make_user("admin", name="Anna Admin")
+
+
+@pytest.fixture
+def world(org, admin):
+    a = Actor(organization=org, kind="user", user=admin)
+    site = loc.create_location(a, kind="site", code="BER", name="Werk Berlin")
+    hall = loc.create_location(a, kind="building", code="H1", name="Halle 1", parent=site)
+    survey = sv.create_survey(a, name="Frühjahr 2024", period_start=dt.date(2024, 3, 1),
+                              scope=[site.id])
+    return {"actor": a, "site": site, "hall": hall, "survey": survey}
+
+
+def mk(world, **kw):
+    values = dict(location=world["hall"].id, found_at=dt.datetime(2024, 3, 2, 9),
+                  rate_lpm=D("20"), survey=world["survey"].id)
+    values.update(kw)
+    return service.create_leak(world["actor"], **values)
+
+
+def leak_form(world, **kw):
+    data = {"csrf_token": "t", "location": str(world["hall"].id), "survey": str(world["survey"].id),
+            "found_at": "2024-03-05T10:15", "method": "device", "rate_lpm": "12,5",
+            "pressure_bar": "6,5", "component": "frl_unit", "priority": "1", "gas": "air",
+            "description": "Wartungseinheit zischt", "status": "open"}
+    data.update(kw)
+    return data
+
+
+def test_create_leak_via_form(world, admin, login):
+    c = login(admin)
+    resp = c.post("/leaks/new", data=leak_form(world))
+    assert resp.status_code == 302
+    leak = Leak.get()
+    assert resp.headers["Location"].endswith(f"/leaks/{leak.id}")
+    assert leak.tag == "1" and leak.rate_lpm == D("12.5") and leak.pressure_bar == D("6.5")
+    assert leak.found_at == dt.datetime(2024, 3, 5, 9, 15)  # Berlin CET → UTC
+    assert AuditEntry.select().where(AuditEntry.entity_type == "leak").count() == 1
+    page = c.get(f"/leaks/{leak.id}").get_data(as_text=True)
+    assert "12.5 l/min" in page and "<svg" in page
+    # 12.5 l/min × 6.4 × 8000 h = 640 kWh; × 0.19 = 121.60 €
+    assert re.search(r'data-testid="kwh">640 kWh', page)
+    assert "€121.60" in page
+
+
+def test_create_leak_errors_rerender_with_422(world, admin, login):
+    c = login(admin)
+    resp = c.post("/leaks/new", data=leak_form(world, rate_lpm="zwölf", location="",
+                                               component="pipe"))
+    assert resp.status_code == 422
+    page = resp.get_data(as_text=True)
+    for name in ("rate_lpm", "location", "component"):
+        assert f'data-testid="error-{name}"' in page
+    assert 'value="zwölf"' in page  # the user's input is kept
+    assert Leak.select().count() == 0
+
+
+def test_duplicate_preprinted_tag_names_the_field(world, admin, login):
+    mk(world, tag="4711")
+    resp = login(admin).post("/leaks/new", data=leak_form(world, tag="4711"))
+    assert resp.status_code == 422
+    assert 'data-testid="error-tag"' in resp.get_data(as_text=True)
+    assert Leak.select().count() == 1
+
+
+def test_edit_conflict_shows_both_versions(world, admin, make_user, login, app):
+    leak = mk(world, description="original")
+    c1 = login(admin)
+    c2 = login(make_user("editor"), app.test_client())
+    base = leak_form(world, version="1", description="")
+    r1 = c1.post(f"/leaks/{leak.id}/edit", data={**base, "description": "from A"})
+    assert r1.status_code == 302
+    r2 = c2.post(f"/leaks/{leak.id}/edit", data={**base, "description": "from B"})
+    assert r2.status_code == 409
+    page = r2.get_data(as_text=True)
+    assert 'data-testid="conflict"' in page and 'data-testid="conflict-description"' in page
+    assert "from A" in page and "from B" in page
+    assert 'name="version" value="2"' in page  # saving again is a conscious overwrite
+    assert Leak.get_by_id(leak.id).description == "from A"
+    r3 = c2.post(f"/leaks/{leak.id}/edit", data={**base, "version": "2", "description": "from B"})
+    assert r3.status_code == 302 and Leak.get_by_id(leak.id).description == "from B"
+
+
+def test_status_change_and_illegal_move(world, admin, login):
+    leak = mk(world)
+    c = login(admin)
+    r = c.post(f"/leaks/{leak.id}/status", data={"csrf_token": "t", "version": "1",
+                                                  "status": "verified"})
+    assert r.status_code == 422
+    assert "cannot change the status" in r.get_data(as_text=True)
+    r = c.post(f"/leaks/{leak.id}/status", data={"csrf_token": "t", "version": "1",
+                                                  "status": "repaired", "repair_cost": "45,50",
+                                                  "note": "Dichtung getauscht"})
+    assert r.status_code == 302
+    leak = Leak.get_by_id(leak.id)
+    assert leak.status == "repaired" and leak.repair_cost == D("45.50")
+    page = c.get(f"/leaks/{leak.id}").get_data(as_text=True)
+    assert "Dichtung getauscht" in page
+    # A stale form (version 1) is a conflict, not a silent overwrite.
+    r = c.post(f"/leaks/{leak.id}/status", data={"csrf_token": "t", "version": "1",
+                                                  "status": "verified"})
+    assert r.status_code == 409 and Leak.get_by_id(leak.id).status == "repaired"
+
+
+def test_list_filter_sort_and_pagination(world, admin, login):
+    for i in range(30):
+        mk(world, rate_lpm=D(i + 1), component="hose" if i % 3 else "valve")
+    c = login(admin)
+    page = c.get("/leaks?per_page=25").get_data(as_text=True)
+    assert "30 leaks" in page and 'data-testid="pager"' in page
+    assert page.count('data-testid="leak-row-') == 25
+    page2 = c.get("/leaks?per_page=25&page=2").get_data(as_text=True)
+    assert page2.count('data-testid="leak-row-') == 5
+    page = c.get("/leaks?component=valve&sort=-rate").get_data(as_text=True)
+    assert "10 leaks" in page
+    tags = re.findall(r'data-testid="leak-row-(\w+)"', page)
+    rates = [Leak.get(Leak.tag == t).rate_lpm for t in tags]
+    assert rates == sorted(rates, reverse=True)
+    # The filter lives in the URL: sort links keep it.
+    assert "component=valve" in re.search(r'href="([^"]*)" data-testid="sort-tag"', page).group(1)
+    page = c.get(f"/leaks?location={world['site'].id}&status=open&q=nothing-matches")
+    assert "0 leaks" in page.get_data(as_text=True)
+    assert c.get("/leaks?date_from=gestern&priority=7").status_code == 200
+
+
+def test_bulk_status(world, admin, login):
+    a, b, d = mk(world), mk(world), mk(world)
+    service.change_status(world["actor"], d, "repaired")
+    c = login(admin)
+    r = c.post("/leaks/bulk-status", data={"csrf_token": "t", "ids": [a.id, b.id, d.id],
+                                           "status": "repair_planned", "next": "/leaks?status=open"})
+    assert r.status_code == 302 and r.headers["Location"].endswith("/leaks?status=open")
+    assert Leak.get_by_id(a.id).status == "open"  # all or nothing
+    page = c.get("/leaks").get_data(as_text=True)
+    assert d.tag in page and "Cannot change" in page
+    r = c.post("/leaks/bulk-status", data={"csrf_token": "t", "ids": [a.id, b.id],
+                                           "status": "repair_planned", "next": "//evil.example"})
+    assert r.headers["Location"].endswith("/leaks")
+    assert {Leak.get_by_id(i).status for i in (a.id, b.id)} == {"repair_planned"}
+
+
+def test_tag_sheet(world, admin, login):
+    mk(world, tag="0815")
+    mk(world)
+    resp = login(admin).get(f"/surveys/{world['survey'].id}/tags")
+    page = resp.get_data(as_text=True)
+    assert resp.status_code == 200
+    assert 'data-testid="tag-0815"' in page and 'data-testid="tag-816"' in page
+    assert page.count('<svg') == 2 and 'class="qr"' in page
+    assert "style=" not in page and "<script" not in page  # CSP: no inline styles/scripts
+
+
+def test_location_survey_and_settings_forms(world, admin, login):
+    c = login(admin)
+    r = c.post("/locations/new", data={"csrf_token": "t", "kind": "area", "code": "M1",
+                                       "name": "Montage", "parent": str(world["hall"].id)})
+    assert r.status_code == 302
+    area = Location.get(Location.code == "M1")
+    assert area.path == world["hall"].path + f"{area.id}/"
+    r = c.post("/locations/new", data={"csrf_token": "t", "kind": "area", "code": "X",
+                                       "name": "X", "parent": str(world["site"].id)})
+    assert r.status_code == 422 and 'data-testid="error-parent"' in r.get_data(as_text=True)
+    r = c.post("/surveys/new", data={"csrf_token": "t", "name": "Herbst", "status": "planned",
+                                     "period_start": "01.10.2024", "scope": [world["site"].id],
+                                     "auditor_company": "Druckluft-Audit GmbH"})
+    assert r.status_code == 302
+    assert Survey.get(Survey.name == "Herbst").period_start == dt.date(2024, 10, 1)
+    r = c.post("/settings/energy", data={"csrf_token": "t", "valid_from": "2024-01-01",
+                                         "price_per_kwh": "0,22", "currency": "eur",
+                                         "specific_power": "6,4", "operating_hours": "8760",
+                                         "co2_factor": "0,38"})
+    assert r.status_code == 302
+    row = EnergySettings.get()
+    assert row.price_per_kwh == D("0.22") and row.currency == "EUR" and row.site_id is None
+    r = c.post("/settings/energy", data={"csrf_token": "t", "valid_from": "2024-06-01",
+                                         "site": str(world["site"].id), "price_per_m3": "0,02"})
+    assert r.status_code == 302
+    r = c.post("/settings/energy", data={"csrf_token": "t", "valid_from": "2024-01-01",
+                                         "price_per_kwh": "0,22"})
+    assert r.status_code == 422
+    for url in ("/locations", f"/locations/{world['site'].id}", "/surveys",
+                f"/surveys/{world['survey'].id}", f"/surveys/{world['survey'].id}/compare",
+                "/settings/energy", f"/locations/{world['site'].id}/edit",
+                f"/surveys/{world['survey'].id}/edit", "/leaks/new"):
+        assert c.get(url).status_code == 200, url
+
+
+def test_roles(world, make_user, login, app):
+    leak = mk(world)
+    viewer = login(make_user("viewer"), app.test_client())
+    assert viewer.get("/leaks").status_code == 200
+    assert viewer.get(f"/leaks/{leak.id}").status_code == 200
+    assert viewer.get("/leaks/new").status_code == 403
+    assert viewer.post(f"/leaks/{leak.id}/status",
+                       data={"csrf_token": "t", "status": "repaired"}).status_code == 403
+    assert viewer.get("/settings/energy").status_code == 403
+    manager = login(make_user("manager"), app.test_client())
+    assert manager.get("/settings/energy").status_code == 403
+    pending = login(make_user(None), app.test_client())
+    resp = pending.get("/leaks")
+    assert resp.status_code == 403 and b'data-testid="waiting"' in resp.data
+
+
+def test_other_organization_gets_404(world, other_org, make_user, login):
+    leak = mk(world)
+    stranger = login(make_user("admin", organization=other_org))
+    for url in (f"/leaks/{leak.id}", f"/leaks/{leak.id}/edit", f"/locations/{world['site'].id}",
+                f"/surveys/{world['survey'].id}", f"/surveys/{world['survey'].id}/tags",
+                f"/surveys/{world['survey'].id}/compare", f"/leaks/tag/{leak.tag}"):
+        assert stranger.get(url).status_code == 404, url
+    r = stranger.post(f"/leaks/{leak.id}/status", data={"csrf_token": "t", "status": "repaired"})
+    assert r.status_code == 404
+    r = stranger.post("/leaks/bulk-status", data={"csrf_token": "t", "ids": [leak.id],
+                                                  "status": "repaired"})
+    assert Leak.get_by_id(leak.id).status == "open"
+    assert "0 leaks" in stranger.get(f"/leaks?location={world['site'].id}").get_data(as_text=True)
+
+
+def test_post_without_csrf_refused(world, admin, login):
+    c = login(admin)
+    assert c.post("/leaks/new", data={k: v for k, v in leak_form(world).items()
+                                      if k != "csrf_token"}).status_code == 403
+    assert Leak.select().count() == 0

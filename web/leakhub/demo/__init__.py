@@ -1,0 +1,1 @@
+"""Realistic demo data (`leakctl demo seed`)."""

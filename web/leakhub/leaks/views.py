@@ -1,0 +1,304 @@
+"""Leak pages: list with filters and bulk status, create/edit, detail with status workflow."""
+from __future__ import annotations
+
+from decimal import Decimal
+
+from flask import (Blueprint, abort, current_app, flash, redirect, render_template, request,
+                   url_for)
+from flask_babel import gettext as _
+
+from .. import authz
+from ..audit.writer import ConflictError
+from ..core.db import utcnow
+from ..core.pages import (_input_dt, _input_num, conflict_rows, install, member_required,
+                          org_tz, qr_svg)
+from ..core.validation import ValidationError, parse_datetime, parse_int, utc_to_local
+from ..core.web import safe_next
+from ..identity.login import current_actor
+from ..identity.models import User
+from ..locations import service as locations
+from ..locations.settings import SettingsResolver
+from ..surveys.models import Survey, SurveyScope
+from . import calc, service
+from .models import COMPONENTS, STATUSES, Leak
+
+bp = Blueprint("leaks", __name__)
+install(bp)
+
+
+def _labels():
+    return {"statuses": service.STATUS_LABELS, "components": service.COMPONENT_LABELS,
+            "methods": service.METHOD_LABELS, "priorities": service.PRIORITY_LABELS,
+            "estimates": service.ESTIMATE_LABELS}
+
+
+def _location_options(actor):
+    return [(loc.id, ("— " * loc.depth) + loc.label) for loc in locations.flat_tree(actor)]
+
+
+def _survey_options(actor):
+    return [(s.id, f"{s.name} ({s.period_start.isoformat()})") for s in
+            authz.scope(actor, Survey, "view").order_by(Survey.period_start.desc()).limit(200)]
+
+
+def _user_options(actor):
+    return [(u.id, u.display_name) for u in authz.scope(actor, User, "view")
+            .where(User.role.is_null(False)).order_by(User.name, User.email)]
+
+
+def _form_options(actor):
+    lb = _labels()
+    return {
+        "location_options": _location_options(actor),
+        "survey_options": _survey_options(actor),
+        "user_options": _user_options(actor),
+        "method_options": list(lb["methods"].items()),
+        "estimate_options": list(lb["estimates"].items()),
+        "component_options": [(c, lb["components"][c]) for c in COMPONENTS],
+        "priority_options": list(lb["priorities"].items()),
+        "initial_status_options": [(s, lb["statuses"][s]) for s in service.INITIAL_STATUSES],
+    }
+
+
+FORM_FIELDS = ("tag", "location", "survey", "found_at", "found_by_user", "found_by",
+               "device_serial", "method", "estimate_class", "rate_lpm", "rate_low_lpm",
+               "rate_high_lpm", "pressure_bar", "gas", "component", "priority", "description",
+               "recommended_action", "spare_part", "due_date", "repaired_at", "repaired_by",
+               "repair_cost", "verification_note")
+
+
+def _form_of(leak: Leak) -> dict:
+    out = {}
+    for name in FORM_FIELDS:
+        field = Leak._meta.fields[name]
+        value = getattr(leak, name + "_id") if hasattr(field, "rel_model") else getattr(leak, name)
+        if name == "found_at":
+            value = _input_dt(value)
+        elif isinstance(value, Decimal):
+            value = _input_num(value)
+        elif hasattr(value, "isoformat"):
+            value = value.isoformat()
+        out[name] = "" if value is None else value
+    return out
+
+
+# ---------------------------------------------------------------- list + bulk
+
+@bp.route("/leaks")
+@member_required
+def index():
+    actor = current_actor()
+    flt = service.parse_filter(request.args)
+    page = service.list_leaks(actor, flt, tzname=org_tz())
+    location = (authz.scope(actor, locations.Location, "view")
+                .where(locations.Location.id == flt.location).first() if flt.location else None)
+    totals = calc.Totals()
+    for row in page.rows:
+        totals.add(row.leak.rate_lpm, row.figures)
+    return render_template(
+        "leaks/index.html", page=page, flt=flt, location=location, totals=totals,
+        location_options=_location_options(actor), survey_options=_survey_options(actor),
+        bulk_statuses=[(s, service.STATUS_LABELS[s]) for s in STATUSES if s != "to_review"],
+        can_edit=authz.can(actor, "edit"), can_create=authz.can(actor, "create"),
+        **_labels())
+
+
+@bp.route("/leaks/bulk-status", methods=["POST"])
+@member_required
+def bulk_status():
+    actor = current_actor()
+    authz.require(actor, "edit")
+    back = safe_next(request.form.get("next"), url_for("leaks.index"))
+    if not back.startswith("/leaks"):
+        back = url_for("leaks.index")
+    ids = [i for i in request.form.getlist("ids") if i.isdigit()]
+    try:
+        n = service.bulk_change_status(actor, ids, request.form.get("status", ""),
+                                       note=(request.form.get("note") or "").strip()[:5000])
+    except ValidationError as exc:
+        flash(next(iter(exc.errors.values())), "error")
+        return redirect(back)
+    except ConflictError:
+        flash(_("One of the leaks was changed by someone else meanwhile; nothing was changed. "
+                "Please try again."), "error")
+        return redirect(back)
+    flash(_("Status changed for %(n)d leaks.", n=n), "success")
+    return redirect(back)
+
+
+# ---------------------------------------------------------------- create / edit
+
+@bp.route("/leaks/new", methods=["GET", "POST"])
+@member_required
+def new():
+    actor = current_actor()
+    authz.require(actor, "create")
+    errors = {}
+    if request.method == "POST":
+        form = request.form.to_dict()
+        try:
+            values = service.parse_leak_form(request.form, tzname=org_tz(), creating=True)
+            leak = service.create_leak(actor, **values)
+            flash(_("Leak %(tag)s recorded.", tag=leak.tag), "success")
+            if request.form.get("another"):
+                return redirect(url_for("leaks.new", survey=leak.survey_id or "",
+                                        location=leak.location_id))
+            return redirect(url_for("leaks.detail", leak_id=leak.id))
+        except ValidationError as exc:
+            errors = exc.errors
+    else:
+        now_local = utc_to_local(utcnow(), org_tz())
+        form = {"found_at": now_local.strftime("%Y-%m-%dT%H:%M"), "method": "device",
+                "component": "other", "priority": "2", "gas": "air", "status": "open",
+                "found_by_user": actor.user.id if actor.user else ""}
+        survey_id = request.args.get("survey", "")
+        if survey_id.isdigit():
+            survey = authz.scope(actor, Survey, "view").where(Survey.id == int(survey_id)).first()
+            if survey is not None:
+                form["survey"] = survey.id
+                form["device_serial"] = ""
+                scope = [s.location_id for s in authz.scope(actor, SurveyScope, "view")
+                         .where(SurveyScope.survey == survey.id)]
+                if len(scope) == 1:
+                    form["location"] = scope[0]
+        loc_id = request.args.get("location", "")
+        if loc_id.isdigit():
+            form["location"] = int(loc_id)
+    return render_template("leaks/form.html", leak=None, form=form, errors=errors, version=None,
+                           conflict=[], **_form_options(actor), **_labels()), \
+        (422 if errors else 200)
+
+
+@bp.route("/leaks/<int:leak_id>")
+@member_required
+def detail(leak_id):
+    actor = current_actor()
+    return _render_detail(actor, authz.get_or_404(actor, Leak, leak_id))
+
+
+def _render_detail(actor, leak: Leak, status_errors=None, status_form=None, code=200):
+    location = authz.get_or_404(actor, locations.Location, leak.location_id)
+    params = SettingsResolver(actor).at(location.site_id, leak.found_at)
+    survey = (authz.scope(actor, Survey, "view").where(Survey.id == leak.survey_id).first()
+              if leak.survey_id else None)
+    url = current_app.config["LEAKHUB"].public_url.rstrip("/") + url_for(
+        "leaks.detail", leak_id=leak.id)
+    return render_template(
+        "leaks/detail.html", leak=leak, location=location,
+        ancestors=locations.ancestors(actor, location), survey=survey, params=params,
+        figures=calc.figures(leak.rate_lpm, params), history=service.history(actor, leak),
+        transitions=[(s, service.STATUS_LABELS[s])
+                     for s in service.allowed_transitions(leak.status)],
+        qr=qr_svg(url, label=_("Leak %(tag)s", tag=leak.tag)),
+        status_errors=status_errors or {}, status_form=status_form or {},
+        can_edit=authz.can(actor, "edit", leak), **_labels()), code
+
+
+def _conflict_fields():
+    return [("tag", _("Tag number")), ("location", _("Location")), ("survey", _("Survey")),
+            ("found_at", _("Found at")), ("found_by", _("Found by")),
+            ("device_serial", _("Device serial")), ("method", _("Method")),
+            ("estimate_class", _("Estimate class")), ("rate_lpm", _("Leak rate l/min")),
+            ("rate_low_lpm", _("Low")), ("rate_high_lpm", _("High")),
+            ("pressure_bar", _("Pressure bar")), ("gas", _("Gas")), ("component", _("Component")),
+            ("priority", _("Priority")), ("description", _("Description")),
+            ("recommended_action", _("Recommended action")), ("spare_part", _("Spare part")),
+            ("due_date", _("Due date")), ("repaired_at", _("Repair date")),
+            ("repaired_by", _("Repaired by")), ("repair_cost", _("Repair cost")),
+            ("verification_note", _("Verification note"))]
+
+
+def _normalize_for_compare(name, value):
+    """Compare what the user typed with what is stored, ignoring formatting differences."""
+    if value is None:
+        return ""
+    value = str(value).strip()
+    if name in ("rate_lpm", "rate_low_lpm", "rate_high_lpm", "pressure_bar", "repair_cost"):
+        try:
+            from ..core.validation import parse_decimal
+            return _input_num(parse_decimal(value))
+        except ValidationError:
+            return value
+    if name == "found_at":
+        try:
+            parsed = parse_datetime(value)
+            return parsed.strftime("%Y-%m-%dT%H:%M") if parsed else ""
+        except ValidationError:
+            return value
+    return value
+
+
+@bp.route("/leaks/<int:leak_id>/edit", methods=["GET", "POST"])
+@member_required
+def edit(leak_id):
+    actor = current_actor()
+    leak = authz.get_or_404(actor, Leak, leak_id, "edit")
+    errors, version = {}, leak.version
+    form = request.form.to_dict() if request.method == "POST" else _form_of(leak)
+    if request.method == "POST":
+        try:
+            values = service.parse_leak_form(request.form, tzname=org_tz(), creating=False)
+            expected = parse_int(request.form.get("version"), "version")
+            service.update_leak(actor, leak, expected_version=expected, **values)
+            flash(_("Saved."), "success")
+            return redirect(url_for("leaks.detail", leak_id=leak.id))
+        except ValidationError as exc:
+            errors = exc.errors
+        except ConflictError as exc:
+            current = exc.current
+            if current is None:
+                abort(404)
+            rows = conflict_rows(_conflict_fields(), form, _form_of(current),
+                                 fmt=_normalize_for_compare)
+            return render_template("leaks/form.html", leak=current, form=form, errors={},
+                                   version=current.version, conflict=rows,
+                                   **_form_options(actor), **_labels()), 409
+    return render_template("leaks/form.html", leak=leak, form=form, errors=errors,
+                           version=version, conflict=[], **_form_options(actor), **_labels()), \
+        (422 if errors else 200)
+
+
+@bp.route("/leaks/<int:leak_id>/status", methods=["POST"])
+@member_required
+def status(leak_id):
+    actor = current_actor()
+    leak = authz.get_or_404(actor, Leak, leak_id, "edit")
+    try:
+        values = service.parse_status_form(request.form)
+        expected = parse_int(request.form.get("version"), "version")
+        to_status = values.pop("to_status")
+        service.change_status(actor, leak, to_status, expected_version=expected, **values)
+    except ValidationError as exc:
+        return _render_detail(actor, Leak.get_by_id(leak.id), exc.errors, request.form.to_dict(),
+                              422)
+    except ConflictError as exc:
+        current = exc.current
+        if current is None:
+            abort(404)
+        flash(_("Someone else changed this leak in the meantime (status now “%(s)s”). Nothing "
+                "was changed; check the current state and try again.",
+                s=service.STATUS_LABELS[current.status]), "error")
+        return _render_detail(actor, current, {"": _("Conflict: not saved.")},
+                              request.form.to_dict(), 409)
+    flash(_("Status changed to “%(s)s”.", s=service.STATUS_LABELS[to_status]), "success")
+    return redirect(url_for("leaks.detail", leak_id=leak.id))
+
+
+@bp.route("/leaks/<int:leak_id>/delete", methods=["POST"])
+@member_required
+def delete(leak_id):
+    actor = current_actor()
+    leak = authz.get_or_404(actor, Leak, leak_id, "delete")
+    service.delete_leak(actor, leak)
+    flash(_("Leak %(tag)s deleted.", tag=leak.tag), "success")
+    return redirect(url_for("leaks.index"))
+
+
+@bp.route("/leaks/tag/<tag>")
+@member_required
+def by_tag(tag):
+    """Open a leak by its tag number (typed or scanned from a pre-printed tag)."""
+    leak = service.leak_by_tag(current_actor(), tag[:32])
+    if leak is None:
+        abort(404)
+    return redirect(url_for("leaks.detail", leak_id=leak.id))
