@@ -70,6 +70,19 @@ def create_app(config: Config | None = None, *, migrate: bool = True) -> Flask:
     app.register_blueprint(locations_bp)
     app.register_blueprint(surveys_bp)
     app.register_blueprint(leaks_bp)
+    _register_reporting(app)
     if not database.is_closed():
         database.close()
     return app
+
+
+def _register_reporting(app):
+    """Photos, dashboard, exports, imports, PDF reports."""
+    from .dashboard.views import bp as dashboard_bp
+    from .exports.views import bp as exports_bp
+    from .imports.views import bp as imports_bp
+    from .photos.views import bp as photos_bp
+    from .reports.views import bp as reports_bp
+
+    for bp in (photos_bp, dashboard_bp, exports_bp, imports_bp, reports_bp):
+        app.register_blueprint(bp)

@@ -45,7 +45,14 @@ def _register():
     cli.add_command(status_group)
 
 
+def _register_reporting():
+    from .imports.cli import import_group
+
+    cli.add_command(import_group)
+
+
 _register()
+_register_reporting()
 
 
 def main(argv=None):

@@ -1,0 +1,55 @@
+"""Test data for photos, imports, exports, reports and the dashboard (not a conftest: import
+it from the tests that need it)."""
+from __future__ import annotations
+
+import datetime as dt
+import io
+from decimal import Decimal as D
+
+BASE = "https://localhost"
+
+
+def make_tree(actor):
+    from leakhub.locations import service as loc
+
+    site = loc.create_location(actor, kind="site", code="BER", name="Werk Berlin")
+    hall = loc.create_location(actor, kind="building", code="H1", name="Halle 1", parent=site)
+    area = loc.create_location(actor, kind="area", code="A1", name="Montage", parent=hall)
+    site2 = loc.create_location(actor, kind="site", code="MUC", name="Werk München")
+    return {"site": site, "hall": hall, "area": area, "site2": site2}
+
+
+def new_leak(actor, location, **kw):
+    from leakhub.leaks import service
+
+    values = dict(location=location.id, found_at=dt.datetime(2024, 3, 1, 9), rate_lpm=D("20"))
+    values.update(kw)
+    return service.create_leak(actor, **values)
+
+
+def jpeg_with_exif_gps(size=(64, 48), orientation=None) -> bytes:
+    from PIL import Image
+
+    img = Image.new("RGB", size, (200, 30, 30))
+    exif = Image.Exif()
+    exif[0x010F] = "SecretCam"  # Make
+    exif[0x0110] = "Model X"  # Model
+    exif[0x0131] = "Firmware 1.0"  # Software
+    if orientation:
+        exif[0x0112] = orientation
+    gps = exif.get_ifd(0x8825)
+    gps[1] = "N"
+    gps[2] = (52.0, 31.0, 12.0)
+    gps[3] = "E"
+    gps[4] = (13.0, 24.0, 36.0)
+    out = io.BytesIO()
+    img.save(out, "JPEG", exif=exif, comment=b"secret comment")
+    return out.getvalue()
+
+
+def png_bytes(size=(20, 10)) -> bytes:
+    from PIL import Image
+
+    out = io.BytesIO()
+    Image.new("RGBA", size, (0, 100, 0, 128)).save(out, "PNG")
+    return out.getvalue()

@@ -1,0 +1,1 @@
+"""Dashboard: organization-wide figures of open leaks and realised savings, aggregated in SQL."""

@@ -1,0 +1,39 @@
+"""`/leaks/export.csv` and `/leaks/export.xlsx`: the leak list's current filter as a file."""
+from __future__ import annotations
+
+from flask import Blueprint, send_file
+from flask import request
+from flask_login import login_required
+
+from ..identity.login import current_actor
+from ..leaks import service as leaks
+from . import service
+
+bp = Blueprint("exports", __name__)
+
+MIMETYPES = {"csv": "text/csv; charset=utf-8",
+             "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"}
+
+
+def _export(fmt):
+    actor = current_actor()
+    flt = leaks.parse_filter(request.args)
+    tz = actor.organization.timezone
+    out, _n = service.export(actor, flt, fmt=fmt, tzname=tz,
+                             opts=service.parse_options(request.args))
+    resp = send_file(out, mimetype=MIMETYPES[fmt], as_attachment=True,
+                     download_name=service.filename(actor.organization, fmt))
+    resp.headers["Cache-Control"] = "private, no-store"
+    return resp
+
+
+@bp.route("/leaks/export.csv")
+@login_required
+def export_csv():
+    return _export("csv")
+
+
+@bp.route("/leaks/export.xlsx")
+@login_required
+def export_xlsx():
+    return _export("xlsx")

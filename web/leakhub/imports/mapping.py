@@ -1,0 +1,238 @@
+"""Column mapping: which file column feeds which leak field, suggested from header names in
+English and German ("Tag", "Nr.", "Leckage-Nr", "Standort", "Leckrate l/min", "Druck",
+"Bauteil", "Datum", ...), and value vocabularies (component, status, priority labels in both
+languages) → stored keys."""
+from __future__ import annotations
+
+import re
+import unicodedata
+
+from flask_babel import lazy_gettext as _l
+
+# Import target fields, in form order, with the label shown in the mapping step. The export
+# writes the same English labels as headers, so an exported file re-imports without mapping.
+FIELDS = {
+    "tag": _l("Tag number"),
+    "location": _l("Location path"),
+    "site": _l("Site"),
+    "building": _l("Building"),
+    "area": _l("Area"),
+    "survey": _l("Survey"),
+    "found_at": _l("Found at"),
+    "found_by": _l("Found by"),
+    "device_serial": _l("Device serial"),
+    "method": _l("Method"),
+    "estimate_class": _l("Estimate class"),
+    "rate_lpm": _l("Leak rate l/min"),
+    "rate_low_lpm": _l("Rate low l/min"),
+    "rate_high_lpm": _l("Rate high l/min"),
+    "pressure_bar": _l("Pressure bar"),
+    "gas": _l("Gas"),
+    "component": _l("Component"),
+    "priority": _l("Priority"),
+    "description": _l("Description"),
+    "recommended_action": _l("Recommended action"),
+    "spare_part": _l("Spare part"),
+    "status": _l("Status"),
+    "due_date": _l("Due date"),
+    "repaired_at": _l("Repair date"),
+    "repaired_by": _l("Repaired by"),
+    "repair_cost": _l("Repair cost"),
+    "verification_note": _l("Verification note"),
+}
+
+# English label text (as exported) for each field; part of the synonyms below.
+EXPORT_HEADERS = {
+    "tag": "Tag number", "location": "Location path", "site": "Site", "building": "Building",
+    "area": "Area", "survey": "Survey", "found_at": "Found at", "found_by": "Found by",
+    "device_serial": "Device serial", "method": "Method", "estimate_class": "Estimate class",
+    "rate_lpm": "Leak rate l/min", "rate_low_lpm": "Rate low l/min",
+    "rate_high_lpm": "Rate high l/min", "pressure_bar": "Pressure bar", "gas": "Gas",
+    "component": "Component", "priority": "Priority", "description": "Description",
+    "recommended_action": "Recommended action", "spare_part": "Spare part", "status": "Status",
+    "due_date": "Due date", "repaired_at": "Repair date", "repaired_by": "Repaired by",
+    "repair_cost": "Repair cost", "verification_note": "Verification note",
+}
+
+SYNONYMS = {
+    "tag": ["tag", "tagnumber", "tagnr", "tagno", "tagid", "nr", "no", "number", "nummer",
+            "leaknumber", "leakno", "leaknr", "leakid", "leckagenr", "leckagenummer",
+            "leckagenno", "lecknr", "lecknummer", "leckage", "leckagen", "markierung",
+            "anhaenger", "anhaengernr", "kennzeichnung", "kennung", "tagnummer"],
+    "location": ["locationpath", "location", "standort", "standortpfad", "ort", "messort",
+                 "pfad", "path", "lage", "einbauort", "position", "anlage", "maschine",
+                 "machine"],
+    "site": ["site", "werk", "plant", "fabrik", "niederlassung"],
+    "building": ["building", "gebaeude", "halle", "hall"],
+    "area": ["area", "bereich", "zone", "raum", "abteilung", "department"],
+    "survey": ["survey", "audit", "begehung", "messkampagne", "kampagne", "projekt", "project"],
+    "found_at": ["foundat", "date", "datum", "founddate", "found", "gefundenam", "erfasstam",
+                 "aufnahmedatum", "messdatum", "datumuhrzeit", "datetime", "zeitpunkt",
+                 "erfassungsdatum", "timestamp", "zeit"],
+    "found_by": ["foundby", "auditor", "pruefer", "erfasstvon", "gefundenvon", "techniker",
+                 "inspector", "bearbeiter", "erfasser"],
+    "device_serial": ["deviceserial", "device", "serialnumber", "seriennummer", "geraet",
+                      "messgeraet", "geraeteseriennummer"],
+    "method": ["method", "methode", "messmethode"],
+    "estimate_class": ["estimateclass", "schaetzklasse", "groessenklasse"],
+    "rate_lpm": ["leakratelmin", "leakrate", "rate", "ratelmin", "leckratelmin", "leckrate",
+                 "leckagerate", "leckagelmin", "verlustlmin", "verlust", "durchfluss",
+                 "durchflusslmin", "volumenstrom", "volumenstromlmin", "flow", "flowlmin",
+                 "lmin", "leckmenge", "leckmengelmin"],
+    "rate_low_lpm": ["ratelowlmin", "ratelow", "leckrateminlmin", "leckratemin", "leckratevon",
+                     "minlmin", "untergrenze"],
+    "rate_high_lpm": ["ratehighlmin", "ratehigh", "leckratemaxlmin", "leckratemax",
+                      "leckratebis", "maxlmin", "obergrenze"],
+    "pressure_bar": ["pressurebar", "pressure", "druckbar", "druck", "bar", "betriebsdruck",
+                     "netzdruck"],
+    "gas": ["gas", "medium"],
+    "component": ["component", "bauteil", "komponente", "bauteiltyp", "bauteilart",
+                  "leckageort", "art", "typ", "type"],
+    "priority": ["priority", "prioritaet", "prio", "dringlichkeit"],
+    "description": ["description", "beschreibung", "bemerkung", "bemerkungen", "kommentar",
+                    "comment", "comments", "notes", "note", "anmerkung", "notiz", "text"],
+    "recommended_action": ["recommendedaction", "action", "massnahme", "empfohlenemassnahme",
+                           "abhilfe", "reparaturhinweis", "handlungsempfehlung"],
+    "spare_part": ["sparepart", "ersatzteil", "part", "material"],
+    "status": ["status", "zustand", "bearbeitungsstatus"],
+    "due_date": ["duedate", "due", "faellig", "faelligam", "termin", "faelligkeit"],
+    "repaired_at": ["repairdate", "repairedat", "repaired", "repariertam", "reparaturdatum",
+                    "behobenam"],
+    "repaired_by": ["repairedby", "repariertvon", "behobenvon"],
+    "repair_cost": ["repaircost", "reparaturkosten", "behebungskosten"],
+    "verification_note": ["verificationnote", "pruefvermerk", "verifikation", "nachmessung"],
+}
+
+_UMLAUT = str.maketrans({"ä": "ae", "ö": "oe", "ü": "ue", "ß": "ss", "Ä": "ae", "Ö": "oe",
+                         "Ü": "ue"})
+
+
+def norm(text) -> str:
+    """'Leckrate [l/min]' → 'leckratelmin'; 'Gebäude' → 'gebaeude'; 'Nr.' → 'nr'."""
+    text = str(text or "").translate(_UMLAUT).lower()
+    text = unicodedata.normalize("NFKD", text)
+    return re.sub(r"[^a-z0-9]", "", text.encode("ascii", "ignore").decode())
+
+
+_LOOKUP: dict[str, str] = {}
+for _field, _words in SYNONYMS.items():
+    for _w in [norm(EXPORT_HEADERS[_field])] + _words:
+        _LOOKUP.setdefault(_w, _field)
+
+
+def suggest(headers: list[str]) -> dict[int, str]:
+    """Column index → field. Exact synonym matches first, then headers that start with a
+    synonym ("Leckrate in l/min" → rate); each field is used once, the leftmost column wins."""
+    out: dict[int, str] = {}
+    used: set[str] = set()
+    normed = [norm(h) for h in headers]
+    for i, n in enumerate(normed):
+        field = _LOOKUP.get(n)
+        if field and field not in used:
+            out[i] = field
+            used.add(field)
+    for i, n in enumerate(normed):
+        if i in out or len(n) < 4:
+            continue
+        for word, field in sorted(_LOOKUP.items(), key=lambda kv: -len(kv[0])):
+            if len(word) >= 4 and n.startswith(word) and field not in used:
+                out[i] = field
+                used.add(field)
+                break
+    return out
+
+
+def from_names(headers: list[str], by_name: dict[str, str]) -> dict[int, str]:
+    """A mapping given as {header text: field} (CLI --mapping) → column index → field.
+    Raises KeyError/ValueError naming the unknown header or field."""
+    out = {}
+    index = {h: i for i, h in reversed(list(enumerate(headers)))}
+    normed = {norm(h): i for i, h in reversed(list(enumerate(headers)))}
+    for header, field in by_name.items():
+        if field in (None, "", "ignore"):
+            continue
+        if field not in FIELDS:
+            raise ValueError(f"unknown field {field!r} for column {header!r}; "
+                             f"fields: {', '.join(FIELDS)}")
+        i = index.get(header, normed.get(norm(header)))
+        if i is None:
+            raise KeyError(f"the file has no column {header!r}")
+        out[i] = field
+    return out
+
+
+# ---------------------------------------------------------------- value vocabularies
+
+COMPONENT_WORDS = {
+    "coupling": ["coupling", "kupplung", "steckkupplung", "kupplungen"],
+    "hose": ["hose", "schlauch", "schlaeuche", "schlauchleitung"],
+    "tube": ["tube", "rohr", "leitung", "kunststoffrohr", "tubing"],
+    "fitting": ["fitting", "verschraubung", "steckverbinder", "verbinder", "fittings",
+                "anschluss"],
+    "pipe_joint": ["pipejoint", "rohrverbindung", "rohrverbinder", "pipe", "schweissnaht",
+                   "muffe"],
+    "quick_disconnect": ["quickdisconnect", "schnellkupplung", "schnellverschluss",
+                         "schnellverbinder"],
+    "frl_unit": ["frlunit", "frl", "wartungseinheit", "filterregler", "druckregler", "regler",
+                 "filter", "oeler", "filterreglerler"],
+    "condensate_trap": ["condensatetrap", "kondensatableiter", "kondensatablass", "ableiter",
+                        "kondensat"],
+    "valve": ["valve", "ventil", "magnetventil", "kugelhahn", "hahn", "absperrventil"],
+    "flange": ["flange", "flansch"],
+    "cylinder": ["cylinder", "zylinder", "pneumatikzylinder"],
+    "other": ["other", "sonstiges", "sonstige", "andere", "anderes", "divers"],
+}
+STATUS_WORDS = {
+    "to_review": ["toreview", "zupruefen", "pruefen", "review"],
+    "open": ["open", "offen", "neu", "new"],
+    "repair_planned": ["repairplanned", "planned", "reparaturgeplant", "geplant",
+                       "inbearbeitung", "beauftragt"],
+    "repaired": ["repaired", "repariert", "behoben", "erledigt", "fixed", "done"],
+    "verified": ["verified", "verifiziert", "geprueft", "bestaetigt", "nachgemessen",
+                 "abgenommen"],
+    "deferred": ["deferred", "zurueckgestellt", "verschoben", "aufgeschoben", "postponed"],
+    "not_a_leak": ["notaleak", "keineleckage", "keinleck", "falschmeldung"],
+}
+PRIORITY_WORDS = {1: ["1", "high", "hoch", "a", "dringend", "urgent"],
+                  2: ["2", "medium", "mittel", "b", "normal"],
+                  3: ["3", "low", "niedrig", "gering", "c"]}
+METHOD_WORDS = {"device": ["device", "measured", "measuredwithadevice", "gemessen", "messung",
+                           "messgeraet"],
+                "estimate": ["estimate", "estimateclass", "geschaetzt", "schaetzung"],
+                "calculated": ["calculated", "berechnet"]}
+ESTIMATE_WORDS = {"minimal": ["minimal", "minimalfeltnotheard", "sehrklein"],
+                  "small": ["small", "klein"], "medium": ["medium", "mittel"],
+                  "large": ["large", "gross"],
+                  "severe": ["severe", "severeheardatadistance", "sehrgross", "extrem"]}
+
+
+def _vocab(words: dict) -> dict[str, object]:
+    out = {}
+    for key, ws in words.items():
+        out[norm(key)] = key
+        for w in ws:
+            out.setdefault(norm(w), key)
+    return out
+
+
+VOCABULARIES = {
+    "component": _vocab(COMPONENT_WORDS),
+    "status": _vocab(STATUS_WORDS),
+    "priority": _vocab(PRIORITY_WORDS),
+    "method": _vocab(METHOD_WORDS),
+    "estimate_class": _vocab(ESTIMATE_WORDS),
+}
+
+
+def add_labels(field: str, labels: dict) -> None:
+    """Also accept the (translated) labels the application shows, e.g. from an export."""
+    vocab = VOCABULARIES[field]
+    for key, label in labels.items():
+        vocab.setdefault(norm(str(label)), key)
+
+
+def lookup(field: str, raw):
+    """A vocabulary value → its key, or None when unknown."""
+    if isinstance(raw, float) and raw.is_integer():
+        raw = int(raw)
+    return VOCABULARIES[field].get(norm(raw))

@@ -1,0 +1,116 @@
+"""Import pages: upload → column mapping with preview → commit.
+
+The uploaded file is staged in the uploads storage (content-hash key, per organization) and
+its key is remembered in the (server-side) session, so the steps work across web replicas and
+nobody else can commit someone's staged file. Staged files older than a day are removed.
+"""
+from __future__ import annotations
+
+import datetime as dt
+
+from flask import Blueprint, abort, flash, redirect, render_template, request, session, url_for
+from flask_babel import gettext as _
+from flask_login import login_required
+
+from .. import authz
+from ..core.db import utcnow
+from ..identity.login import current_actor
+from ..photos.storage import FileStorage, uploads_root
+from . import formats, mapping, service
+
+bp = Blueprint("imports", __name__)
+SESSION_KEY = "leak_imports"
+STAGING_MAX_AGE = dt.timedelta(days=1)
+
+
+def staging(org) -> FileStorage:
+    return FileStorage(uploads_root() / "imports" / str(int(org.id)))
+
+
+def _purge(store: FileStorage) -> None:
+    now = utcnow()
+    for key in list(store.keys()):
+        mtime = store.modified_at(key)
+        if mtime is not None and now - mtime > STAGING_MAX_AGE:
+            store.delete(key)
+
+
+def _staged(actor, key):
+    entry = (session.get(SESSION_KEY) or {}).get(key)
+    if not entry or entry.get("org") != actor.organization.id:
+        abort(404)
+    store = staging(actor.organization)
+    try:
+        data = store.read(key)
+    except (FileNotFoundError, ValueError):
+        abort(404)
+    return entry, data
+
+
+def _options(form) -> service.Options:
+    return service.Options(update_existing=form.get("update_existing") == "1",
+                           create_locations=form.get("create_locations") == "1")
+
+
+@bp.route("/leaks/import", methods=["GET", "POST"])
+@login_required
+def upload():
+    actor = current_actor()
+    authz.require(actor, "create")
+    if request.method == "GET":
+        return render_template("imports/upload.html", formats=formats.REGISTRY)
+    f = request.files.get("file")
+    data = f.read() if f else b""
+    name = (f.filename or "upload") if f else ""
+    if not data:
+        return render_template("imports/upload.html", formats=formats.REGISTRY,
+                               error=_("Choose a CSV or XLSX file.")), 422
+    try:
+        formats.importer_for(name, data[:8192])
+    except formats.FormatError as exc:
+        return render_template("imports/upload.html", formats=formats.REGISTRY,
+                               error=_("%(name)s cannot be imported: %(e)s", name=name,
+                                       e=str(exc))), 422
+    store = staging(actor.organization)
+    _purge(store)
+    key = store.put(data)
+    staged = dict(session.get(SESSION_KEY) or {})
+    staged = dict(list(staged.items())[-4:])  # a few at most
+    staged[key] = {"org": actor.organization.id, "filename": name[:200]}
+    session[SESSION_KEY] = staged
+    return redirect(url_for("imports.review", key=key))
+
+
+@bp.route("/leaks/import/<key>", methods=["GET", "POST"])
+@login_required
+def review(key):
+    actor = current_actor()
+    authz.require(actor, "create")
+    entry, data = _staged(actor, key)
+    filename = entry["filename"]
+    try:
+        _fmt, headers = service.headers_of(data, filename)
+    except formats.FormatError as exc:
+        flash(_("%(name)s cannot be imported: %(e)s", name=filename, e=str(exc)), "error")
+        return redirect(url_for("imports.upload"))
+    if request.method == "POST":
+        column_map = service.parse_mapping_form(request.form, headers)
+        options = _options(request.form)
+    else:
+        column_map = mapping.suggest(headers)
+        options = service.Options()
+    commit = request.method == "POST" and request.form.get("action") == "commit"
+    result = service.run_import(actor, data, filename, column_map=column_map, options=options,
+                                dry_run=not commit)
+    if result.committed:
+        staging(actor.organization).delete(key)
+        staged = dict(session.get(SESSION_KEY) or {})
+        staged.pop(key, None)
+        session[SESSION_KEY] = staged
+        flash(_("Imported %(name)s: %(new)d new, %(changed)d updated, %(same)d unchanged.",
+                name=filename, new=result.new, changed=result.changed, same=result.unchanged),
+              "success")
+        return redirect("/leaks")
+    code = 200 if result.ok or not commit else 422
+    return render_template("imports/review.html", key=key, filename=filename, headers=headers,
+                           result=result, fields=mapping.FIELDS, options=options), code

@@ -1,0 +1,1 @@
+"""PDF reports per survey and per location (reportlab platypus)."""
