@@ -1,3 +1,30 @@
-from flask import Blueprint
+"""`/dashboard`: open leaks and realised savings; charts drawn in the browser from JSON."""
+from __future__ import annotations
+
+from flask import Blueprint, render_template
+from flask_babel import gettext as _
+
+from .. import authz
+from ..core.pages import member_required
+from ..identity.login import current_actor
+from ..leaks import service as leaks
+from . import service
 
 bp = Blueprint("dashboard", __name__)
+
+
+@bp.route("/dashboard")
+@member_required
+def index():
+    actor = current_actor()
+    authz.require(actor, "view")
+    d = service.compute(actor)
+    data = service.chart_data(d, component_labels=leaks.COMPONENT_LABELS, labels={
+        "found": _("found"), "repaired": _("repaired"),
+        "open_cost": _("open leaks: cost per year"),
+        "saved_cost": _("repaired: expected savings per year"),
+        "trend": _("Leaks found and repaired per month"),
+        "sites": _("Cost per year by site"), "components": _("Open leaks by component"),
+    })
+    return render_template("dashboard/index.html", d=d, data=data,
+                           component_labels=leaks.COMPONENT_LABELS)
