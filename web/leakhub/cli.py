@@ -36,6 +36,7 @@ def _register():
     from .audit.cli import audit_group
     from .ops.cli import status_group
     from .orgs.cli import org_group
+    from .security.cli import security_group
 
     cli.add_command(secrets_group)
     cli.add_command(migrate_cmd)
@@ -43,6 +44,7 @@ def _register():
     cli.add_command(org_group)
     cli.add_command(audit_group)
     cli.add_command(status_group)
+    cli.add_command(security_group)
 
 
 def _register_reporting():
