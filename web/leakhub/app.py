@@ -70,6 +70,11 @@ def create_app(config: Config | None = None, *, migrate: bool = True) -> Flask:
     app.register_blueprint(locations_bp)
     app.register_blueprint(surveys_bp)
     app.register_blueprint(leaks_bp)
+    from . import security
+    from .audit.views import bp as audit_bp
+
+    app.register_blueprint(audit_bp)
+    security.init_app(app)  # /security blueprint and the expired-session hook
     _register_reporting(app)
     if not database.is_closed():
         database.close()

@@ -11,6 +11,8 @@ from urllib.parse import urlsplit
 
 from flask import abort, current_app, g, jsonify, render_template, request, session
 
+from ..security.events import record_http_error
+
 log = logging.getLogger("leakhub.web")
 
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{8,64}$")
@@ -95,6 +97,7 @@ def init_app(app):
     def _error(code, default_title):
         def handler(exc):
             description = getattr(exc, "description", None) or ""
+            record_http_error(code)  # 403/429 -> security event (CSRF, permission, rate limit)
             if request.path.startswith("/api/"):
                 body = {"type": "about:blank", "title": default_title, "status": code,
                         "detail": description}

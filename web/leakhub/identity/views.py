@@ -16,6 +16,7 @@ from flask_login import current_user, login_user, logout_user
 from ..core.db import utcnow
 from ..core.web import csrf_exempt, safe_next
 from ..orgs.models import Organization
+from ..security.events import record as record_security_event
 from .login import SignedInUser
 from .models import User, WebSession
 from .tokens import TokenError, realm_keys, verify_jwt
@@ -84,10 +85,14 @@ def callback(slug):
     pending = session.pop("oidc", None)
     if request.args.get("error"):
         log.info("sign-in cancelled or refused by Keycloak", extra={"org": slug})
+        record_security_event("sign_in_failed", organization=org, details={
+            "reason": "refused_by_keycloak", "error": request.args.get("error", "")[:64]})
         return render_template("identity/signin_failed.html", org=org), 400
     if (not pending or pending.get("org") != org.slug
             or not secrets.compare_digest(pending.get("state", ""), request.args.get("state", ""))):
         g.security_event = "login_state_mismatch"
+        record_security_event("sign_in_failed", organization=org,
+                              details={"reason": "state_mismatch"})
         return render_template("identity/signin_failed.html", org=org), 400
     keys = realm_keys(config, org.slug)
     client = OAuth2Session(CLIENT_ID, org.oidc_client_secret, redirect_uri=_redirect_uri(org.slug))
@@ -98,6 +103,8 @@ def callback(slug):
                                    grant_type="authorization_code")
     except Exception as exc:  # authlib raises several types; none may reach the user
         log.warning("token exchange failed: %s", type(exc).__name__, extra={"org": slug})
+        record_security_event("sign_in_failed", organization=org, details={
+            "reason": "token_exchange_failed", "error": type(exc).__name__})
         return render_template("identity/signin_failed.html", org=org), 400
     try:
         claims = verify_jwt(token.get("id_token", ""), keys, issuer=config.issuer_for(org.slug),
@@ -105,6 +112,8 @@ def callback(slug):
                             extra_claims={"nonce": {"essential": True, "value": pending["nonce"]}})
     except TokenError as exc:
         log.warning("ID token rejected: %s", exc, extra={"org": slug})
+        record_security_event("token_rejected", organization=org,
+                              details={"what": "id_token", "reason": str(exc)})
         return render_template("identity/signin_failed.html", org=org), 400
 
     user = User.get_or_none((User.organization == org) & (User.sub == claims["sub"]))
@@ -117,6 +126,8 @@ def callback(slug):
         user.email = email or user.email
         user.name = name or user.name
     if not user.enabled:
+        record_security_event("sign_in_failed", organization=org, user=user,
+                              details={"reason": "user_disabled"})
         return render_template("identity/disabled.html", org=org), 403
     user.last_login_at = utcnow()
     user.save()
@@ -128,6 +139,7 @@ def callback(slug):
     session["id_token_hint"] = token.get("id_token")
     login_user(SignedInUser(user))
     log.info("signed in", extra={"org": slug, "user_id": user.id})
+    record_security_event("sign_in", organization=org, user=user)
     return redirect(pending.get("next") or "/")
 
 
@@ -136,6 +148,8 @@ def logout():
     config = _config()
     id_token = session.get("id_token_hint")
     org = Organization.get_or_none(Organization.id == session.get("org_id"))
+    record_security_event("sign_out", organization=org,
+                          user=current_user.user if current_user.is_authenticated else None)
     logout_user()
     session.clear()
     if org is None or not id_token:
@@ -169,6 +183,8 @@ def backchannel_logout(slug):
                             required=("iat", "iss", "aud"))
     except TokenError as exc:
         log.warning("logout token rejected: %s", exc, extra={"org": slug})
+        record_security_event("token_rejected", organization=org,
+                              details={"what": "logout_token", "reason": str(exc)})
         return {"error": "invalid_request"}, 400
     events = claims.get("events")
     if not isinstance(events, dict) or LOGOUT_EVENT not in events or "nonce" in claims \
@@ -182,6 +198,8 @@ def backchannel_logout(slug):
         query = query.where(WebSession.user.in_(users))
     ended = query.execute()
     log.info("back-channel logout ended %d session(s)", ended, extra={"org": slug})
+    record_security_event("sign_out", organization=org,
+                          details={"via": "back-channel", "sessions_ended": ended})
     return "", 200
 
 
