@@ -32,7 +32,7 @@ class RealmKeys:
     def __init__(self, internal_realm_url: str, http: requests.Session | None = None):
         self.internal_realm_url = internal_realm_url
         self.http = http or requests.Session()
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()  # keys() refetching calls metadata()
         self._metadata = None
         self._metadata_at = 0.0
         self._keys: KeySet | None = None
