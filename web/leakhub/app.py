@@ -58,36 +58,31 @@ def create_app(config: Config | None = None, *, migrate: bool = True) -> Flask:
         if not database.is_closed():
             database.close()
 
-    from .home.views import bp as home_bp
-    from .identity.views import bp as identity_bp
-
-    app.register_blueprint(home_bp)
-    app.register_blueprint(identity_bp)
-    from .leaks.views import bp as leaks_bp
-    from .locations.views import bp as locations_bp
-    from .surveys.views import bp as surveys_bp
-
-    app.register_blueprint(locations_bp)
-    app.register_blueprint(surveys_bp)
-    app.register_blueprint(leaks_bp)
+    for bp in _blueprints():
+        app.register_blueprint(bp)
     from . import security
-    from .audit.views import bp as audit_bp
 
-    app.register_blueprint(audit_bp)
     security.init_app(app)  # /security blueprint and the expired-session hook
-    _register_reporting(app)
     if not database.is_closed():
         database.close()
     return app
 
 
-def _register_reporting(app):
-    """Photos, dashboard, exports, imports, PDF reports."""
+def _blueprints():
+    """Every feature's blueprint; a new feature adds one line here."""
+    from .api.views import bp as api_bp
+    from .audit.views import bp as audit_bp
     from .dashboard.views import bp as dashboard_bp
+    from .devices.views import bp as devices_api_bp
     from .exports.views import bp as exports_bp
+    from .home.views import bp as home_bp
+    from .identity.views import bp as identity_bp
     from .imports.views import bp as imports_bp
+    from .leaks.views import bp as leaks_bp
+    from .locations.views import bp as locations_bp
     from .photos.views import bp as photos_bp
     from .reports.views import bp as reports_bp
+    from .surveys.views import bp as surveys_bp
 
-    for bp in (photos_bp, dashboard_bp, exports_bp, imports_bp, reports_bp):
-        app.register_blueprint(bp)
+    return [home_bp, identity_bp, locations_bp, surveys_bp, leaks_bp, audit_bp, photos_bp,
+            dashboard_bp, exports_bp, imports_bp, reports_bp, devices_api_bp, api_bp]

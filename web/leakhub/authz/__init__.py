@@ -18,15 +18,16 @@ from werkzeug.exceptions import Forbidden, NotFound
 from ..identity.models import User
 from ..orgs.models import Organization
 
-# What each role may do on organization data. `external` gets nothing by role; grants
-# (access control issue) add to it. "manage" covers settings, users, grants and backups.
+# The most each role may do on organization data; `unrestricted()` and grants then say on
+# which rows. `external` reaches rows only through grants. "manage" covers settings, users,
+# grants and backups; "audit" the organization-wide audit log.
 ROLE_ACTIONS = {
     "admin": {"view", "create", "edit", "delete", "report", "audit", "manage"},
     "manager": {"view", "create", "edit", "delete", "report", "audit"},
     "editor": {"view", "create", "edit", "delete", "report"},
     "viewer": {"view", "report"},
-    "external": set(),
-    "device": {"ingest"},
+    "external": {"view", "create", "edit", "report"},
+    "device": {"create", "ingest"},
     "system": {"view", "create", "edit", "delete", "report", "audit", "manage", "ingest"},
 }
 
@@ -68,10 +69,97 @@ def role_allows(actor: Actor, action: str) -> bool:
     return action in ROLE_ACTIONS.get(actor.role or "", set())
 
 
+UNRESTRICTED_ROLES = {"admin", "manager", "system"}
+READ_ACTIONS = {"view", "report"}
+
+
+def unrestricted(actor: Actor, action: str) -> bool:
+    """True when the actor's role and the organization's security mode allow `action` on
+    every row; False when only granted rows are allowed (DESIGN §3.3, issue "access control"):
+    mode 1 everybody reads and writes all, mode 2 everybody reads all and writes where
+    granted, mode 3 reads and writes only where granted. Roles cap what grants give."""
+    role = actor.role
+    if role in UNRESTRICTED_ROLES:
+        return True
+    if role == "device":
+        return action == "create"  # a device files findings anywhere in its organization
+    if role == "external" or role is None:
+        return False
+    mode = actor.organization.security_mode
+    if action in READ_ACTIONS:
+        return mode in (1, 2)
+    return mode == 1
+
+
 def _tenant_condition(actor: Actor, model):
     if model is Organization:
         return Organization.id == actor.organization.id
     return model.organization == actor.organization
+
+
+def _false():
+    return pw.SQL("1 = 0")
+
+
+def _grant_filter(actor: Actor, action: str):
+    from ..core.db import utcnow
+    from .models import Grant
+
+    levels = ("view", "edit") if action in READ_ACTIONS else ("edit",)
+    return ((Grant.organization == actor.organization) & (Grant.user == actor.user)
+            & Grant.level.in_(levels)
+            & (Grant.expires_at.is_null() | (Grant.expires_at > utcnow())))
+
+
+def _granted_location_ids(actor: Actor, action: str):
+    """Ids of every location inside a subtree granted to the actor (SQL subquery). The
+    materialized path makes inheritance one LIKE: '/12/34/' LIKE '/12/%'."""
+    from ..locations.models import Location
+    from .models import Grant
+
+    granted = Location.alias("granted")
+    # A literal LIKE keyword: peewee maps its LIKE operator to GLOB on SQLite.
+    inside = pw.NodeList((Location.path, pw.SQL("LIKE"), granted.path.concat("%")))
+    return (Location.select(Location.id)
+            .join(granted, on=inside)
+            .join(Grant, on=(Grant.location == granted.id))
+            .where((Location.organization == actor.organization) & _grant_filter(actor, action)))
+
+
+def _granted_survey_ids(actor: Actor, action: str):
+    from .models import Grant
+
+    return Grant.select(Grant.survey).where(_grant_filter(actor, action)
+                                            & Grant.survey.is_null(False))
+
+
+def grant_condition(actor: Actor, model, action: str):
+    """Which rows of `model` the actor's grants reach, as an SQL condition."""
+    from .links import link_for
+
+    link = link_for(model)
+    if link is None or actor.kind != "user" or actor.user is None:
+        return _false()
+    if link.via is not None:
+        parent_model = getattr(model, link.via).rel_model
+        allowed = scope(actor, parent_model, action).select(parent_model.id)
+        return getattr(model, link.via).in_(allowed)
+    conditions = []
+    if link.location is not None:
+        field = model.id if link.location == "id" else getattr(model, link.location)
+        cond = field.in_(_granted_location_ids(actor, action))
+        if link.location_nullable_visible and action in READ_ACTIONS:
+            cond = cond | field.is_null()
+        conditions.append(cond)
+    if link.survey is not None:
+        field = model.id if link.survey == "id" else getattr(model, link.survey)
+        conditions.append(field.in_(_granted_survey_ids(actor, action)))
+    if not conditions:
+        return _false()
+    out = conditions[0]
+    for cond in conditions[1:]:
+        out = out | cond
+    return out
 
 
 def scope(actor: Actor, model, action: str = "view", query=None) -> pw.ModelSelect:
@@ -79,24 +167,36 @@ def scope(actor: Actor, model, action: str = "view", query=None) -> pw.ModelSele
     query = query if query is not None else model.select()
     query = query.where(_tenant_condition(actor, model))
     if not role_allows(actor, action):
-        query = query.where(pw.SQL("1 = 0"))
-    return query
+        return query.where(_false())
+    if unrestricted(actor, action):
+        return query
+    return query.where(grant_condition(actor, model, action))
+
+
+def _same_org(actor: Actor, obj) -> bool:
+    org_id = obj.id if isinstance(obj, Organization) else getattr(obj, "organization_id", None)
+    return org_id == actor.organization.id
 
 
 def can(actor: Actor, action: str, obj=None) -> bool:
-    if obj is not None:
-        org_id = obj.id if isinstance(obj, Organization) else getattr(obj, "organization_id", None)
-        if org_id != actor.organization.id:
-            return False
-    return role_allows(actor, action)
+    """Yes/no for one stored object (same SQL as scope) or, without obj, for the role."""
+    if not role_allows(actor, action):
+        return False
+    if obj is None:
+        return True
+    if not _same_org(actor, obj):
+        return False
+    if unrestricted(actor, action):
+        return True
+    model = type(obj)
+    return scope(actor, model, action).where(model.id == obj.id).exists()
 
 
 def require(actor: Actor, action: str, obj=None) -> None:
-    if obj is not None:
-        org_id = obj.id if isinstance(obj, Organization) else getattr(obj, "organization_id", None)
-        if org_id != actor.organization.id:
-            raise NotFound()
-        if not can(actor, "view", obj):
+    """404 for rows of another organization or rows the actor may not see; 403 when the
+    actor sees the row (or, without obj, has the role) but may not do `action`."""
+    if obj is not None and (not _same_org(actor, obj) or not can(actor, "view", obj)):
+        if not (action == "create" and actor.role == "device" and _same_org(actor, obj)):
             raise NotFound()
     if not can(actor, action, obj):
         raise Forbidden(description="You do not have permission to do this.")

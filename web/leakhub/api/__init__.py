@@ -1,0 +1,1 @@
+"""The JSON API `/api/v1`: Keycloak bearer tokens, the same services and authorization as the UI."""

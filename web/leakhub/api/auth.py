@@ -1,0 +1,107 @@
+"""Bearer-token authentication for the API (DESIGN §3.5).
+
+The token's `iss` must be exactly one of our realms' public issuer URLs; that realm is the
+organization. The token is validated locally (signature by the realm's JWKS, RS256/PS256/
+ES256 only, `aud` contains `leakhub-api`, `exp`/`nbf` with ≤ 30 s leeway), then the
+principal is looked up in Leakhub's database on every request: a disabled user, a removed
+role or a disabled device is refused at once, whatever the token says.
+"""
+from __future__ import annotations
+
+import base64
+import functools
+import json
+
+from flask import current_app, g, request
+from werkzeug.exceptions import Forbidden, Unauthorized
+
+from ..authz import Actor
+from ..core.db import utcnow
+from ..identity.models import User
+from ..identity.tokens import TokenError, realm_keys, verify_jwt
+from ..orgs.models import Organization
+
+API_AUDIENCE = "leakhub-api"
+USER_CLIENT = "leakhub"
+
+
+class ApiUnauthorized(Unauthorized):
+    def get_headers(self, environ=None, scope=None):
+        return [("Content-Type", "application/problem+json"),
+                ("WWW-Authenticate", 'Bearer realm="leakhub", error="invalid_token"')]
+
+
+def _reject(reason: str):
+    g.token_rejected = reason
+    raise ApiUnauthorized(description="A valid bearer access token is required.")
+
+
+def _claimed_issuer(token: str) -> str | None:
+    try:
+        payload = token.split(".")[1]
+        payload += "=" * (-len(payload) % 4)
+        iss = json.loads(base64.urlsafe_b64decode(payload)).get("iss")
+        return iss if isinstance(iss, str) else None
+    except Exception:
+        return None
+
+
+def authenticate() -> Actor:
+    """The Actor for this API request, or 401/403."""
+    config = current_app.config["LEAKHUB"]
+    header = request.headers.get("Authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        _reject("missing bearer token")
+    token = token.strip()
+    iss = _claimed_issuer(token)
+    prefix = config.keycloak_public_url + "/realms/"
+    if not iss or not iss.startswith(prefix):
+        _reject("issuer is not one of our realms")
+    org = Organization.get_or_none(Organization.slug == iss[len(prefix):])
+    if org is None or config.issuer_for(org.slug) != iss:
+        _reject("issuer is not one of our realms")
+    try:
+        claims = verify_jwt(token, realm_keys(config, org.slug), issuer=iss,
+                            audience=API_AUDIENCE, required=("exp", "iat", "iss", "aud", "sub"))
+    except TokenError as exc:
+        _reject(str(exc))
+    g.token_org = org
+    azp = claims.get("azp")
+    from ..devices.models import Device
+
+    device = Device.get_or_none((Device.organization == org) & (Device.client_id == azp))
+    if device is not None:
+        if not device.enabled:
+            _reject("device is disabled")
+        Device.update(last_contact_at=utcnow()).where(Device.id == device.id).execute()
+        return Actor(organization=org, kind="device", device=device, ip=request.remote_addr,
+                     request_id=g.get("request_id"), label=f"device {device.name}")
+    if azp != USER_CLIENT:
+        _reject("token was not issued to Leakhub or a registered device")
+    user = User.get_or_none((User.organization == org) & (User.sub == claims["sub"]))
+    if user is None or not user.enabled:
+        _reject("user is unknown or disabled")
+    if user.role is None:
+        raise Forbidden(description="Your account is waiting for access.")
+    return Actor(organization=org, kind="user", user=user, ip=request.remote_addr,
+                 request_id=g.get("request_id"))
+
+
+def api_auth(kind: str = "user"):
+    """Decorator: authenticate the bearer token; `kind` says who may call — "user" endpoints
+    refuse device tokens and "device" endpoints refuse user tokens (403)."""
+
+    def wrap(view):
+        @functools.wraps(view)
+        def inner(*args, **kwargs):
+            actor = authenticate()
+            if actor.kind != kind:
+                raise Forbidden(description=f"This endpoint is for {kind} tokens only.")
+            g.actor = actor
+            return view(*args, **kwargs)
+
+        inner._csrf_exempt = True  # bearer tokens are not sent automatically by browsers
+        return inner
+
+    return wrap

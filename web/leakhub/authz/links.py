@@ -1,0 +1,62 @@
+"""How each kind of organization data relates to locations and surveys, which is what
+grants are given on. `scope()` reads this; a test fails for an OrgScoped model missing here."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Link:
+    location: str | None = None   # field holding the location ("id" = the row is a location)
+    survey: str | None = None     # field holding the survey ("id" = the row is a survey)
+    via: str | None = None        # visible exactly when the row behind this FK is
+    location_nullable_visible: bool = False  # rows without a location are readable by all readers
+    ungranted: bool = False       # never reachable through grants (admin-only data)
+
+
+def _table() -> dict:
+    from ..audit.models import AuditEntry  # noqa: F401  (not OrgScoped; listed for clarity)
+    from ..devices.models import Device, IngestReceipt
+    from ..identity.models import User
+    from ..leaks.models import Leak, LeakStatusChange
+    from ..locations.models import EnergySettings, Location
+    from ..surveys.models import Survey, SurveyScope
+    from .models import Grant
+
+    table = {
+        Location: Link(location="id"),
+        EnergySettings: Link(location="site", location_nullable_visible=True),
+        Survey: Link(survey="id"),
+        SurveyScope: Link(via="survey"),
+        Leak: Link(location="location", survey="survey"),
+        LeakStatusChange: Link(via="leak"),
+        User: Link(ungranted=True),
+        Grant: Link(ungranted=True),
+        Device: Link(ungranted=True),
+        IngestReceipt: Link(ungranted=True),
+    }
+    from ..photos.models import Photo
+    from ..security.models import Finding, SecurityEvent
+
+    table[Photo] = Link(via="leak")
+    table[SecurityEvent] = Link(ungranted=True)
+    table[Finding] = Link(ungranted=True)
+    return table
+
+
+_TABLE: dict | None = None
+
+
+def link_for(model) -> Link | None:
+    global _TABLE
+    if _TABLE is None:
+        _TABLE = _table()
+    link = _TABLE.get(model)
+    if link is None or link.ungranted:
+        return None
+    return link
+
+
+def known_models() -> set:
+    link_for(None)
+    return set(_TABLE)

@@ -1,0 +1,1 @@
+"""Leak detectors and plant hubs: one Keycloak client (client credentials) per device."""
