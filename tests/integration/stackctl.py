@@ -152,8 +152,9 @@ class Stack:
 
     # -- helpers -------------------------------------------------------------------------------
     def leakctl(self, *args: str, check: bool = True, input: str | None = None,
-                timeout: float = 300) -> subprocess.CompletedProcess:
-        proc = subprocess.run([str(VENV_BIN / "leakctl"), *map(str, args)], env=self.env,
+                timeout: float = 300, env: dict | None = None) -> subprocess.CompletedProcess:
+        proc = subprocess.run([str(VENV_BIN / "leakctl"), *map(str, args)],
+                              env={**self.env, **(env or {})},
                               input=input, capture_output=True, text=True, timeout=timeout,
                               stdin=None if input is not None else subprocess.DEVNULL)
         if check and proc.returncode != 0:
