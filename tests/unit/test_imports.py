@@ -64,6 +64,12 @@ def test_german_excel_csv_cp1252(actor, tree):
     assert AuditEntry.select().where(AuditEntry.entity_type == "leak",
                                      AuditEntry.action == "create").count() == 3
     assert AuditEntry.select().where(AuditEntry.action == "import").count() == 1
+    # The bulk path records the same fields as writer.create would.
+    from leakhub.audit import writer
+    entry = AuditEntry.get(AuditEntry.entity_type == "leak", AuditEntry.entity_id == a.id)
+    expected = {k for k, v in writer.snapshot(a).items() if v not in (None, "")}
+    assert set(json.loads(entry.changes)) == expected
+    assert AuditEntry.select().where(AuditEntry.entity_type == "leak_status_change").count() == 3
     from leakhub.audit.verify import verify_org  # the chain stays intact
     assert verify_org(actor.organization).ok
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 import collections
 import datetime as dt
 import io
+import re
 from dataclasses import dataclass, field
 from decimal import Decimal
 
@@ -131,6 +132,33 @@ def _clean(raw):
             return int(raw)
         return Decimal(repr(raw))
     return raw
+
+
+_DE_DATE = re.compile(r"^(\d{1,2})\.(\d{1,2})\.(\d{4})(?:[ T](\d{1,2}):(\d{2})(?::(\d{2}))?)?$")
+_ISO_DATE = re.compile(r"^(\d{4})-(\d{2})-(\d{2})(?:[ T](\d{1,2}):(\d{2})(?::(\d{2}))?)?$")
+
+
+def _fast_datetime(value, with_time: bool):
+    """The two common spellings (31.03.2024 [09:15], 2024-03-31 [09:15]) without strptime's
+    cost; anything else (or anything invalid) stays raw for the validation helper, which then
+    reports it."""
+    if not isinstance(value, str):
+        return value
+    m = _DE_DATE.match(value)
+    if m:
+        d, mo, y, hh, mi, ss = m.groups()
+    else:
+        m = _ISO_DATE.match(value)
+        if not m:
+            return value
+        y, mo, d, hh, mi, ss = m.groups()
+    try:
+        out = dt.datetime(int(y), int(mo), int(d), int(hh or 0), int(mi or 0), int(ss or 0))
+    except ValueError:
+        return value
+    if not 1900 <= out.year <= 2200 or (not with_time and hh is not None):
+        return value
+    return out if with_time else out.date()
 
 
 # ---------------------------------------------------------------- locations
@@ -301,6 +329,11 @@ def run_import(actor, data: bytes, filename: str, *, column_map: dict | None = N
         result.total += 1
         row_errors = len(result.errors)
         data = dict(raw)
+        if "found_at" in data:
+            data["found_at"] = _fast_datetime(data["found_at"], True)
+        for f_name in ("due_date", "repaired_at"):
+            if f_name in data:
+                data[f_name] = _fast_datetime(data[f_name], False)
         # Vocabulary columns: labels (English/German) → keys.
         for f_name in ("component", "priority", "method", "estimate_class"):
             if data.get(f_name) is not None:
@@ -513,6 +546,39 @@ _LEAK_COLUMNS = ("tag", "tag_number", "location", "survey", "found_at", "found_b
                  "previous_leak", "source", "version", "created_at", "updated_at")
 
 
+def _snapshotter(model):
+    """writer.snapshot for plain row dicts (same output, without building model instances)."""
+    skip = writer._skip_fields(model)
+    secret = writer._secret_fields(model)
+    names = [n for n in model._meta.fields if n not in skip]
+    jsonable = writer._jsonable
+
+    def snap(row: dict) -> dict:
+        out = {}
+        for n in names:
+            v = row.get(n)
+            out[n] = "(redacted)" if n in secret and v else jsonable(v)
+        return out
+    return snap
+
+
+def _bulk_insert(model, rows: list[dict]) -> None:
+    """INSERT with executemany: one prepared statement for all rows (peewee's insert_many
+    builds SQL text per chunk, which dominates at 10,000 rows). Values go through each
+    field's db_value, as peewee would."""
+    if not rows:
+        return
+    cols = list(rows[0])
+    fields = [model._meta.fields[c] for c in cols]
+    sql = 'INSERT INTO "{}" ({}) VALUES ({})'.format(
+        model._meta.table_name, ", ".join(f'"{f.column_name}"' for f in fields),
+        ", ".join([database.obj.param] * len(fields)))
+    params = [tuple(f.db_value(r.get(c)) for f, c in zip(fields, cols)) for r in rows]
+    cursor = database.cursor()
+    for i in range(0, len(params), 1000):
+        cursor.executemany(sql, params[i:i + 1000])
+
+
 def _insert_new(actor, new_rows, created_locs, filename) -> None:
     """Bulk insert + one audit batch (the writer's chain, same transaction)."""
     if not new_rows:
@@ -528,7 +594,7 @@ def _insert_new(actor, new_rows, created_locs, filename) -> None:
         if loc.id not in checked_locations:
             authz.require(actor, "create", Leak(organization=org, location=loc))
             checked_locations.add(loc.id)
-        row = {k: v.get(k) for k in _LEAK_COLUMNS if k in v}
+        row = {k: v.get(k) for k in _LEAK_COLUMNS}
         row.update(
             organization=org.id, tag=v["tag"], tag_number=leaks.tag_number_of(v["tag"]),
             location=loc.id, survey=v["survey"].id if v.get("survey") else None,
@@ -541,8 +607,7 @@ def _insert_new(actor, new_rows, created_locs, filename) -> None:
                   "spare_part", "repaired_by", "verification_note"):
             row[k] = row.get(k) or ""
         rows.append(row)
-    for chunk in pw.chunked(rows, 500):
-        Leak.insert_many(chunk).execute()
+    _bulk_insert(Leak, rows)
     ids: dict[str, int] = {}
     tags = [r["tag"] for r in rows]
     for i in range(0, len(tags), 500):
@@ -556,11 +621,12 @@ def _insert_new(actor, new_rows, created_locs, filename) -> None:
                 "user": user.id if user else None, "note": _("imported from %(f)s",
                                                              f=filename[:150])}
                for r in rows]
-    for chunk in pw.chunked(history, 500):
-        LeakStatusChange.insert_many(chunk).execute()
+    _bulk_insert(LeakStatusChange, history)
     batch = []
+    snap_leak = _snapshotter(Leak)
+    snap_hist = _snapshotter(LeakStatusChange)
     for r in rows:
-        snap = writer.snapshot(Leak(id=ids[r["tag"]], **r))
+        snap = snap_leak({**r, "id": ids[r["tag"]]})
         batch.append({"action": "create", "entity_type": writer.entity_type(Leak),
                       "entity_id": ids[r["tag"]],
                       "changes": {k: [None, val] for k, val in snap.items()
@@ -573,7 +639,7 @@ def _insert_new(actor, new_rows, created_locs, filename) -> None:
                                                             LeakStatusChange.id))
                         .where(LeakStatusChange.leak.in_(leak_ids[i:i + 500])).tuples())
     for h in history:
-        snap = writer.snapshot(LeakStatusChange(id=hist_ids.get(h["leak"]), **h))
+        snap = snap_hist({**h, "id": hist_ids.get(h["leak"])})
         batch.append({"action": "create", "entity_type": writer.entity_type(LeakStatusChange),
                       "entity_id": hist_ids.get(h["leak"]),
                       "changes": {k: [None, val] for k, val in snap.items()

@@ -1,0 +1,91 @@
+"""Shared set-up for the benchmarks: a throw-away Leakhub home with SQLite by default, or the
+database named by DATABASE_URL (PostgreSQL); one new organization per run, removed at the end
+unless --keep is given."""
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "web"))
+
+
+@contextlib.contextmanager
+def environment(keep: bool = False):
+    """Yields (app, organization) inside an app context."""
+    from leakhub.core.config import Config
+    from leakhub.core.secrets import ensure_all
+
+    home = tempfile.mkdtemp(prefix="leakhub-bench-")
+    env = {"LEAKHUB_HOME": home, "LEAKHUB_PUBLIC_URL": "https://leakhub.bench",
+           "KEYCLOAK_URL": "http://127.0.0.1:9/auth", "LEAKHUB_LOG_LEVEL": "WARNING"}
+    if os.environ.get("DATABASE_URL"):
+        env["DATABASE_URL"] = os.environ["DATABASE_URL"]
+    config = Config.from_env(env)
+    ensure_all(config.secrets_dir)
+    from leakhub.app import create_app
+    from leakhub.core.db import database
+    from leakhub.orgs.models import Organization
+
+    app = create_app(config)
+    with app.test_request_context():  # gettext needs a locale (request-based selector)
+        database.connect(reuse_if_open=True)
+        org = Organization.create(slug="bench-" + secrets.token_hex(4), name="Bench GmbH",
+                                  oidc_client_secret="x", timezone="Europe/Berlin",
+                                  language="de")
+        try:
+            yield app, org
+        finally:
+            if not keep:
+                cleanup(org)
+            print(f"database: {'PostgreSQL' if 'postgres' in config.database_url else 'SQLite'}"
+                  f" ({config.database_url.split('@')[-1]})")
+
+
+def cleanup(org):
+    """Remove the benchmark organization (RESTRICT foreign keys: leaks, then locations
+    bottom-up, then the rest by cascade)."""
+    from leakhub.core.db import database
+    from leakhub.leaks.models import Leak
+    from leakhub.locations.models import Location
+
+    with database.atomic():
+        Leak.update(previous_leak=None).where(Leak.organization == org).execute()
+        Leak.delete().where(Leak.organization == org).execute()
+        for depth in range(20, -1, -1):
+            Location.delete().where(Location.organization == org,
+                                    Location.depth == depth).execute()
+        org.delete_instance()
+
+
+def system_actor(org, label="bench"):
+    from leakhub.authz import Actor
+
+    return Actor.system(org, label=label)
+
+
+def seed(org, leaks: int, sites: int = 8):
+    from leakhub.demo.seed import seed as demo_seed
+
+    t = time.perf_counter()
+    demo_seed(org, leaks=leaks, sites=sites, rng_seed=42)
+    return time.perf_counter() - t
+
+
+def percentiles(samples):
+    s = sorted(samples)
+    p50 = statistics.median(s)
+    p95 = s[min(len(s) - 1, max(0, int(round(0.95 * len(s))) - 1))]
+    return p50, p95
+
+
+def timed(fn, *args, **kw):
+    t = time.perf_counter()
+    out = fn(*args, **kw)
+    return time.perf_counter() - t, out
