@@ -36,7 +36,7 @@ def _register():
     from .audit.cli import audit_group
     from .demo.cli import demo_group
     from .devices.cli import device_group
-    from .ops.cli import status_group
+    from .ops.cli import status_group, tls_group
     from .orgs.cli import org_group
     from .security.cli import security_group
 
@@ -46,6 +46,7 @@ def _register():
     cli.add_command(org_group)
     cli.add_command(audit_group)
     cli.add_command(status_group)
+    cli.add_command(tls_group)
     cli.add_command(demo_group)
     cli.add_command(device_group)
     cli.add_command(security_group)

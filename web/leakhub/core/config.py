@@ -65,6 +65,8 @@ class Config:
     session_max_hours: int
     max_upload_mb: int
     log_level: str
+    tls: str
+    caddy_data_dir: Path
     testing: bool = False
     extra: dict = field(default_factory=dict)
 
@@ -123,6 +125,8 @@ class Config:
             session_max_hours=_int(env, "LEAKHUB_SESSION_MAX_HOURS", 12),
             max_upload_mb=_int(env, "LEAKHUB_MAX_UPLOAD_MB", 20),
             log_level=env.get("LEAKHUB_LOG_LEVEL", "INFO").upper(),
+            tls=env.get("LEAKHUB_TLS", "internal").strip() or "internal",
+            caddy_data_dir=Path(env.get("LEAKHUB_CADDY_DATA_DIR") or home / "caddy" / "caddy"),
             testing=_bool(env, "LEAKHUB_TESTING", False),
         )
 

@@ -39,3 +39,67 @@ def worker_cmd():
     click.echo(f"worker: {check.detail}")
     if not check.ok:
         raise SystemExit(1)
+
+
+@click.group("tls")
+def tls_group():
+    """TLS certificates as Caddy serves them."""
+
+
+@tls_group.command("export-root")
+@click.option("--out", type=click.Path(dir_okay=False), help="Write the PEM here instead of stdout.")
+def export_root(out):
+    """Print the internal CA's root certificate and its SHA-256 fingerprint, to install on
+    client machines (browsers, tablets) as a trusted root."""
+    from pathlib import Path
+
+    from ..cli import CliError, load
+    from . import tls
+
+    config = load(db=False)
+    path = tls.root_ca_path(config)
+    if not path.exists():
+        raise CliError(f"no internal CA root at {path} (is Caddy running in internal-CA mode?)")
+    pem = path.read_text()
+    from cryptography import x509
+
+    fp = tls.fingerprint(x509.load_pem_x509_certificate(pem.encode()))
+    if out:
+        Path(out).write_text(pem)
+        click.echo(f"root certificate written to {out}")
+    else:
+        click.echo(pem, nl=False)
+    click.echo(f"SHA-256 fingerprint: {fp}", err=bool(not out))
+
+
+@tls_group.command("check")
+@click.option("--cert", type=click.Path(dir_okay=False), help="Certificate chain (PEM).")
+@click.option("--key", type=click.Path(dir_okay=False), help="Private key (PEM).")
+@click.option("--json", "as_json", is_flag=True)
+def check_cmd(cert, key, as_json):
+    """Check the served (or given) certificate: key matches, chain order, expiry."""
+    from pathlib import Path
+
+    from ..cli import load
+    from . import tls
+
+    config = load(db=False)
+    report = tls.inspect(Path(cert), Path(key) if key else None) if cert else tls.check(config)
+    if report is None:
+        click.echo("ACME mode: Caddy obtains and renews the certificate itself")
+        return
+    if as_json:
+        click.echo(json.dumps({"path": report.path, "subject": report.subject,
+                               "not_after": report.not_after.isoformat() if report.not_after else None,
+                               "days_left": report.days_left, "sha256": report.sha256,
+                               "problems": report.problems, "warnings": report.warnings}))
+    else:
+        click.echo(f"{report.path}: {report.subject or '?'}, valid until "
+                   f"{report.not_after:%Y-%m-%d} ({report.days_left} days)" if report.not_after
+                   else f"{report.path}")
+        for p in report.problems:
+            click.echo(f"  PROBLEM: {p}")
+        for w in report.warnings:
+            click.echo(f"  WARNING: {w}")
+    if not report.ok:
+        raise SystemExit(1)

@@ -76,8 +76,23 @@ def organizations() -> Check:
     return Check("organizations", True, str(Organization.select().count()))
 
 
+def check_certificate(config) -> Check | None:
+    from . import tls
+
+    report = tls.check(config)
+    if report is None:
+        return None
+    if report.problems or report.warnings:
+        return Check("certificate", False, "; ".join(report.problems + report.warnings))
+    return Check("certificate", True, f"{report.subject}: valid until "
+                                      f"{report.not_after:%Y-%m-%d} ({report.days_left} days)")
+
+
 def all_checks(config) -> list[Check]:
     checks = [check_database(), check_keycloak(config)]
+    cert = check_certificate(config)
+    if cert is not None:
+        checks.append(cert)
     if checks[0].ok:
         checks += [check_worker(), organizations()]
     checks += check_disk(config)
