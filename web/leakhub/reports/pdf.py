@@ -14,7 +14,7 @@ from reportlab.lib.pagesizes import A4
 from reportlab.lib.styles import ParagraphStyle, getSampleStyleSheet
 from reportlab.lib.units import mm
 from reportlab.pdfgen import canvas as pdfcanvas
-from reportlab.platypus import (Image, KeepTogether, Paragraph, SimpleDocTemplate, Spacer, Table,
+from reportlab.platypus import (Image, Paragraph, SimpleDocTemplate, Spacer, Table,
                                 TableStyle)
 
 from ..photos.storage import photo_storage
@@ -189,30 +189,34 @@ def render(data: service.ReportData, *, compress: bool = True) -> bytes:
         story.append(_table([header] + body[i:i + CHUNK], widths, numeric_from=3,
                             numeric_to=4, font_size=7.5))
 
-    # Photo appendix.
+    # Photo appendix: a grid of thumbnails, four per row, each captioned with its leak.
     with_photos = [r for r in data.rows if data.photos.get(r.leak.id)]
     if with_photos:
         store = photo_storage(org)
         story.append(Paragraph(escape(_("Photos")), h2))
+        cells = []
         for r in with_photos:
-            imgs = []
             for ph in data.photos[r.leak.id][:service.MAX_PHOTOS_PER_LEAK]:
                 try:
                     raw = store.read(ph.thumb_sha256)
                 except (FileNotFoundError, ValueError):
                     continue
-                scale = min(42 * mm / max(ph.width, 1), 32 * mm / max(ph.height, 1))
-                imgs.append(Image(io.BytesIO(raw), width=ph.width * scale,
-                                  height=ph.height * scale))
-            if not imgs:
-                continue
-            caption = Paragraph(
-                "<b>" + escape(r.leak.tag) + "</b> · " + escape(r.location_path) + " · " +
-                escape(service.component_label(r.leak.component)), small)
-            grid = Table([imgs], colWidths=[44 * mm] * len(imgs), hAlign="LEFT")
-            grid.setStyle(TableStyle([("VALIGN", (0, 0), (-1, -1), "TOP"),
-                                      ("LEFTPADDING", (0, 0), (-1, -1), 0)]))
-            story.append(KeepTogether([caption, Spacer(1, 1 * mm), grid, Spacer(1, 3 * mm)]))
+                scale = min(40 * mm / max(ph.width, 1), 30 * mm / max(ph.height, 1))
+                caption = Paragraph(
+                    "<b>" + escape(r.leak.tag) + "</b> · " + escape(r.location_path) + "<br/>" +
+                    escape(service.component_label(r.leak.component)), small)
+                cells.append([caption, Image(io.BytesIO(raw), width=ph.width * scale,
+                                             height=ph.height * scale)])
+        per_row = 4
+        grid_rows = [cells[i:i + per_row] for i in range(0, len(cells), per_row)]
+        if grid_rows:
+            grid_rows[-1] += [""] * (per_row - len(grid_rows[-1]))
+            for i in range(0, len(grid_rows), 6):
+                grid = Table(grid_rows[i:i + 6], colWidths=[45 * mm] * per_row, hAlign="LEFT")
+                grid.setStyle(TableStyle([("VALIGN", (0, 0), (-1, -1), "TOP"),
+                                          ("LEFTPADDING", (0, 0), (-1, -1), 0),
+                                          ("BOTTOMPADDING", (0, 0), (-1, -1), 6)]))
+                story.append(grid)
 
     buf = io.BytesIO()
     footer = _("Generated %(when)s by Leakhub",
