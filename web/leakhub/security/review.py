@@ -10,6 +10,7 @@ that window, including Keycloak events that arrived late.
 """
 from __future__ import annotations
 
+import bisect
 import datetime as dt
 import json
 import logging
@@ -127,9 +128,11 @@ def trigger(org, rule: str, subject: str, label: str, refs: list[tuple[str, dt.d
     opening one when there is none. Refs counted before — for any finding — are skipped."""
     refs = {ref: at for ref, at in refs}
     with database.atomic():
-        known = {r for (r,) in FindingEvent.select(FindingEvent.ref).where(
-            (FindingEvent.organization == org.id) & (FindingEvent.rule == rule)
-            & (FindingEvent.ref.in_(list(refs)))).tuples()}
+        known = set()
+        for chunk in pw.chunked(list(refs), 500):
+            known.update(r for (r,) in FindingEvent.select(FindingEvent.ref).where(
+                (FindingEvent.organization == org.id) & (FindingEvent.rule == rule)
+                & (FindingEvent.ref.in_(chunk))).tuples())
         new = {r: at for r, at in refs.items() if r not in known}
         if not new:
             return None
@@ -154,9 +157,10 @@ def trigger(org, rule: str, subject: str, label: str, refs: list[tuple[str, dt.d
                 details=json.dumps(details, sort_keys=True), updated_at=now,
             ).where(Finding.id == finding.id).execute()
             outcome = "updated"
-        FindingEvent.insert_many(
-            [{"organization": org.id, "finding": finding.id, "rule": rule, "ref": r} for r in new]
-        ).execute()
+        rows = [{"organization": org.id, "finding": finding.id, "rule": rule, "ref": r}
+                for r in new]
+        for chunk in pw.chunked(rows, 500):
+            FindingEvent.insert_many(chunk).execute()
     if tally is not None:
         setattr(tally, outcome, getattr(tally, outcome) + 1)
         tally.by_rule[rule] = tally.by_rule.get(rule, 0) + 1
@@ -185,15 +189,25 @@ def _window_rule(org, rule: WindowRule, new_events, *, now, tally):
         subj = subject_of(ev)
         if subj:
             by_subject.setdefault(subj[0], []).append(ev)
+    # Per subject, the union of all windows (ending at a new event) that reach the threshold:
+    # one trigger per subject and run, however large the burst.
+    times = {subject: [w.at for w in evs] for subject, evs in by_subject.items()}
+    hits: dict[str, tuple[str, list]] = {}
     for ev in candidates:
         subject, label = subject_of(ev)
-        window = [w for w in by_subject.get(subject, ())
-                  if ev.at - rule.window <= w.at <= ev.at]
-        if len(window) >= rule.threshold:
-            trigger(org, rule.name, subject, label, [(_ref(w), w.at) for w in window],
-                    now=now, tally=tally,
-                    extra={"threshold": rule.threshold,
-                           "window_minutes": int(rule.window.total_seconds() // 60)})
+        lo = bisect.bisect_left(times[subject], ev.at - rule.window)
+        hi = bisect.bisect_right(times[subject], ev.at)
+        if hi - lo >= rule.threshold:
+            hits.setdefault(subject, (label, []))[1].append((lo, hi))
+    for subject, (label, ranges) in hits.items():
+        refs, covered = {}, -1
+        for lo, hi in sorted(ranges):
+            for w in by_subject[subject][max(lo, covered):hi]:
+                refs[_ref(w)] = w.at
+            covered = max(covered, hi)
+        trigger(org, rule.name, subject, label, list(refs.items()), now=now, tally=tally,
+                extra={"threshold": rule.threshold,
+                       "window_minutes": int(rule.window.total_seconds() // 60)})
 
 
 def _lockouts(org, new_events, *, now, tally):
