@@ -13,6 +13,8 @@ from flask import (Blueprint, abort, current_app, g, redirect, render_template, 
 from flask_babel import gettext as _
 from flask_login import current_user, login_user, logout_user
 
+from ..audit import writer
+from ..authz import Actor
 from ..core.db import utcnow
 from ..core.web import csrf_exempt, safe_next
 from ..orgs.models import Organization
@@ -121,16 +123,17 @@ def callback(slug):
     name = claims.get("name") or " ".join(
         p for p in (claims.get("given_name"), claims.get("family_name")) if p)
     if user is None:
-        user = User.create(organization=org, sub=claims["sub"], email=email, name=name, role=None)
-    else:
-        user.email = email or user.email
-        user.name = name or user.name
+        # Signed in without an invitation: mirrored with no role, waits for an admin.
+        user = writer.create(Actor.system(org, label="sign-in", ip=request.remote_addr,
+                                          request_id=g.get("request_id")),
+                             User, sub=claims["sub"], email=email, name=name, role=None)
     if not user.enabled:
         record_security_event("sign_in_failed", organization=org, user=user,
                               details={"reason": "user_disabled"})
         return render_template("identity/disabled.html", org=org), 403
-    user.last_login_at = utcnow()
-    user.save()
+    # Keeping the mirror in step with Keycloak is not a change by a person: no audit entry.
+    User.update(email=email or user.email, name=name or user.name,
+                last_login_at=utcnow()).where(User.id == user.id).execute()
 
     session.clear()
     session.regenerate()
