@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from flask import Blueprint, send_file
 from flask import request
-from flask_login import login_required
+from ..core.pages import member_required
 
 from ..identity.login import current_actor
 from ..leaks import service as leaks
@@ -28,12 +28,12 @@ def _export(fmt):
 
 
 @bp.route("/leaks/export.csv")
-@login_required
+@member_required
 def export_csv():
     return _export("csv")
 
 
 @bp.route("/leaks/export.xlsx")
-@login_required
+@member_required
 def export_xlsx():
     return _export("xlsx")

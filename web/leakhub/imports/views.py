@@ -10,7 +10,7 @@ import datetime as dt
 
 from flask import Blueprint, abort, flash, redirect, render_template, request, session, url_for
 from flask_babel import gettext as _
-from flask_login import login_required
+from ..core.pages import member_required
 
 from .. import authz
 from ..core.db import utcnow
@@ -53,7 +53,7 @@ def _options(form) -> service.Options:
 
 
 @bp.route("/leaks/import", methods=["GET", "POST"])
-@login_required
+@member_required
 def upload():
     actor = current_actor()
     authz.require(actor, "create")
@@ -82,7 +82,7 @@ def upload():
 
 
 @bp.route("/leaks/import/<key>", methods=["GET", "POST"])
-@login_required
+@member_required
 def review(key):
     actor = current_actor()
     authz.require(actor, "create")

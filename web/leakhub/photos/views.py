@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask import (Blueprint, abort, flash, jsonify, redirect, request, send_file)
 from flask_babel import gettext as _
-from flask_login import login_required
+from ..core.pages import member_required
 
 from .. import authz
 from ..core.web import safe_next
@@ -38,7 +38,7 @@ def leak_photos(leak):
 
 
 @bp.route("/leaks/<int:leak_id>/photos", methods=["POST"])
-@login_required
+@member_required
 def upload(leak_id):
     actor = current_actor()
     leak = authz.get_or_404(actor, Leak, leak_id, "edit")
@@ -77,21 +77,21 @@ def _send(photo, key, content_type, download_name):
 
 
 @bp.route("/photos/<int:photo_id>")
-@login_required
+@member_required
 def show(photo_id):
     photo = service.get_photo(current_actor(), photo_id)
     return _send(photo, photo.sha256, photo.content_type, photo.original_filename or "photo")
 
 
 @bp.route("/photos/<int:photo_id>/thumb")
-@login_required
+@member_required
 def thumb(photo_id):
     photo = service.get_photo(current_actor(), photo_id)
     return _send(photo, photo.thumb_sha256, "image/jpeg", "thumb.jpg")
 
 
 @bp.route("/photos/<int:photo_id>/delete", methods=["POST"])
-@login_required
+@member_required
 def delete(photo_id):
     actor = current_actor()
     photo = service.get_photo(actor, photo_id, "edit")
