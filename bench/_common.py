@@ -17,12 +17,18 @@ sys.path.insert(0, str(ROOT / "web"))
 
 
 @contextlib.contextmanager
-def environment(keep: bool = False):
-    """Yields (app, organization) inside an app context."""
+def environment(keep: bool = False, home: str | None = None, slug: str | None = None):
+    """Yields (app, organization) inside a request context. `home` + `slug`: reuse that
+    Leakhub home and organization (created if missing, kept afterwards) so that expensive
+    seeding can be skipped on the next run."""
     from leakhub.core.config import Config
     from leakhub.core.secrets import ensure_all
 
-    home = tempfile.mkdtemp(prefix="leakhub-bench-")
+    if home:
+        keep = True
+        os.makedirs(home, exist_ok=True)
+    else:
+        home = tempfile.mkdtemp(prefix="leakhub-bench-")
     env = {"LEAKHUB_HOME": home, "LEAKHUB_PUBLIC_URL": "https://leakhub.bench",
            "KEYCLOAK_URL": "http://127.0.0.1:9/auth", "LEAKHUB_LOG_LEVEL": "WARNING"}
     if os.environ.get("DATABASE_URL"):
@@ -36,9 +42,11 @@ def environment(keep: bool = False):
     app = create_app(config)
     with app.test_request_context():  # gettext needs a locale (request-based selector)
         database.connect(reuse_if_open=True)
-        org = Organization.create(slug="bench-" + secrets.token_hex(4), name="Bench GmbH",
-                                  oidc_client_secret="x", timezone="Europe/Berlin",
-                                  language="de")
+        org = Organization.get_or_none(Organization.slug == slug) if slug else None
+        if org is None:
+            org = Organization.create(slug=slug or "bench-" + secrets.token_hex(4),
+                                      name="Bench GmbH", oidc_client_secret="x",
+                                      timezone="Europe/Berlin", language="de")
         try:
             yield app, org
         finally:

@@ -95,3 +95,11 @@ def test_other_org_sees_nothing(actor, data, login, make_actor, other_org):
     c = login(stranger.user)
     text = c.get("/leaks/export.csv", base_url=BASE).data.decode("utf-8-sig")
     assert len(text.strip().splitlines()) == 1
+
+
+def test_leak_list_links_to_exports_with_its_filter(actor, data, login):
+    tree = data[0]
+    c = login(actor.user)
+    html = c.get(f"/leaks?location={tree['site2'].id}&status=open", base_url=BASE).data.decode()
+    assert f"/leaks/export.xlsx?" in html and f"location={tree['site2'].id}" in html
+    assert "sep=semicolon" in html and "decimal=comma" in html

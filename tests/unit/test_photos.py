@@ -129,3 +129,15 @@ def test_viewer_cannot_upload(actor, leak, login, make_user):
 
 def test_anonymous_redirected(client, actor, leak):
     assert client.get("/photos/1", base_url=BASE).status_code in (302, 401)
+
+
+def test_leak_page_shows_photo_section(actor, leak, login, make_user):
+    c = login(actor.user)
+    upload(c, leak.id, [("a.jpg", jpeg_with_exif_gps())])
+    photo = Photo.get()
+    html = c.get(f"/leaks/{leak.id}", base_url=BASE).data.decode()
+    assert 'data-testid="photos"' in html and f"/photos/{photo.id}/thumb" in html
+    assert f'action="/leaks/{leak.id}/photos"' in html
+    viewer = login(make_user("viewer"), c=c.application.test_client())
+    html = viewer.get(f"/leaks/{leak.id}", base_url=BASE).data.decode()
+    assert f"/photos/{photo.id}/thumb" in html and f'action="/leaks/{leak.id}/photos"' not in html
