@@ -240,3 +240,20 @@ def test_post_without_csrf_refused(world, admin, login):
     assert c.post("/leaks/new", data={k: v for k, v in leak_form(world).items()
                                       if k != "csrf_token"}).status_code == 403
     assert Leak.select().count() == 0
+
+
+def test_number_formatting_per_locale(app):
+    from flask import g
+    from flask_babel import force_locale
+
+    from leakhub.core import pages
+
+    with app.test_request_context():
+        for loc, expected in (("en", ("1,234.5", "€1,234.50", "€1,235", "1,234.500")),
+                              ("de", ("1.234,5", "1.234,50\xa0€", "1.235\xa0€", "1.234,500"))):
+            with force_locale(loc):
+                g.pop("_num_symbols", None)
+                assert (pages._num(D("1234.50"), 2), pages._money(D("1234.5"), "EUR"),
+                        pages._money(D("1234.5"), "EUR", 0),
+                        pages._num_fixed(D("1234.5"), 3)) == expected
+        assert pages._num(None) == "" and pages._money("", "EUR") == ""
