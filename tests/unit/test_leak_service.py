@@ -288,3 +288,15 @@ def test_survey_validation(actor, tree, make_actor, other_org):
     with pytest.raises(ValidationError) as exc:
         sv.create_survey(actor, name="x", period_start=dt.date(2024, 1, 1), scope=[foreign.id])
     assert "scope" in exc.value.errors
+
+
+def test_edit_keeps_fields_not_sent(actor, tree):
+    first = new_leak(actor, tree["area"], component="hose")
+    service.change_status(actor, first, "repaired")
+    again = new_leak(actor, tree["area"], previous_leak=first.id, spare_part="Schlauch 8x6")
+    values = service.parse_leak_form({"location": str(tree["area"].id), "rate_lpm": "30",
+                                      "spare_part": ""}, tzname="UTC", creating=False)
+    service.update_leak(actor, again, expected_version=again.version, **values)
+    again = Leak.get_by_id(again.id)
+    assert again.previous_leak_id == first.id and again.rate_lpm == D("30")
+    assert again.spare_part == "" and again.found_at == dt.datetime(2024, 3, 1, 9)

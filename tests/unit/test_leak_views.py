@@ -257,3 +257,36 @@ def test_number_formatting_per_locale(app):
                         pages._money(D("1234.5"), "EUR", 0),
                         pages._num_fixed(D("1234.5"), 3)) == expected
         assert pages._num(None) == "" and pages._money("", "EUR") == ""
+
+
+def test_location_survey_and_settings_conflicts(world, admin, make_user, login, app):
+    from leakhub.locations import service as loc_service
+
+    c1 = login(admin)
+    c2 = login(make_user("admin"), app.test_client())
+    site = world["site"]
+    form = {"csrf_token": "t", "version": "1", "code": "BER", "name": "Werk Berlin-Spandau"}
+    assert c1.post(f"/locations/{site.id}/edit", data=form).status_code == 302
+    r = c2.post(f"/locations/{site.id}/edit", data={**form, "name": "Werk Berlin Mitte"})
+    assert r.status_code == 409 and b'data-testid="conflict-name"' in r.data
+    assert Location.get_by_id(site.id).name == "Werk Berlin-Spandau"
+
+    s = world["survey"]
+    sform = {"csrf_token": "t", "version": "1", "name": "A", "period_start": "2024-03-01",
+             "status": "completed", "scope": [site.id]}
+    assert c1.post(f"/surveys/{s.id}/edit", data=sform).status_code == 302
+    r = c2.post(f"/surveys/{s.id}/edit", data={**sform, "name": "B"})
+    assert r.status_code == 409 and b'data-testid="conflict-name"' in r.data
+    assert Survey.get_by_id(s.id).name == "A"
+
+    row = loc_service.create_settings(world["actor"], valid_from=dt.date(2024, 1, 1),
+                                      price_per_kwh=D("0.2"), currency="EUR",
+                                      specific_power=D("6.4"), operating_hours=8000,
+                                      co2_factor=D("0.38"))
+    eform = {"csrf_token": "t", "version": "1", "valid_from": "2024-01-01", "currency": "EUR",
+             "price_per_kwh": "0,21", "specific_power": "6,4", "operating_hours": "8000",
+             "co2_factor": "0,38"}
+    assert c1.post(f"/settings/energy/{row.id}/edit", data=eform).status_code == 302
+    r = c2.post(f"/settings/energy/{row.id}/edit", data={**eform, "price_per_kwh": "0,25"})
+    assert r.status_code == 409 and b'data-testid="conflict-price_per_kwh"' in r.data
+    assert EnergySettings.get_by_id(row.id).price_per_kwh == D("0.21")

@@ -182,6 +182,9 @@ def parse_leak_form(data, *, tzname: str | None, creating: bool) -> dict:
     except ValidationError as exc:
         f.errors.update(exc.errors)
     f.check()
+    if not creating:
+        # Editing: a field that was not sent keeps its value (an empty one clears it).
+        out = {k: v for k, v in out.items() if k in data}
     return out
 
 
