@@ -5,9 +5,14 @@
     scripts/stack.py down            stop everything of this home (also stragglers)
     scripts/stack.py status          what runs, and is it healthy
     scripts/stack.py env             `export K=V` lines to run leakctl against this stack
+    scripts/stack.py up --only web,worker --repo DIR
+                                     (re)start just these, from another code tree (a release);
+    scripts/stack.py down --only web,worker
+                                     stop just these (the updater's steps, ops/update.py)
 
 Common options: --home DIR (default $LEAKHUB_HOME or <repo>/var), --db sqlite|postgres,
---ports fixed|auto, --hostname NAME.
+--ports fixed|auto, --hostname NAME. `up --repo DIR` runs setup, web, worker (and `leakctl`
+through scripts/leakctl) from DIR and its DIR/.venv, a release tree; stack.json records it.
 
 Run it with the project's virtualenv (.venv/bin/python); it uses only the standard library.
 Every child runs in its own session with LEAKHUB_STACK_HOME=<home> in its environment, which
@@ -85,6 +90,11 @@ class Layout:
     db: str = "sqlite"
     hostname: str = "localhost"
     ports: dict = field(default_factory=lambda: dict(DEFAULT_PORTS))
+    repo: Path = REPO               # the code tree (release) setup, web and worker run from
+
+    @property
+    def venv_bin(self) -> Path:
+        return VENV_BIN if self.repo == REPO else self.repo / ".venv" / "bin"
 
     @property
     def secrets_dir(self) -> Path:
@@ -154,7 +164,7 @@ class Layout:
 
     def to_json(self) -> dict:
         return {"home": str(self.home), "db": self.db, "hostname": self.hostname,
-                "ports": self.ports}
+                "ports": self.ports, "repo": str(self.repo)}
 
 
 def read_env_file(path: Path) -> dict[str, str]:
@@ -467,7 +477,8 @@ def read_state(home: Path) -> dict | None:
 
 def layout_from_state(state: dict) -> Layout:
     return Layout(home=Path(state["home"]), db=state["db"], hostname=state["hostname"],
-                  ports={k: int(v) for k, v in state["ports"].items()})
+                  ports={k: int(v) for k, v in state["ports"].items()},
+                  repo=Path(state.get("repo") or REPO))
 
 
 # --------------------------------------------------------------------------------------------
@@ -770,10 +781,11 @@ def start_keycloak(layout: Layout, timings: dict) -> Service:
 # The stack
 # --------------------------------------------------------------------------------------------
 
-def leakctl() -> Path:
-    path = VENV_BIN / "leakctl"
+def leakctl(layout: Layout | None = None) -> Path:
+    path = (layout.venv_bin if layout is not None else VENV_BIN) / "leakctl"
     if not path.exists():
-        raise StackError(f"{path} is missing: run scripts/install first", "setup")
+        raise StackError(f"{path} is missing: run scripts/install"
+                         + (f" in {layout.repo}" if layout is not None else "") + " first", "setup")
     return path
 
 
@@ -821,7 +833,8 @@ class Stack:
                              + " (stop what uses them, or pass --ports auto)")
 
         # 1. secrets
-        run_logged(layout, "setup", [leakctl(), "secrets", "init"], base_env, timeout=60)
+        run_logged(layout, "setup", [leakctl(layout), "secrets", "init"], base_env, timeout=60,
+                   cwd=layout.repo)
         say(f"secrets: {layout.secrets_dir}")
 
         # 2. postgres
@@ -841,28 +854,17 @@ class Stack:
 
         # 4. setup: migrations, Keycloak service client, first organization
         t = time.monotonic()
-        self.setup_output = run_logged(layout, "setup", [leakctl(), "setup", "--wait", "300"],
-                                       base_env, timeout=TIMEOUTS["setup"], capture_stdout=True)
+        self.setup_output = run_logged(layout, "setup", [leakctl(layout), "setup", "--wait", "300"],
+                                       base_env, timeout=TIMEOUTS["setup"], capture_stdout=True,
+                                       cwd=layout.repo)
         self.timings["setup"] = time.monotonic() - t
         say(f"setup: done ({self.timings['setup']:.1f}s)")
 
         # 5. web
-        t = time.monotonic()
-        web = spawn(layout, "web", [VENV_BIN / "gunicorn", "-c", GUNICORN_CONF],
-                    child_env(layout, {"LEAKHUB_BIND": f"127.0.0.1:{layout.ports['web']}"}),
-                    port=layout.ports["web"])
-        self.services.append(web)
-        wait_until("web", lambda: http_status(f"{layout.web_url}/readyz"), TIMEOUTS["web"], web)
-        self.timings["web"] = time.monotonic() - t
-        say(f"web: ready on {layout.web_url} ({self.timings['web']:.1f}s)")
+        self.start_web()
 
         # 6. worker
-        worker = spawn(layout, "worker", [VENV_BIN / "python", "-m", "leakhub_worker"], base_env)
-        self.services.append(worker)
-        time.sleep(2)
-        if not worker.alive():
-            raise StackError("worker exited during start-up", "worker")
-        say("worker: running")
+        self.start_worker()
 
         # 7. caddy
         t = time.monotonic()
@@ -879,6 +881,28 @@ class Stack:
         self.timings["caddy"] = time.monotonic() - t
         say(f"caddy: ready on {layout.public_url} ({self.timings['caddy']:.1f}s)")
         self.timings["total"] = time.monotonic() - t_all
+
+    def start_web(self) -> None:
+        layout = self.layout
+        t = time.monotonic()
+        web = spawn(layout, "web", [layout.venv_bin / "gunicorn", "-c",
+                                    layout.repo / "web" / "gunicorn.conf.py"],
+                    child_env(layout, {"LEAKHUB_BIND": f"127.0.0.1:{layout.ports['web']}"}),
+                    port=layout.ports["web"], cwd=layout.repo)
+        self.services.append(web)
+        wait_until("web", lambda: http_status(f"{layout.web_url}/readyz"), TIMEOUTS["web"], web)
+        self.timings["web"] = time.monotonic() - t
+        say(f"web: ready on {layout.web_url} ({self.timings['web']:.1f}s)")
+
+    def start_worker(self) -> None:
+        layout = self.layout
+        worker = spawn(layout, "worker", [layout.venv_bin / "python", "-m", "leakhub_worker"],
+                       child_env(layout), cwd=layout.repo)
+        self.services.append(worker)
+        time.sleep(2)
+        if not worker.alive():
+            raise StackError("worker exited during start-up", "worker")
+        say("worker: running")
 
     # -- stop ---------------------------------------------------------------------------------
     def stop(self) -> None:
@@ -897,7 +921,7 @@ class Stack:
             print()
         timings = ", ".join(f"{k} {v:.1f}s" for k, v in self.timings.items())
         show_admin = (f'eval "$({VENV_BIN}/python {REPO}/scripts/stack.py env --home '
-                      f'{shlex.quote(str(layout.home))})"; {VENV_BIN}/leakctl setup show-first-admin')
+                      f'{shlex.quote(str(layout.home))})"; {layout.venv_bin}/leakctl setup show-first-admin')
         print(f"Leakhub is running at {layout.public_url}/\n"
               f"  HTTPS uses Caddy's internal CA; trust its root certificate:\n"
               f"    {layout.ca_cert}\n"
@@ -919,8 +943,97 @@ def report_failure(layout: Layout, exc: StackError) -> None:
         print(f"----- last lines of {log} -----\n{tail(log)}\n-----", file=sys.stderr, flush=True)
 
 
+# --only: the updater (web/leakhub/ops/update.py) replaces web and worker of a running,
+# detached stack without touching PostgreSQL, Keycloak and Caddy.
+ONLY_SERVICES = ("web", "worker")
+SERVICE_ORDER = ("postgres", "keycloak", "web", "worker", "caddy")
+
+
+def parse_only(value: str | None) -> list[str] | None:
+    if value is None:
+        return None
+    names = {n.strip() for n in value.split(",") if n.strip()}
+    if not names or names - set(ONLY_SERVICES):
+        raise StackError(f"--only takes {' and/or '.join(ONLY_SERVICES)} separated by commas, "
+                         f"got {value!r}")
+    return [n for n in ONLY_SERVICES if n in names]
+
+
+def _running_detached(home: Path) -> dict:
+    state = read_state(home)
+    if not state or not any_alive(state):
+        raise StackError(f"no stack runs with home {home}; start it with: scripts/stack.py up "
+                         f"--detach --home {home}")
+    sup = state.get("supervisor_pid")
+    if sup and sup != os.getpid() and pid_alive(sup):
+        raise StackError(f"the stack of {home} runs in the foreground (pid {sup}); --only needs "
+                         "a stack started with --detach")
+    return state
+
+
+def _services_from_state(state: dict, home: Path, skip=()) -> list[Service]:
+    return [Service(name=s["name"], pid=s.get("pid"), port=s.get("port"),
+                    kind=s.get("kind", "process"))
+            for s in state.get("services", []) if s["name"] not in skip]
+
+
+def _ordered(services: list[Service]) -> list[Service]:
+    rank = {name: i for i, name in enumerate(SERVICE_ORDER)}
+    return sorted(services, key=lambda s: rank.get(s.name, len(rank)))
+
+
+def _alive_in(state: dict, home: Path, name: str) -> int | None:
+    for svc in state.get("services", []):
+        pid = svc.get("pid")
+        if svc["name"] == name and pid_alive(pid) and has_marker(pid, home):
+            return pid
+    return None
+
+
+def cmd_up_only(args, home: Path, only: list[str]) -> int:
+    state = _running_detached(home)
+    layout = layout_from_state(state)
+    if args.repo:
+        layout.repo = Path(args.repo).expanduser().resolve()
+    busy = [f"{name} (pid {_alive_in(state, home, name)})" for name in only
+            if _alive_in(state, home, name)]
+    if busy:
+        raise StackError(f"already running: {', '.join(busy)}; stop first with: scripts/stack.py "
+                         f"down --only {','.join(only)} --home {home}")
+    leakctl(layout)   # the release is installed
+    stack = Stack(layout)
+    kept = _services_from_state(state, home, skip=only)
+    try:
+        for name in only:
+            {"web": stack.start_web, "worker": stack.start_worker}[name]()
+    except StackError as exc:
+        report_failure(layout, exc)
+        say("stopping what was started")
+        _shield(stack.stop)
+        return 1
+    write_state(layout, _ordered(kept + stack.services), state.get("supervisor_pid"))
+    say(f"{', '.join(only)}: running from {layout.repo}")
+    return 0
+
+
+def cmd_down_only(args, home: Path, only: list[str]) -> int:
+    state = _running_detached(home)
+    layout = layout_from_state(state)
+    for name in reversed(only):
+        pid = _alive_in(state, home, name)
+        if pid:
+            say(f"stopping {name} (pid {pid})")
+            stop_pid(pid, name)
+    write_state(layout, _services_from_state(state, home, skip=only), state.get("supervisor_pid"))
+    say(f"stopped {', '.join(only)} (home {home})")
+    return 0
+
+
 def cmd_up(args) -> int:
     home = resolve_home(args.home)
+    only = parse_only(args.only)
+    if only:
+        return cmd_up_only(args, home, only)
     state = read_state(home)
     if state and any_alive(state):
         print(f"stack: error: a stack already runs with home {home}; "
@@ -1010,6 +1123,9 @@ def stragglers(home: Path) -> list[int]:
 
 def cmd_down(args) -> int:
     home = resolve_home(args.home)
+    only = parse_only(args.only)
+    if only:
+        return cmd_down_only(args, home, only)
     state = read_state(home)
     layout = layout_from_state(state) if state else Layout(home=home)
     if state:
@@ -1058,6 +1174,9 @@ def cmd_status(args) -> int:
     if not state:
         print(f"not running (no {home / 'stack.json'})")
         return 3
+    if not any_alive(state):
+        print(f"not running (stale {home / 'stack.json'}: none of its processes is alive)")
+        return 3
     layout = layout_from_state(state)
     checks = {
         "postgres": None,
@@ -1102,11 +1221,13 @@ def save_settings(layout: Layout, ports_mode: str) -> None:
     """Remember db, hostname and ports of this home: the next `up` (and `env`) default to them."""
     path = layout.home / "settings.json"
     path.write_text(json.dumps({"db": layout.db, "hostname": layout.hostname,
-                                "ports_mode": ports_mode, "ports": layout.ports}, indent=2) + "\n")
+                                "ports_mode": ports_mode, "ports": layout.ports,
+                                "repo": str(layout.repo)}, indent=2) + "\n")
 
 
 def resolve_layout(args, home: Path, check_free: bool = True) -> tuple[Layout, str]:
-    """Options given on the command line win, then what this home used last time, then defaults."""
+    """Options given on the command line win, then what this home used last time, then defaults.
+    The release (--repo) is remembered too: after an update, a plain `up` runs the new one."""
     try:
         saved = json.loads((home / "settings.json").read_text())
     except (OSError, ValueError):
@@ -1116,7 +1237,8 @@ def resolve_layout(args, home: Path, check_free: bool = True) -> tuple[Layout, s
     mode = args.ports or saved.get("ports_mode") or "fixed"
     ports = pick_ports(mode, saved.get("ports") if saved.get("ports_mode") == mode else None,
                        check_free=check_free)
-    return Layout(home=home, db=db, hostname=hostname, ports=ports), mode
+    repo = Path(getattr(args, "repo", None) or saved.get("repo") or REPO).expanduser().resolve()
+    return Layout(home=home, db=db, hostname=hostname, ports=ports, repo=repo), mode
 
 
 def resolve_home(value: str | None) -> Path:
@@ -1142,7 +1264,12 @@ def main(argv=None) -> int:
     up = sub.add_parser("up", parents=[common], help="start the stack (foreground unless --detach)")
     up.add_argument("--detach", action="store_true",
                     help="return once everything is healthy; stop later with `down`")
-    sub.add_parser("down", parents=[common], help="stop the stack of --home")
+    up.add_argument("--repo", help="code tree (a release, with its own .venv) to run setup, web "
+                                   "and worker from (default: this one)")
+    up.add_argument("--only", help="start just these services (web,worker) in the running "
+                                   "detached stack, e.g. after `down --only` (updates)")
+    down = sub.add_parser("down", parents=[common], help="stop the stack of --home")
+    down.add_argument("--only", help="stop just these services (web,worker); the rest runs on")
     sub.add_parser("status", parents=[common], help="show processes and health")
     sub.add_parser("env", parents=[common], help="print `export K=V` lines for leakctl")
     args = parser.parse_args(argv)

@@ -67,8 +67,13 @@ class Stack:
         """The stack already running in `home`, or None."""
         if not (Path(home) / "stack.json").exists():
             return None
-        if _stack_py("status", "--home", str(home), timeout=60).returncode != 0:
+        status = _stack_py("status", "--home", str(home), timeout=60)
+        if status.returncode == 3:        # not running
             return None
+        if status.returncode != 0:
+            raise StackStartError(f"the stack in {home} is not healthy:\n{status.stdout}"
+                                  f"{status.stderr}\nstop it with: scripts/stack.py down "
+                                  f"--home {home}")
         return cls(home, owned=False)
 
     def stop(self) -> subprocess.CompletedProcess:
