@@ -1,0 +1,436 @@
+"""Every route of the application (UI and API) × every kind of caller → the declared outcome.
+
+MATRIX below says, per endpoint and method, what each caller gets:
+
+    admin manager editor viewer external pending anon other
+
+- the six roles of organization A (external: without grants; pending: signed in, role None),
+- anon: nobody signed in (UI: no session; API: no bearer token),
+- other: the administrator of ANOTHER organization (B). Everything a URL names by id is
+  created in organization A, so for every id-bearing route "other" must get 404 — never 403
+  (which would confirm the id exists) and never data: the marker written into A's records
+  must not appear in any response to B.
+
+Outcomes: a status code ("200", "403", …), "3xx" (a redirect other than to sign-in) or
+"login" (redirect to the sign-in page). UI callers are signed in through the session (the
+test client's session_transaction) and POST with a valid CSRF token and no other fields; API
+callers send a bearer token signed by a local key that the faked realm key endpoint publishes
+(the real api.auth.authenticate runs) and an empty JSON object as body. Each case starts with fresh
+records, and gets new ones after any state-changing call that succeeded, so a delete in one
+case cannot change another.
+
+A route missing from MATRIX fails test_every_route_is_in_the_matrix: add it here.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import io
+import itertools
+import re
+import shutil
+import tempfile
+import time
+import uuid
+from decimal import Decimal as D
+from pathlib import Path
+
+import pytest
+
+ROLES = ("admin", "manager", "editor", "viewer", "external", "pending", "anon", "other")
+STATE_CHANGING = ("POST", "PUT", "PATCH", "DELETE")
+
+# Route arguments that name organization data (the other-organization rule applies).
+ID_ARGUMENTS = re.compile(r"(_id|^key|^tag)$")
+# Route arguments that are public by nature: an organization's sign-in slug, a static file.
+PUBLIC_ARGUMENTS = {"slug", "filename"}
+# Secure cookies: the test client must speak https.
+BASE = "https://localhost"
+
+
+def row(text: str) -> dict:
+    values = text.split()
+    assert len(values) == len(ROLES), text
+    return dict(zip(ROLES, values))
+
+
+MEMBER_READ = "200 200 200 200 200 403 login 200"      # lists/pages every member sees
+ID_READ = "200 200 200 200 404 403 login 404"          # one record of org A
+CREATE_FORM = "200 200 200 403 200 403 login 200"      # model-level "create" allowed?
+ADMIN_ONLY = "200 403 403 403 403 403 login 200"       # "manage"
+AUDIT_ONLY = "200 200 403 403 403 403 login 200"       # "audit"
+API_LIST = "200 200 200 200 200 403 401 200"
+API_ID_READ = "200 200 200 200 404 403 401 404"
+
+MATRIX: dict[str, dict[str, dict]] = {
+    # ---------------------------------------------------------------- public / plumbing
+    "home.healthz": {"GET": row("200 200 200 200 200 200 200 200")},
+    "home.readyz": {"GET": row("503 503 503 503 503 503 503 503")},  # Keycloak unreachable
+    "static": {"GET": row("200 200 200 200 200 200 200 200")},
+    "identity.login": {"GET": row("200 200 200 200 200 200 200 200")},  # choose organization
+    "identity.login_org": {"GET": row("3xx 3xx 3xx 3xx 3xx 3xx 3xx 3xx")},  # → Keycloak
+    "identity.callback": {"GET": row("400 400 400 400 400 400 400 400")},  # no state
+    "identity.backchannel_logout": {"POST": row("400 400 400 400 400 400 400 400")},
+    "identity.logout": {"POST": row("3xx 3xx 3xx 3xx 3xx 3xx 3xx 3xx")},
+    "identity.signed_out": {"GET": row("200 200 200 200 200 200 200 200")},
+    # ---------------------------------------------------------------- pages
+    "home.index": {"GET": row(MEMBER_READ)},
+    "dashboard.index": {"GET": row(MEMBER_READ)},
+    "audit.audit_log": {"GET": row(AUDIT_ONLY)},
+    "audit.audit_csv": {"GET": row(AUDIT_ONLY)},
+    "security.index": {"GET": row(ADMIN_ONLY)},
+    "security.acknowledge": {"POST": row("3xx 403 403 403 403 403 login 404")},  # no comment
+    # ---------------------------------------------------------------- locations
+    "locations.index": {"GET": row(MEMBER_READ)},
+    "locations.new": {"GET": row(CREATE_FORM), "POST": row("422 422 422 403 422 403 login 422")},
+    "locations.detail": {"GET": row(ID_READ)},
+    "locations.edit": {"GET": row("200 200 200 403 404 403 login 404"),
+                       "POST": row("422 422 422 403 404 403 login 404")},
+    "locations.delete": {"POST": row("3xx 3xx 3xx 403 404 403 login 404")},  # has children
+    "locations.energy": {"GET": row(ADMIN_ONLY), "POST": row("422 403 403 403 403 403 login 422")},
+    "locations.energy_edit": {"GET": row("200 403 403 403 403 403 login 404"),
+                              "POST": row("422 403 403 403 403 403 login 404")},
+    "reports.location": {"GET": row(ID_READ)},
+    # ---------------------------------------------------------------- surveys
+    "surveys.index": {"GET": row(MEMBER_READ)},
+    "surveys.new": {"GET": row(CREATE_FORM), "POST": row("422 422 422 403 422 403 login 422")},
+    "surveys.detail": {"GET": row(ID_READ)},
+    "surveys.edit": {"GET": row("200 200 200 403 404 403 login 404"),
+                     "POST": row("422 422 422 403 404 403 login 404")},
+    "surveys.delete": {"POST": row("3xx 3xx 3xx 403 404 403 login 404")},  # has leaks
+    "surveys.compare": {"GET": row(ID_READ)},
+    "surveys.tags": {"GET": row(ID_READ)},
+    "reports.survey": {"GET": row(ID_READ)},
+    # ---------------------------------------------------------------- leaks
+    "leaks.index": {"GET": row(MEMBER_READ)},
+    "leaks.new": {"GET": row(CREATE_FORM), "POST": row("422 422 422 403 422 403 login 422")},
+    "leaks.detail": {"GET": row(ID_READ)},
+    "leaks.by_tag": {"GET": row("3xx 3xx 3xx 3xx 404 403 login 404")},
+    "leaks.edit": {"GET": row("200 200 200 403 404 403 login 404"),
+                   "POST": row("422 422 422 403 404 403 login 404")},
+    "leaks.status": {"POST": row("422 422 422 403 404 403 login 404")},
+    "leaks.delete": {"POST": row("3xx 3xx 3xx 403 404 403 login 404")},
+    "leaks.bulk_status": {"POST": row("3xx 3xx 3xx 403 3xx 403 login 3xx")},  # nothing chosen
+    "exports.export_csv": {"GET": row(MEMBER_READ)},
+    "exports.export_xlsx": {"GET": row(MEMBER_READ)},
+    "imports.upload": {"GET": row(CREATE_FORM), "POST": row("422 422 422 403 422 403 login 422")},
+    "imports.review": {"GET": row("200 200 200 403 200 403 login 404"),
+                       "POST": row("200 200 200 403 200 403 login 404")},
+    # ---------------------------------------------------------------- photos
+    "photos.upload": {"POST": row("422 422 422 403 404 403 login 404")},  # no file
+    "photos.show": {"GET": row(ID_READ)},
+    "photos.thumb": {"GET": row(ID_READ)},
+    "photos.delete": {"POST": row("3xx 3xx 3xx 403 404 403 login 404")},
+    # ---------------------------------------------------------------- users, grants, settings
+    "users.index": {"GET": row(ADMIN_ONLY)},
+    "users.invite": {"GET": row(ADMIN_ONLY), "POST": row("422 403 403 403 403 403 login 422")},
+    "users.detail": {"GET": row("200 403 403 403 403 403 login 404")},
+    "users.set_role": {"POST": row("422 403 403 403 403 403 login 404")},  # no role sent
+    "users.disable": {"POST": row("3xx 403 403 403 403 403 login 404")},
+    "users.enable": {"POST": row("3xx 403 403 403 403 403 login 404")},
+    "users.sign_out_user": {"POST": row("3xx 403 403 403 403 403 login 404")},
+    "users.add_grant": {"POST": row("422 403 403 403 403 403 login 404")},  # nothing chosen
+    "users.revoke_grant": {"POST": row("3xx 403 403 403 403 403 login 404")},
+    "users.access": {"GET": row("422 403 403 403 403 403 login 404")},  # no leak named
+    "users.org_settings": {"GET": row(ADMIN_ONLY),
+                           "POST": row("422 403 403 403 403 403 login 422")},
+    # one's own sessions: every signed-in user, pending ones too
+    "users.my_sessions": {"GET": row("200 200 200 200 200 200 login 200")},
+    "users.end_session": {"POST": row("3xx 3xx 3xx 3xx 3xx 3xx login 3xx")},
+    "users.end_all_sessions": {"POST": row("3xx 3xx 3xx 3xx 3xx 3xx login 3xx")},
+    "users.signed_out_everywhere": {"GET": row("200 200 200 200 200 200 200 200")},
+    # ---------------------------------------------------------------- backups (operator org A)
+    # Administrators of the operator organization only; for everybody else these URLs do
+    # not exist (404), so another organization's admin learns nothing about them.
+    "backups.index": {"GET": row("200 403 403 403 403 403 login 404")},
+    "backups.create": {"POST": row("3xx 403 403 403 403 403 login 404")},
+    "backups.download": {"GET": row("200 403 403 403 403 403 login 404")},
+    "ops.system": {"GET": row("200 403 403 403 403 403 login 404")},
+    # ---------------------------------------------------------------- API (bearer tokens)
+    "api.openapi_json": {"GET": row("200 200 200 200 200 200 200 200")},
+    "api.list_locations": {"GET": row(API_LIST)},
+    "api.create_location": {"POST": row("422 422 422 403 422 403 401 422")},
+    "api.get_location": {"GET": row(API_ID_READ)},
+    "api.patch_location": {"PATCH": row("428 428 428 403 404 403 401 404")},
+    "api.delete_location": {"DELETE": row("409 409 409 403 404 403 401 404")},
+    "api.list_surveys": {"GET": row(API_LIST)},
+    "api.create_survey": {"POST": row("422 422 422 403 422 403 401 422")},
+    "api.get_survey": {"GET": row(API_ID_READ)},
+    "api.patch_survey": {"PATCH": row("428 428 428 403 404 403 401 404")},
+    "api.delete_survey": {"DELETE": row("409 409 409 403 404 403 401 404")},
+    "api.list_leaks": {"GET": row(API_LIST)},
+    "api.create_leak": {"POST": row("422 422 422 403 422 403 401 422")},
+    "api.get_leak": {"GET": row(API_ID_READ)},
+    "api.patch_leak": {"PATCH": row("428 428 428 403 404 403 401 404")},
+    "api.delete_leak": {"DELETE": row("204 204 204 403 404 403 401 404")},
+    "api.change_status": {"POST": row("422 422 422 403 404 403 401 404")},
+    "api.list_photos": {"GET": row(API_ID_READ)},
+    "api.upload_photos": {"POST": row("415 415 415 403 404 403 401 404")},
+    "api.get_photo": {"GET": row(API_ID_READ)},
+    "api.get_dashboard": {"GET": row(API_LIST)},
+    # device tokens only: every user token is refused
+    "devices_api.ingest_findings": {"POST": row("403 403 403 403 403 403 401 403")},
+}
+
+
+# ---------------------------------------------------------------- the application
+
+@pytest.fixture(scope="module")
+def env(tmp_path_factory):
+    """One app for the module (creating it per case would dominate the run time), with the
+    realms' key endpoints faked: API tokens are signed by a local key."""
+    from joserfc.jwk import KeySet, RSAKey
+
+    from leakhub.core.config import Config, set_config
+    from leakhub.core.secrets import ensure_all
+    from leakhub.identity.tokens import RealmKeys
+
+    # The database and uploads on tmpfs when there is one: ~800 requests, each committing.
+    shm = Path("/dev/shm")
+    home = Path(tempfile.mkdtemp(prefix="leakhub-matrix-", dir=shm)) if shm.is_dir() \
+        else tmp_path_factory.mktemp("matrix")
+    config = Config.from_env({"LEAKHUB_HOME": str(home),
+                              "LEAKHUB_PUBLIC_URL": "https://leakhub.test",
+                              "KEYCLOAK_URL": "http://127.0.0.1:9/auth",
+                              "LEAKHUB_TESTING": "1", "LEAKHUB_ORG_SLUG": "acme"})
+    ensure_all(config.secrets_dir)
+    key = RSAKey.generate_key(2048, parameters={"kid": "matrix", "use": "sig", "alg": "RS256"})
+
+    class Realm(RealmKeys):
+        def metadata(self):
+            base = "https://leakhub.test/auth/realms/x/protocol/openid-connect"
+            return {"jwks_uri": base + "/certs", "authorization_endpoint": base + "/auth",
+                    "token_endpoint": base + "/token", "end_session_endpoint": base + "/logout"}
+
+        def _fetch_keys(self):
+            return KeySet([key])
+
+    realm = Realm("http://unused")
+    mp = pytest.MonkeyPatch()
+    from leakhub.api import auth
+    from leakhub.identity import views as identity_views
+
+    mp.setattr(auth, "realm_keys", lambda cfg, slug: realm)
+    mp.setattr(identity_views, "realm_keys", lambda cfg, slug: realm)
+    from leakhub.app import create_app
+
+    app = create_app(config)
+    yield {"app": app, "config": config, "key": key}
+    mp.undo()
+    set_config(None)
+    shutil.rmtree(home, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def people(env):
+    from leakhub.identity.models import User
+    from leakhub.orgs.models import Organization
+
+    org_a = Organization.create(slug="acme", name="ACME GmbH", oidc_client_secret="sa",
+                                timezone="Europe/Berlin")
+    org_b = Organization.create(slug="other", name="Other AG", oidc_client_secret="sb")
+    roles = {"admin": "admin", "manager": "manager", "editor": "editor", "viewer": "viewer",
+             "external": "external", "pending": None}
+    users = {name: User.create(organization=org_a, sub=f"sub-{name}", email=f"{name}@a.test",
+                               role=role) for name, role in roles.items()}
+    users["other"] = User.create(organization=org_b, sub="sub-other", email="admin@b.test",
+                                 role="admin")
+    # A backup archive on disk (appliance-wide, shown to the operator organization's admins).
+    from leakhub.backups import archive, service as backups
+    from leakhub.backups.models import BackupRecord
+
+    config = env["config"]
+    name = archive.archive_name(dt.datetime(2024, 1, 2, 3, 4, 5), "manual")
+    config.backup_dir.mkdir(parents=True, exist_ok=True)
+    (config.backup_dir / name).write_bytes(b"not really an archive")
+    backups.reconcile(config)
+    backup = BackupRecord.get(BackupRecord.file_name == name)
+    return {"a": org_a, "b": org_b, "users": users, "backup": backup}
+
+
+_counter = itertools.count(1)
+
+
+def make_world(people) -> dict:
+    """Fresh records in organization A, each carrying a unique marker."""
+    from leakhub.authz import Actor
+    from leakhub.imports.views import staging
+    from leakhub.leaks import service as leaks
+    from leakhub.locations import service as locations
+    from leakhub.photos import service as photos
+    from leakhub.security.models import Finding
+    from leakhub.surveys import service as surveys
+
+    from reporting_data import png_bytes
+
+    n = next(_counter)
+    mark = f"MARK{uuid.uuid4().hex[:12]}"
+    a = Actor(organization=people["a"], kind="user", user=people["users"]["admin"])
+    site = locations.create_location(a, kind="site", code=f"S{n}", name=f"Werk {mark}")
+    hall = locations.create_location(a, kind="building", code="H1", name=f"Halle {mark}",
+                                     parent=site)
+    survey = surveys.create_survey(a, name=f"Survey {mark}", period_start=dt.date(2024, 3, 1),
+                                   scope=[site.id])
+    leak = leaks.create_leak(a, location=hall.id, survey=survey.id,
+                             found_at=dt.datetime(2024, 3, 2, 9), rate_lpm=D("20"),
+                             description=f"Leak {mark}")
+    photo = photos.add_photos(a, leak, [(f"{mark}.png", png_bytes())])[0]
+    settings = locations.create_settings(
+        a, valid_from=dt.date(2000, 1, 1) + dt.timedelta(days=n), price_per_kwh=D("0.2"),
+        currency="EUR", specific_power=D("6.4"), operating_hours=8000, co2_factor=D("0.4"),
+        note=mark[:40])
+    now = dt.datetime.utcnow()
+    finding = Finding.create(organization=people["a"], rule="test", severity="low",
+                             subject=f"user:{mark}", first_seen_at=now, last_seen_at=now,
+                             count=1)
+    from leakhub.authz.models import Grant
+    from leakhub.identity.models import User
+
+    target = User.create(organization=people["a"], sub=f"sub-target-{n}", role="viewer",
+                         email=f"target-{n}@a.test", name=f"Target {mark}")
+    grant = Grant.create(organization=people["a"], user=target, location=site, level="view",
+                         note=mark[:40])
+    csv = f"tag,location,found_at,rate_lpm\nX{n},{mark},2024-03-01,5\n".encode()
+    key = staging(people["a"]).put(csv)
+    return {"mark": mark, "site": site, "hall": hall, "survey": survey, "leak": leak,
+            "photo": photo, "settings": settings, "finding": finding, "import_key": key,
+            "target": target, "grant": grant, "backup": people["backup"]}
+
+
+def url_arguments(world, rule) -> dict:
+    values = {"leak_id": world["leak"].id, "loc_id": world["site"].id,
+              "location_id": world["site"].id, "survey_id": world["survey"].id,
+              "photo_id": world["photo"].id, "row_id": world["settings"].id,
+              "finding_id": world["finding"].id, "key": world["import_key"],
+              "tag": world["leak"].tag, "user_id": world["target"].id,
+              "grant_id": world["grant"].id, "backup_id": world["backup"].id, "slug": "acme", "filename": "css/leakhub.css"}
+    missing = set(rule.arguments) - set(values)
+    assert not missing, f"{rule.endpoint}: no test value for {missing}: add one in url_arguments"
+    return {name: values[name] for name in rule.arguments}
+
+
+def bearer(env, user) -> dict:
+    from joserfc import jwt
+
+    now = int(time.time())
+    claims = {"iss": env["config"].issuer_for(user.organization.slug), "aud": "leakhub-api",
+              "azp": "leakhub", "sub": user.sub, "iat": now, "exp": now + 300}
+    return {"Authorization": "Bearer " + jwt.encode({"alg": "RS256", "kid": "matrix"}, claims,
+                                                    env["key"])}
+
+
+def call(env, people, world, rule, method, role) -> "Response":  # noqa: F821
+    from leakhub.imports.views import SESSION_KEY
+
+    app = env["app"]
+    with app.test_request_context():
+        from flask import url_for
+        url = url_for(rule.endpoint, **url_arguments(world, rule))
+    client = app.test_client()
+    user = people["users"].get(role)
+    api = rule.rule.startswith("/api/")
+    kwargs: dict = {"method": method, "base_url": BASE}
+    if api:
+        kwargs["headers"] = bearer(env, user) if user is not None else {}
+        if method in STATE_CHANGING and method != "DELETE":
+            kwargs["json"] = {}
+    else:
+        with client.session_transaction(base_url=BASE) as s:
+            s["csrf"] = "t"
+            if user is not None:
+                s["org_id"] = user.organization_id
+                s["_user_id"] = str(user.id)
+                s["_fresh"] = True
+                s[SESSION_KEY] = {world["import_key"]: {"org": people["a"].id,
+                                                        "filename": "x.csv"}}
+        if method in STATE_CHANGING:
+            kwargs["data"] = {"csrf_token": "t"}
+    return client.open(url, **kwargs)
+
+
+def outcome(resp) -> str:
+    code = resp.status_code
+    if 300 <= code < 400 and code != 304:
+        location = resp.headers.get("Location", "")
+        if re.search(r"^(https?://[^/]+)?/login(\?|$)", location):
+            return "login"
+        return "3xx"
+    return str(code)
+
+
+def cases():
+    for endpoint in sorted(MATRIX):
+        for method in sorted(MATRIX[endpoint]):
+            yield pytest.param(endpoint, method, id=f"{endpoint}-{method}")
+
+
+# ---------------------------------------------------------------- tests
+
+def test_every_route_is_in_the_matrix(env):
+    app = env["app"]
+    missing, methods_missing = [], []
+    for rule in app.url_map.iter_rules():
+        if rule.endpoint not in MATRIX:
+            missing.append(f"{rule.endpoint} {rule.rule}")
+            continue
+        for method in rule.methods - {"HEAD", "OPTIONS"}:
+            if method not in MATRIX[rule.endpoint]:
+                methods_missing.append(f"{method} {rule.endpoint} {rule.rule}")
+    assert not missing, "routes not in the access matrix (add them to MATRIX in " \
+        "tests/unit/test_route_matrix.py): " + ", ".join(sorted(missing))
+    assert not methods_missing, "methods not in the access matrix: " + ", ".join(methods_missing)
+    endpoints = {r.endpoint for r in app.url_map.iter_rules()}
+    stale = set(MATRIX) - endpoints
+    assert not stale, f"MATRIX lists routes that no longer exist: {sorted(stale)}"
+
+
+def test_matrix_declares_404_for_other_org_on_every_id_route(env):
+    for rule in env["app"].url_map.iter_rules():
+        ids = [a for a in rule.arguments if ID_ARGUMENTS.search(a)]
+        others = set(rule.arguments) - set(ids) - PUBLIC_ARGUMENTS
+        assert not others, f"{rule.endpoint}: classify the argument(s) {others}"
+        if not ids or rule.endpoint not in MATRIX:
+            continue
+        for method, expected in MATRIX[rule.endpoint].items():
+            assert expected["other"] == "404", (rule.endpoint, method)
+            # and the 404 is about the organization: someone in A gets something else
+            assert any(expected[r] != "404" for r in ("admin", "manager", "editor")), \
+                (rule.endpoint, method)
+
+
+@pytest.mark.parametrize("endpoint,method", list(cases()))
+def test_route_matrix(env, people, endpoint, method):
+    app = env["app"]
+    rules = [r for r in app.url_map.iter_rules() if r.endpoint == endpoint]
+    if not rules:
+        pytest.fail(f"{endpoint} is in MATRIX but not a route any more")
+    rule = rules[0]
+    expected = MATRIX[endpoint][method]
+    wrong = []
+    world = None
+    for role in ROLES:
+        # Fresh records whenever the previous call may have changed them (a refused call
+        # must not have changed anything).
+        world = world or make_world(people)
+        resp = call(env, people, world, rule, method, role)
+        body = resp.get_data()  # consume streamed bodies inside this case
+        resp.close()
+        got = outcome(resp)
+        if got != expected[role]:
+            wrong.append(f"{role}: expected {expected[role]}, got {got}")
+        if role == "other":
+            assert world["mark"].encode() not in body, \
+                f"{method} {endpoint}: organization A's data in a response to organization B"
+        assert resp.status_code < 500 or endpoint == "home.readyz", \
+            f"{method} {endpoint} as {role}: {resp.status_code}"
+        if method in STATE_CHANGING and resp.status_code < 400:
+            world = None
+    assert not wrong, f"{method} {rule.rule} ({endpoint}): " + "; ".join(wrong)
+
+
+def test_matrix_size(env):
+    """Reported by the suite: routes × callers actually exercised."""
+    cells = sum(len(methods) for methods in MATRIX.values()) * len(ROLES)
+    rules = len(list(env["app"].url_map.iter_rules()))
+    print(f"\nroute matrix: {rules} rules, {sum(len(m) for m in MATRIX.values())} "
+          f"(route, method) pairs × {len(ROLES)} callers = {cells} cases")
+    assert cells >= 8 * 60
