@@ -249,9 +249,9 @@ def test_number_formatting_per_locale(app):
     from leakhub.core import pages
 
     with app.test_request_context():
-        for loc, expected in (("en", ("1,234.5", "€1,234.50", "€1,235", "1,234.500")),
+        for lang, expected in (("en", ("1,234.5", "€1,234.50", "€1,235", "1,234.500")),
                               ("de", ("1.234,5", "1.234,50\xa0€", "1.235\xa0€", "1.234,500"))):
-            with force_locale(loc):
+            with force_locale(lang):
                 g.pop("_num_symbols", None)
                 assert (pages._num(D("1234.50"), 2), pages._money(D("1234.5"), "EUR"),
                         pages._money(D("1234.5"), "EUR", 0),

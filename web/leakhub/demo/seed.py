@@ -17,7 +17,6 @@ import time
 from dataclasses import dataclass
 from decimal import Decimal
 
-import peewee as pw
 
 from .. import authz
 from ..audit import writer
@@ -26,7 +25,7 @@ from ..leaks import calc
 from ..leaks.models import Leak, LeakStatusChange
 from ..leaks.service import next_tag_number
 from ..locations import service as locations
-from ..locations.models import EnergySettings, Location
+from ..locations.models import Location
 from ..orgs.models import Organization
 from ..surveys.models import Survey, SurveyScope
 
