@@ -83,6 +83,8 @@ def _blueprints():
     from .photos.views import bp as photos_bp
     from .reports.views import bp as reports_bp
     from .surveys.views import bp as surveys_bp
+    from .users.views import bp as users_bp
 
     return [home_bp, identity_bp, locations_bp, surveys_bp, leaks_bp, audit_bp, photos_bp,
-            dashboard_bp, exports_bp, imports_bp, reports_bp, devices_api_bp, api_bp]
+            dashboard_bp, exports_bp, imports_bp, reports_bp, devices_api_bp, api_bp,
+            users_bp]

@@ -39,6 +39,7 @@ def _register():
     from .ops.cli import status_group, tls_group
     from .orgs.cli import org_group
     from .security.cli import security_group
+    from .users.cli import grant_group, user_group
 
     cli.add_command(secrets_group)
     cli.add_command(migrate_cmd)
@@ -50,6 +51,8 @@ def _register():
     cli.add_command(demo_group)
     cli.add_command(device_group)
     cli.add_command(security_group)
+    cli.add_command(user_group)
+    cli.add_command(grant_group)
 
 
 def _register_reporting():

@@ -114,11 +114,17 @@ def _dec(value) -> Decimal:
 
 
 def grouped_query(actor, boundaries):
-    """The one aggregate over all leaks: (site, period, status, component) → count, Σ rate."""
+    """The one aggregate over all leaks: (site, period, status class, component of open
+    leaks) → count, Σ rate."""
     site = site_id_expr()
     period = period_expr(boundaries)
-    query = (Leak.select(site.alias("site_id"), period.alias("period"), Leak.status,
-                         Leak.component, pw.fn.COUNT(Leak.id).alias("n"),
+    # Status classes, and the component only where it is shown (open leaks): fewer groups.
+    klass = pw.Case(None, [(Leak.status.in_(OPEN_STATUSES), "open"),
+                           (Leak.status.in_(FIXED_STATUSES), "fixed"),
+                           (Leak.status == "to_review", "to_review")], "other")
+    component = pw.Case(None, [(Leak.status.in_(OPEN_STATUSES), Leak.component)], "")
+    query = (Leak.select(site.alias("site_id"), period.alias("period"), klass.alias("klass"),
+                         component.alias("component"), pw.fn.COUNT(Leak.id).alias("n"),
                          pw.fn.SUM(Leak.rate_lpm).alias("rate"))
              .join(Location, on=(Leak.location == Location.id)))
     # Ordinal GROUP BY: PostgreSQL does not match parameterised expressions by text.
@@ -159,13 +165,13 @@ def compute(actor, *, today: dt.date | None = None) -> Dashboard:
              .where(Location.kind == "site")}
     by_site: dict = {}
     by_component: dict = defaultdict(Figures)
-    for site_id, period, status, component, n, rate in grouped_query(actor, boundaries).tuples():
+    for site_id, period, klass, component, n, rate in grouped_query(actor, boundaries).tuples():
         d.groups += 1
         site_id = int(site_id) if site_id not in (None, "") else None  # peewee coerces to str
         d.total += n
-        if status == "to_review":
+        if klass == "to_review":
             d.to_review += n
-        if status not in OPEN_STATUSES and status not in FIXED_STATUSES:
+        if klass not in ("open", "fixed"):
             continue
         day = boundaries[int(period) - 1] if period else EPOCH
         params = resolver.at(site_id, day)
@@ -176,7 +182,7 @@ def compute(actor, *, today: dt.date | None = None) -> Dashboard:
             loc = sites.get(site_id)
             by_site[site_id] = SiteRow(site_id, loc.label if loc else "?")
         row = by_site[site_id]
-        if status in OPEN_STATUSES:
+        if klass == "open":
             d.open.add(n, rate, f)
             row.open.add(n, rate, f)
             by_component[component].add(n, rate, f)

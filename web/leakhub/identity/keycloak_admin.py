@@ -920,6 +920,30 @@ class KeycloakAdmin:
             what=f"send actions e-mail to user {user_id} in '{realm}'",
         )
 
+    def delete_user(self, realm: str, user_id: str) -> None:
+        """Remove a user (used to undo a half-finished invitation)."""
+        self._request(
+            "DELETE", f"{self._realm_path(realm)}/users/{_seg(user_id)}",
+            what=f"delete user {user_id} in '{realm}'",
+        )
+
+    def logout_session(self, realm: str, session_id: str) -> None:
+        """End one Keycloak session (the ``sid`` of an ID token); Keycloak sends the
+        back-channel logout for it to the clients."""
+        self._request(
+            "DELETE", f"{self._realm_path(realm)}/sessions/{_seg(session_id)}",
+            what=f"end session in '{realm}'",
+        )
+
+    def set_smtp_server(self, realm: str, smtp: Mapping[str, Any]) -> None:
+        """Set the realm's outgoing mail server (Keycloak's ``smtpServer``: host, port, from,
+        fromDisplayName, auth, user, password, starttls, ssl — all strings). Needed for
+        :meth:`execute_actions_email`. The password is sent only in this call's body."""
+        body = {"smtpServer": {k: ("true" if v is True else "false" if v is False else str(v))
+                               for k, v in smtp.items() if v is not None}}
+        self._request("PUT", self._realm_path(realm), json_body=body,
+                      what=f"update mail settings of '{realm}'")
+
     def reset_password(self, realm: str, user_id: str, password: str, *, temporary: bool = True) -> None:
         """Set a password. A policy violation raises :class:`KeycloakError` (status 400) whose
         message names the rule (Keycloak's message key, e.g. invalidPasswordMinLengthMessage)."""

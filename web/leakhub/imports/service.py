@@ -29,7 +29,7 @@ from flask_babel import gettext as _
 
 from .. import authz
 from ..audit import writer
-from ..core.db import database, utcnow
+from ..core.db import database, is_postgres, utcnow
 from ..core.validation import ValidationError, parse_date
 from ..leaks import service as leaks
 from ..leaks.models import STATUSES, Leak, LeakStatusChange
@@ -446,13 +446,16 @@ def run_import(actor, data: bytes, filename: str, *, column_map: dict | None = N
     tags = [v["tag"] for _, v, _ in parsed_rows]
     existing_by_tag: dict[str, Leak] = {}
     existing_by_number: dict[int, Leak] = {}
-    for i in range(0, len(tags), 500):
-        chunk = tags[i:i + 500]
-        numbers = [n for n in (leaks.tag_number_of(t) for t in chunk) if n is not None]
-        cond = Leak.tag.in_(chunk)
-        if numbers:
-            cond = cond | Leak.tag_number.in_(numbers)
-        for lk in authz.scope(actor, Leak, "view").where(cond):
+    # One pass over the organization's tags (id, tag, number), matched in Python, then the
+    # full rows of the matches by primary key: no long IN-lists on text columns, which
+    # PostgreSQL may scan row by row.
+    wanted_tags = set(tags)
+    wanted_numbers = {n for n in (leaks.tag_number_of(t) for t in tags) if n is not None}
+    match_ids = [lid for lid, tag, number in authz.scope(
+        actor, Leak, "view", Leak.select(Leak.id, Leak.tag, Leak.tag_number)).tuples()
+        if tag in wanted_tags or (number is not None and number in wanted_numbers)]
+    for i in range(0, len(match_ids), 1000):
+        for lk in authz.scope(actor, Leak, "view").where(Leak.id.in_(match_ids[i:i + 1000])):
             existing_by_tag[lk.tag] = lk
             if lk.tag_number is not None:
                 existing_by_number[lk.tag_number] = lk
@@ -575,6 +578,17 @@ def _bulk_insert(model, rows: list[dict]) -> None:
         ", ".join([database.obj.param] * len(fields)))
     params = [tuple(f.db_value(r.get(c)) for f, c in zip(fields, cols)) for r in rows]
     cursor = database.cursor()
+    if is_postgres():
+        # One multi-row VALUES statement per chunk: executemany would cost a round trip per
+        # row. PostgreSQL allows 65,535 parameters per statement.
+        per = max(1, min(1000, 65000 // len(fields)))
+        row_sql = "(" + ", ".join(["%s"] * len(fields)) + ")"
+        head = sql[:sql.index(" VALUES ")] + " VALUES "
+        for i in range(0, len(params), per):
+            chunk = params[i:i + per]
+            cursor.execute(head + ", ".join([row_sql] * len(chunk)),
+                           [v for row in chunk for v in row])
+        return
     for i in range(0, len(params), 1000):
         cursor.executemany(sql, params[i:i + 1000])
 
@@ -608,12 +622,9 @@ def _insert_new(actor, new_rows, created_locs, filename) -> None:
             row[k] = row.get(k) or ""
         rows.append(row)
     _bulk_insert(Leak, rows)
-    ids: dict[str, int] = {}
-    tags = [r["tag"] for r in rows]
-    for i in range(0, len(tags), 500):
-        for lid, tag in (authz.scope(actor, Leak, "create", Leak.select(Leak.id, Leak.tag))
-                         .where(Leak.tag.in_(tags[i:i + 500])).tuples()):
-            ids[tag] = lid
+    new_tags = {r["tag"] for r in rows}
+    ids: dict[str, int] = {tag: lid for lid, tag in authz.scope(
+        actor, Leak, "create", Leak.select(Leak.id, Leak.tag)).tuples() if tag in new_tags}
     label = actor.display[:254]
     user = actor.user if actor.kind == "user" else None
     history = [{"organization": org.id, "leak": ids[r["tag"]], "at": now, "from_status": None,
@@ -631,13 +642,12 @@ def _insert_new(actor, new_rows, created_locs, filename) -> None:
                       "entity_id": ids[r["tag"]],
                       "changes": {k: [None, val] for k, val in snap.items()
                                   if val not in (None, "")}})
-    hist_ids: dict[int, int] = {}
-    leak_ids = list(ids.values())
-    for i in range(0, len(leak_ids), 500):
-        hist_ids.update(authz.scope(actor, LeakStatusChange, "view",
-                                    LeakStatusChange.select(LeakStatusChange.leak,
-                                                            LeakStatusChange.id))
-                        .where(LeakStatusChange.leak.in_(leak_ids[i:i + 500])).tuples())
+    new_ids = set(ids.values())
+    hist_ids: dict[int, int] = {
+        leak_id: hid for leak_id, hid in authz.scope(
+            actor, LeakStatusChange, "view",
+            LeakStatusChange.select(LeakStatusChange.leak, LeakStatusChange.id))
+        .where(LeakStatusChange.at == now).tuples() if leak_id in new_ids}
     for h in history:
         snap = snap_hist({**h, "id": hist_ids.get(h["leak"])})
         batch.append({"action": "create", "entity_type": writer.entity_type(LeakStatusChange),

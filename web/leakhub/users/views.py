@@ -1,0 +1,305 @@
+"""Pages: /users (administrators: invite, roles, disable/enable, sign-out, grants, effective
+access), /organization/settings (administrators), /account/sessions (everyone signed in)."""
+from __future__ import annotations
+
+from flask import (Blueprint, abort, current_app, flash, redirect, render_template, request,
+                   session, url_for)
+from flask_babel import gettext as _
+from flask_login import current_user, login_required, logout_user
+
+from .. import authz
+from ..authz.models import LEVELS
+from ..core.pages import install, member_required
+from ..core.validation import ValidationError
+from ..identity.login import current_actor
+from ..identity.models import ROLES
+from ..locations import service as locations
+from ..surveys.models import Survey
+from . import service
+
+bp = Blueprint("users", __name__)
+install(bp)
+
+
+def _config():
+    return current_app.config["LEAKHUB"]
+
+
+def _admin():
+    actor = current_actor()
+    authz.require(actor, "manage")
+    return actor
+
+
+def _labels():
+    return {"role_labels": service.ROLE_LABELS, "role_hints": service.ROLE_HINTS,
+            "level_labels": service.LEVEL_LABELS, "mode_labels": service.MODE_LABELS,
+            "roles": [(r, service.ROLE_LABELS[r]) for r in ROLES],
+            "levels": [(lv, service.LEVEL_LABELS[lv]) for lv in LEVELS]}
+
+
+@bp.app_template_global("users_nav_links")
+def users_nav_links():
+    """(href, label, test id) of this feature's pages for the signed-in user."""
+    if not current_user.is_authenticated:
+        return []
+    links = []
+    if not current_user.is_pending and authz.can(current_actor(), "manage"):
+        links.append((url_for("users.index"), _("Users"), "nav-users"))
+        links.append((url_for("users.org_settings"), _("Organization settings"),
+                      "nav-org-settings"))
+    links.append((url_for("users.my_sessions"), _("My sessions"), "nav-sessions"))
+    return links
+
+
+# --------------------------------------------------------------------------- users
+
+@bp.route("/users")
+@member_required
+def index():
+    actor = _admin()
+    return render_template("users/index.html", users=service.list_users(actor),
+                           pending=service.pending_users(actor), **_labels())
+
+
+@bp.route("/users/invite", methods=["GET", "POST"])
+@member_required
+def invite():
+    actor = _admin()
+    form, errors = {"role": "viewer"}, {}
+    if request.method == "POST":
+        form = request.form.to_dict()
+        try:
+            result = service.invite(_config(), actor, email=form.get("email", ""),
+                                    role=form.get("role", ""), name=form.get("name", ""))
+        except ValidationError as exc:
+            errors = exc.errors
+        except service.UserError as exc:
+            errors = {"": str(exc)}
+        else:
+            # Rendered, not redirected: the one-time password exists only in this response.
+            return render_template("users/invited.html", result=result,
+                                   login_url=f"{_config().public_url}/login/"
+                                             f"{actor.organization.slug}", **_labels())
+    return render_template("users/invite.html", form=form, errors=errors, **_labels()), \
+        (422 if errors else 200)
+
+
+def _detail(actor, user, *, grant_form=None, grant_errors=None, role_errors=None,
+            access=None, access_form=None, access_errors=None, code=200):
+    tz = actor.organization.timezone
+    grants = service.list_grants(actor, user)
+    return render_template(
+        "users/detail.html", user=user,
+        grants=[(g, service.grant_target(g), service.grant_active(g),
+                 service.grant_valid_through(g, tz)) for g in grants],
+        locations=[(loc.id, ("— " * loc.depth) + loc.label)
+                   for loc in locations.flat_tree(actor)],
+        surveys=[(s.id, s.name) for s in authz.scope(actor, Survey, "view")
+                 .order_by(Survey.period_start.desc(), Survey.name)],
+        grant_form=grant_form or {"level": "view"}, grant_errors=grant_errors or {},
+        role_errors=role_errors or {}, access=access, access_form=access_form or {},
+        access_errors=access_errors or {},
+        sessions=service.live_sessions(_config(), user), describe_agent=service.describe_agent,
+        **_labels()), code
+
+
+@bp.route("/users/<int:user_id>")
+@member_required
+def detail(user_id):
+    actor = _admin()
+    return _detail(actor, service.get_user(actor, user_id))
+
+
+@bp.route("/users/<int:user_id>/role", methods=["POST"])
+@member_required
+def set_role(user_id):
+    actor = _admin()
+    user = service.get_user(actor, user_id)
+    was_pending = user.role is None
+    try:
+        user = service.set_role(_config(), actor, user, request.form.get("role", ""))
+    except ValidationError as exc:
+        if request.form.get("from") == "list":
+            flash(next(iter(exc.errors.values())), "error")
+            return redirect(url_for("users.index"))
+        return _detail(actor, user, role_errors=exc.errors, code=422)
+    if was_pending:
+        flash(_("%(email)s may now use Leakhub as %(role)s.", email=user.email,
+                role=service.ROLE_LABELS[user.role]), "success")
+    else:
+        flash(_("Role of %(email)s is now %(role)s.", email=user.email,
+                role=service.ROLE_LABELS[user.role]), "success")
+    if request.form.get("from") == "list":
+        return redirect(url_for("users.index"))
+    return redirect(url_for("users.detail", user_id=user.id))
+
+
+def _toggle(user_id, enabled: bool):
+    actor = _admin()
+    user = service.get_user(actor, user_id)
+    try:
+        service.set_enabled(_config(), actor, user, enabled)
+    except service.UserError as exc:
+        flash(str(exc), "error")
+    else:
+        flash(_("%(email)s is enabled.", email=user.email) if enabled else
+              _("%(email)s is disabled; their sessions have ended.", email=user.email),
+              "success")
+    return redirect(url_for("users.detail", user_id=user.id))
+
+
+@bp.route("/users/<int:user_id>/disable", methods=["POST"])
+@member_required
+def disable(user_id):
+    return _toggle(user_id, False)
+
+
+@bp.route("/users/<int:user_id>/enable", methods=["POST"])
+@member_required
+def enable(user_id):
+    return _toggle(user_id, True)
+
+
+@bp.route("/users/<int:user_id>/sign-out", methods=["POST"])
+@member_required
+def sign_out_user(user_id):
+    actor = _admin()
+    user = service.get_user(actor, user_id)
+    if user.id == actor.user.id:
+        return redirect(url_for("users.my_sessions"))
+    ended, kc_error = service.sign_out_everywhere(_config(), actor, user)
+    flash(_("%(n)d session(s) of %(email)s ended.", n=ended, email=user.email), "success")
+    if kc_error:
+        flash(_("The sign-in service could not end the user's sessions: %(error)s",
+                error=kc_error), "error")
+    return redirect(url_for("users.detail", user_id=user.id))
+
+
+# --------------------------------------------------------------------------- grants
+
+@bp.route("/users/<int:user_id>/grants", methods=["POST"])
+@member_required
+def add_grant(user_id):
+    actor = _admin()
+    user = service.get_user(actor, user_id)
+    form = request.form.to_dict()
+    target = form.get("target", "location")
+    try:
+        service.add_grant(
+            actor, user, level=form.get("level", ""), expires=form.get("expires", ""),
+            note=form.get("note", ""),
+            location_id=form.get("location") if target == "location" else None,
+            survey_id=form.get("survey") if target == "survey" else None)
+    except ValidationError as exc:
+        return _detail(actor, user, grant_form=form, grant_errors=exc.errors, code=422)
+    flash(_("Grant given to %(email)s.", email=user.email), "success")
+    return redirect(url_for("users.detail", user_id=user.id))
+
+
+@bp.route("/users/<int:user_id>/grants/<int:grant_id>/revoke", methods=["POST"])
+@member_required
+def revoke_grant(user_id, grant_id):
+    actor = _admin()
+    user = service.get_user(actor, user_id)
+    grant = service.get_grant(actor, grant_id)
+    if grant.user_id != user.id:
+        abort(404)
+    service.revoke_grant(actor, grant)
+    flash(_("Grant revoked; it no longer applies from %(email)s's next click.",
+            email=user.email), "success")
+    return redirect(url_for("users.detail", user_id=user.id))
+
+
+@bp.route("/users/<int:user_id>/access")
+@member_required
+def access(user_id):
+    actor = _admin()
+    user = service.get_user(actor, user_id)
+    form = {"leak": (request.args.get("leak") or "").strip()[:32],
+            "leak_id": (request.args.get("leak_id") or "").strip()[:18]}
+    try:
+        leak = service.find_leak(actor, tag=form["leak"], leak_id=form["leak_id"])
+    except ValidationError as exc:
+        return _detail(actor, user, access_form=form, access_errors=exc.errors, code=422)
+    form["leak"] = leak.tag
+    return _detail(actor, user, access=service.effective_access(actor, user, leak),
+                   access_form=form)
+
+
+# --------------------------------------------------------------------------- settings
+
+@bp.route("/organization/settings", methods=["GET", "POST"])
+@member_required
+def org_settings():
+    actor = _admin()
+    org = actor.organization
+    form = {"security_mode": org.security_mode, "timezone": org.timezone,
+            "language": org.language}
+    errors = {}
+    if request.method == "POST":
+        form = request.form.to_dict()
+        try:
+            service.update_settings(actor, request.form)
+        except ValidationError as exc:
+            errors = exc.errors
+        else:
+            flash(_("Organization settings saved."), "success")
+            return redirect(url_for("users.org_settings"))
+    from ..app import LANGUAGES
+
+    return render_template(
+        "users/settings.html", org=org, form=form, errors=errors,
+        modes=[(m, service.MODE_LABELS[m], service.MODE_HINTS[m]) for m in sorted(service.MODE_LABELS)],
+        timezones=service.timezones(),
+        languages=[(code, service.LANGUAGE_LABELS.get(code, code)) for code in LANGUAGES],
+    ), (422 if errors else 200)
+
+
+# --------------------------------------------------------------------------- my sessions
+
+@bp.route("/account/sessions")
+@login_required
+def my_sessions():
+    user = current_user.user
+    current = getattr(session, "row", None)
+    rows = service.live_sessions(_config(), user)
+    return render_template(
+        "users/sessions.html",
+        sessions=[(row, service.session_ref(row), service.describe_agent(row.user_agent),
+                   current is not None and row.id == current.id) for row in rows])
+
+
+@bp.route("/account/sessions/end", methods=["POST"])
+@login_required
+def end_session():
+    actor = current_actor()
+    ref = (request.form.get("session") or "")[:64]
+    current = getattr(session, "row", None)
+    if current is not None and ref == service.session_ref(current):
+        return redirect(url_for("users.my_sessions"))  # the header's "Sign out" does that
+    if service.end_session(_config(), actor, ref, current_sid=session.get("kc_sid")):
+        flash(_("The session was signed out."), "success")
+    else:
+        flash(_("That session has ended already."), "error")
+    return redirect(url_for("users.my_sessions"))
+
+
+@bp.route("/account/sessions/end-all", methods=["POST"])
+@login_required
+def end_all_sessions():
+    actor = current_actor()
+    user = current_user.user
+    _ended, kc_error = service.sign_out_everywhere(_config(), actor, user)
+    logout_user()
+    session.clear()
+    if kc_error:
+        return redirect(url_for("users.signed_out_everywhere", keycloak="failed"))
+    return redirect(url_for("identity.signed_out"))
+
+
+@bp.route("/account/signed-out")
+def signed_out_everywhere():
+    """After "sign out everywhere" when the sign-in service could not end its sessions."""
+    return render_template("users/signed_out_everywhere.html",
+                           keycloak_failed=request.args.get("keycloak") == "failed")
