@@ -47,8 +47,10 @@ def main() -> int:
                 job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": 3600},
             )
             for name, func, trigger in JOBS:
+                trigger = dict(trigger)
+                at_start = _run_at_start(name, trigger.pop("run_at_start", True))
                 scheduler.add_job(run_recorded, args=(name, func), id=name, name=name,
-                                  next_run_time=_now(), **trigger)
+                                  **({"next_run_time": _now()} if at_start else {}), **trigger)
             scheduler.start()
             log.info("scheduler started with %d job(s)", len(JOBS))
             while not stop.is_set():
@@ -64,6 +66,16 @@ def main() -> int:
             database.connect(reuse_if_open=True)
     log.info("worker stopped")
     return 0
+
+
+def _run_at_start(name, rule) -> bool:
+    if not callable(rule):
+        return bool(rule)
+    try:
+        return bool(rule())
+    except Exception as exc:  # deciding must never keep the scheduler from starting
+        log.warning("job %s: cannot decide whether to run at start: %s", name, exc)
+        return False
 
 
 def _now():

@@ -1,15 +1,25 @@
 """The job table: what runs when. Each entry names a service function in `leakhub`."""
 from __future__ import annotations
 
+from leakhub.backups import jobs as backups
+from leakhub.backups.settings import get_settings as backup_settings
 from leakhub.jobs import service as jobs
 from leakhub.security.keycloak_sync import sync_keycloak_events
 from leakhub.security.retention import apply_retention
 from leakhub.security.review import review_security_events
 
-# (job name, callable, APScheduler trigger kwargs)
+_backup_time = backup_settings().time
+
+# (job name, callable, APScheduler trigger kwargs). "run_at_start" (default True): run once
+# when the scheduler starts; a callable decides then (e.g. only when a run was missed).
 JOBS = [
     ("heartbeat", jobs.heartbeat, {"trigger": "interval", "seconds": 30}),
     ("keycloak-event-sync", sync_keycloak_events, {"trigger": "interval", "seconds": 60}),
     ("security-review", review_security_events, {"trigger": "interval", "minutes": 5}),
     ("retention", apply_retention, {"trigger": "cron", "hour": 3, "minute": 17}),
+    ("backup", backups.scheduled_backup,
+     {"trigger": "cron", "hour": _backup_time.hour, "minute": _backup_time.minute,
+      "run_at_start": backups.backup_overdue}),
+    ("backup-verify", backups.verify_pending, {"trigger": "interval", "minutes": 15}),
+    ("backup-rotate", backups.rotate_backups, {"trigger": "interval", "hours": 1}),
 ]

@@ -72,6 +72,7 @@ def _blueprints():
     """Every feature's blueprint; a new feature adds one line here."""
     from .api.views import bp as api_bp
     from .audit.views import bp as audit_bp
+    from .backups.views import bp as backups_bp
     from .dashboard.views import bp as dashboard_bp
     from .devices.views import bp as devices_api_bp
     from .exports.views import bp as exports_bp
@@ -87,4 +88,4 @@ def _blueprints():
 
     return [home_bp, identity_bp, locations_bp, surveys_bp, leaks_bp, audit_bp, photos_bp,
             dashboard_bp, exports_bp, imports_bp, reports_bp, devices_api_bp, api_bp,
-            users_bp]
+            users_bp, backups_bp]

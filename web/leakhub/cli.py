@@ -32,6 +32,7 @@ def cli():
 
 
 def _register():
+    from .backups.cli import backup_group
     from .core.cli import migrate_cmd, secrets_group, setup_group
     from .audit.cli import audit_group
     from .demo.cli import demo_group
@@ -51,6 +52,7 @@ def _register():
     cli.add_command(demo_group)
     cli.add_command(device_group)
     cli.add_command(security_group)
+    cli.add_command(backup_group)
     cli.add_command(user_group)
     cli.add_command(grant_group)
 

@@ -106,6 +106,11 @@ def setup_group(ctx, wait_seconds):
             _print_first_admin(config)
         else:
             click.echo(f"organization {result.organization.slug!r} exists")
+    from ..backups.service import rehost_if_pending
+
+    rehosted = rehost_if_pending(config)   # after a restore: Keycloak clients -> this URL
+    if rehosted:
+        click.echo(f"restore: {rehosted}")
     click.echo(f"ready: open {config.public_url}/")
 
 

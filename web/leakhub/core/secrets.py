@@ -10,6 +10,14 @@ from pathlib import Path
 
 from .files import atomic_write
 
+
+def _backup_identity() -> str:
+    """The appliance's age key for backups (leakhub.backups; `leakctl backup export-key`)."""
+    from ..backups.archive import new_identity_text
+
+    return new_identity_text()
+
+
 # name -> generator. Passwords are URL-safe so they survive DSNs and env files unquoted.
 GENERATED = {
     "session-key": lambda: _random.token_urlsafe(48),
@@ -18,6 +26,7 @@ GENERATED = {
     "postgres-keycloak-password": lambda: _random.token_urlsafe(32),
     "keycloak-bootstrap-client-secret": lambda: _random.token_urlsafe(32),
     "keycloak-service-client-secret": lambda: _random.token_urlsafe(32),
+    "backup-identity": _backup_identity,
 }
 
 

@@ -215,6 +215,10 @@ def _vocab(words: dict) -> dict[str, object]:
     return out
 
 
+VOCABULARY_KEYS = {"component": list(COMPONENT_WORDS), "status": list(STATUS_WORDS),
+                   "priority": list(PRIORITY_WORDS), "method": list(METHOD_WORDS),
+                   "estimate_class": list(ESTIMATE_WORDS)}
+
 VOCABULARIES = {
     "component": _vocab(COMPONENT_WORDS),
     "status": _vocab(STATUS_WORDS),

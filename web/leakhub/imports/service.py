@@ -339,7 +339,9 @@ def run_import(actor, data: bytes, filename: str, *, column_map: dict | None = N
             if data.get(f_name) is not None:
                 key = mapping.lookup(f_name, data[f_name])
                 if key is None:
-                    err(rownum, f_name, _("Unknown value “%(v)s”.", v=data[f_name]))
+                    err(rownum, f_name, _("Unknown value “%(v)s”; use one of: %(keys)s.",
+                                          v=data[f_name], keys=", ".join(
+                                              str(k) for k in mapping.VOCABULARY_KEYS[f_name])))
                     data[f_name] = None
                 else:
                     data[f_name] = key
@@ -347,7 +349,8 @@ def run_import(actor, data: bytes, filename: str, *, column_map: dict | None = N
         if raw.get("status") is not None:
             status = mapping.lookup("status", raw["status"])
             if status not in STATUSES:
-                err(rownum, "status", _("Unknown status “%(v)s”.", v=raw["status"]))
+                err(rownum, "status", _("Unknown status “%(v)s”; use one of: %(keys)s.",
+                                        v=raw["status"], keys=", ".join(STATUSES)))
                 status = "open"
         data.pop("status", None)
         if data.get("method") is None and data.get("estimate_class") and not data.get("rate_lpm"):

@@ -6,6 +6,7 @@ import datetime as dt
 import shutil
 from dataclasses import asdict, dataclass
 
+import peewee as pw
 import requests
 
 from ..core import migrations
@@ -72,6 +73,34 @@ def check_disk(config, *, min_free_fraction: float = 0.10) -> list[Check]:
     return checks
 
 
+def check_backups(config, now: dt.datetime | None = None) -> Check:
+    """The newest verified backup is recent enough and the last scheduled run did not fail."""
+    from ..backups.service import newest_verified
+    from ..backups.settings import get_settings
+
+    settings = get_settings(config)
+    now = now or utcnow()
+    limit = dt.timedelta(hours=settings.max_age_hours)
+    last = (JobRun.select().where(JobRun.job == "backup").order_by(JobRun.started_at.desc())
+            .first())
+    if last is not None and last.status == "failed":
+        return Check("backups", False, f"the last scheduled backup failed: {last.message[:200]}")
+    newest = newest_verified()
+    if newest is None:
+        first = Organization.select(pw.fn.MIN(Organization.created_at)).scalar()
+        if first is None or now - first < limit:
+            return Check("backups", True, "no backup yet; the first runs at "
+                                          f"{settings.time.strftime('%H:%M')} UTC")
+        return Check("backups", False, "no verified backup")
+    age = now - newest.created_at
+    detail = f"newest verified {newest.file_name} ({int(age.total_seconds() // 3600)} h old)"
+    if age > limit:
+        return Check("backups", False, detail + f", older than {settings.max_age_hours} h")
+    if settings.copy_dir and not newest.copied:
+        return Check("backups", False, detail + f", not copied to {settings.copy_dir}")
+    return Check("backups", True, detail)
+
+
 def organizations() -> Check:
     return Check("organizations", True, str(Organization.select().count()))
 
@@ -94,6 +123,6 @@ def all_checks(config) -> list[Check]:
     if cert is not None:
         checks.append(cert)
     if checks[0].ok:
-        checks += [check_worker(), organizations()]
+        checks += [check_worker(), organizations(), check_backups(config)]
     checks += check_disk(config)
     return checks

@@ -1,0 +1,107 @@
+"""The worker's backup jobs (worker/schedule.py lists them; run_recorded records each run).
+
+- backup: the nightly backup at LEAKHUB_BACKUP_TIME (UTC); also at worker start when the
+  newest backup is overdue (the worker was down at the scheduled time: missed runs coalesce
+  into one);
+- backup-verify: verifies the newest backup when it has not been verified yet (so manual and
+  pre-update backups are verified too, within one interval);
+- backup-rotate: keep-daily/weekly/monthly rotation, never deleting the newest verified backup.
+A run interrupted by a crash stays "running" in JobRun; the next run marks it failed
+("interrupted") — it can tell, because it holds the backup lock that a live run would hold.
+"""
+from __future__ import annotations
+
+import datetime as dt
+
+from ..core.config import get_config
+from ..core.db import utcnow
+from ..jobs.models import JobRun
+from . import service
+from .models import BackupRecord
+from .settings import get_settings
+
+BACKUP_JOBS = ("backup", "backup-verify", "backup-rotate")
+
+
+def _mark_interrupted() -> int:
+    """Runs left 'running' by a killed process (call while holding the backup lock)."""
+    stale = list(JobRun.select().where(JobRun.job.in_(BACKUP_JOBS) & (JobRun.status == "running"))
+                 .order_by(JobRun.id.desc()))
+    marked = 0
+    newest_per_job = {}
+    for run in stale:
+        if run.job not in newest_per_job:
+            newest_per_job[run.job] = run.id   # the current run (just created by run_recorded)
+            if run.started_at > utcnow() - dt.timedelta(minutes=1):
+                continue
+        run.status = "failed"
+        run.finished_at = run.finished_at or utcnow()
+        run.message = "interrupted: the process ended during the run" + (
+            f" ({run.message})" if run.message else "")
+        run.save()
+        marked += 1
+    return marked
+
+
+def scheduled_backup() -> str:
+    config = get_config()
+    interrupted = 0
+    if service.lock_is_free(config):
+        interrupted = _mark_interrupted()
+    created = service.create_backup(config, kind="scheduled", label="worker")
+    message = (f"{created.name}: {created.size / 2**20:.1f} MiB in {created.seconds:.1f} s"
+               + (f"; copied to {get_settings(config).copy_dir}" if created.record is not None
+                  and created.record.copied else ""))
+    if interrupted:
+        message += f"; {interrupted} interrupted earlier run(s) marked failed"
+    if created.warnings:
+        message += "; WARNING: " + "; ".join(created.warnings)
+    return message
+
+
+def verify_pending() -> str:
+    config = get_config()
+    try:
+        with service.backup_lock(config, what="reconcile"):
+            service.reconcile(config)
+    except service.BackupBusy:
+        return "skipped: another backup operation is running"
+    newest = (BackupRecord.select().order_by(BackupRecord.created_at.desc(),
+                                             BackupRecord.file_name.desc()).first())
+    if newest is None:
+        return "no backups yet"
+    if newest.verify_status is not None:
+        return f"{newest.file_name} already verified ({newest.verify_status})"
+    try:
+        result = service.verify_backup(config, newest.file_name)
+    except service.BackupBusy:
+        return "skipped: another backup operation is running"
+    if not result.ok:
+        raise service.BackupError(f"{newest.file_name}: verification FAILED: {result.message}")
+    return f"{newest.file_name}: verified ({result.message})"
+
+
+def rotate_backups() -> str:
+    config = get_config()
+    try:
+        keep, delete = service.rotate(config)
+    except service.BackupBusy:
+        return "skipped: another backup operation is running"
+    return f"kept {len(keep)}, deleted {len(delete)}" + (
+        ": " + ", ".join(i.name for i in delete) if delete else "")
+
+
+def backup_overdue(now: dt.datetime | None = None) -> bool:
+    """At worker start: run the nightly backup now if the last one was missed."""
+    config = get_config()
+    settings = get_settings(config)
+    now = now or utcnow()
+    try:
+        newest = service.archives_on_disk(config)
+    except OSError:
+        return False
+    if not newest:
+        return False            # a fresh installation: the first backup runs at the set time
+    today = dt.datetime.combine(now.date(), settings.time)
+    last_due = today if now >= today else today - dt.timedelta(days=1)
+    return newest[0].created_at < last_due - dt.timedelta(minutes=5)

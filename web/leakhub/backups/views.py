@@ -1,0 +1,123 @@
+"""/admin/backups: list, create now, download (logged), last scheduled run, staleness banner.
+
+Who: administrators ("manage") of the operator organization only — LEAKHUB_ORG_SLUG, the
+organization setup creates first. A backup holds every organization's data, so the admins of
+the other organizations (tenants of the same appliance) must not see or download it; for them
+these URLs do not exist (404).
+"""
+from __future__ import annotations
+
+from flask import (Blueprint, abort, current_app, flash, redirect, render_template, request,
+                   send_file, url_for)
+from flask_babel import gettext as _
+from flask_login import current_user, login_required
+
+from .. import authz
+from ..audit import writer
+from ..core.db import database, utcnow
+from ..identity.login import current_actor
+from ..jobs.models import JobRun
+from . import archive, service
+from .models import BackupDownload, BackupRecord
+from .settings import get_settings
+
+bp = Blueprint("backups", __name__)
+
+
+def _is_operator_admin(actor) -> bool:
+    config = current_app.config["LEAKHUB"]
+    return (bool(config.first_org_slug) and actor.organization.slug == config.first_org_slug
+            and authz.can(actor, "manage"))
+
+
+def _require_operator_admin():
+    actor = current_actor()
+    config = current_app.config["LEAKHUB"]
+    if not config.first_org_slug or actor.organization.slug != config.first_org_slug:
+        abort(404)
+    authz.require(actor, "manage")
+    return actor
+
+
+@bp.app_template_global("backup_nav_links")
+def backup_nav_links():
+    if not current_user.is_authenticated or current_user.is_pending:
+        return []
+    if not _is_operator_admin(current_actor()):
+        return []
+    return [(url_for("backups.index"), _("Backups"), "nav-backups")]
+
+
+@bp.app_template_global("backup_warning")
+def backup_warning():
+    """The banner text for operator admins when backups are stale (None otherwise)."""
+    if not current_user.is_authenticated or current_user.is_pending:
+        return None
+    if not _is_operator_admin(current_actor()):
+        return None
+    try:
+        return service.staleness(current_app.config["LEAKHUB"])
+    except Exception:   # a banner must never break a page
+        return None
+
+
+@bp.route("/admin/backups")
+@login_required
+def index():
+    _require_operator_admin()
+    config = current_app.config["LEAKHUB"]
+    settings = get_settings(config)
+    service.reconcile(config)
+    last_run = {job: JobRun.select().where(JobRun.job == job)
+                .order_by(JobRun.started_at.desc()).first()
+                for job in ("backup", "backup-verify", "backup-rotate")}
+    downloads = list(BackupDownload.select().order_by(BackupDownload.at.desc()).limit(50))
+    return render_template(
+        "backups/index.html", records=service.records(), last_run=last_run,
+        downloads=downloads, settings=settings, warning=service.staleness(config),
+        busy=not service.lock_is_free(config), backup_dir=config.backup_dir)
+
+
+@bp.route("/admin/backups/create", methods=["POST"])
+@login_required
+def create():
+    actor = _require_operator_admin()
+    config = current_app.config["LEAKHUB"]
+    try:
+        created = service.create_backup(config, kind="manual", actor=actor)
+    except service.BackupBusy:
+        flash(_("Another backup operation is running; try again when it has finished."),
+              "error")
+    except service.BackupError as exc:
+        flash(_("The backup failed: %(error)s", error=str(exc)), "error")
+    else:
+        flash(_("Backup %(name)s created; the worker verifies it within 15 minutes.",
+                name=created.name), "success")
+        for warning in created.warnings:
+            flash(warning, "error")
+    return redirect(url_for("backups.index"), code=303)
+
+
+@bp.route("/admin/backups/<int:backup_id>/download")
+@login_required
+def download(backup_id):
+    actor = _require_operator_admin()
+    config = current_app.config["LEAKHUB"]
+    record = BackupRecord.get_or_none(BackupRecord.id == backup_id)
+    if record is None:
+        abort(404)
+    path = config.backup_dir / record.file_name
+    if not archive.parse_name(record.file_name) or not path.is_file():
+        abort(404)
+    with database.atomic():
+        BackupDownload.create(
+            backup=record, file_name=record.file_name, organization=actor.organization,
+            user=actor.user, user_label=actor.display[:254], ip=actor.ip,
+            user_agent=(request.user_agent.string or "")[:300], at=utcnow())
+        writer.event(actor, "backup.downloaded", entity=record,
+                     details={"file": record.file_name, "size": record.size,
+                              "sha256": record.sha256, "ip": actor.ip})
+    response = send_file(path, mimetype="application/octet-stream", as_attachment=True,
+                         download_name=record.file_name, conditional=False, etag=False)
+    response.headers["Cache-Control"] = "no-store"
+    return response
