@@ -35,7 +35,7 @@ import peewee as pw
 from ..core import migrations
 from ..core.db import database, init_database, open_database, utcnow
 from ..core.files import fsync_dir
-from ..core.secrets import ensure_all, read_secret, secret_path, write_secret
+from ..core.secrets import ensure_all, read_secret, write_secret
 from . import archive, databases
 from .archive import ArchiveError
 from .databases import DatabaseError
@@ -724,14 +724,6 @@ def rotate(config, *, dry_run: bool = False, keep_daily=None, keep_weekly=None,
 
 
 # ---------------------------------------------------------------------------- restore
-
-@dataclass
-class RestorePlan:
-    path: Path
-    manifest: dict
-    authentic: bool
-    serving: list
-
 
 def _swap_dir(live: Path, new: Path, keep_as: Path) -> None:
     if live.exists() or live.is_symlink():
