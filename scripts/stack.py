@@ -313,11 +313,10 @@ def run_logged(layout: Layout, name: str, cmd: list[str], env: dict, *, timeout:
         log.close()
     text = out.decode("utf-8", "replace") if out else ""
     if proc.returncode != 0:
-        if text:
-            with open(layout.log(name), "a") as fh:
-                fh.write(text)
-        raise StackError(f"{name}: {Path(str(cmd[0])).name} exited with status {proc.returncode}",
-                         name)
+        # Captured output is for the operator (it may hold a one-time password): shown, not logged.
+        shown = "\n".join(text.splitlines()[-20:])
+        raise StackError(f"{name}: {Path(str(cmd[0])).name} exited with status {proc.returncode}"
+                         + (f"; its output:\n{shown}" if shown else ""), name)
     return text
 
 
@@ -1044,10 +1043,8 @@ def cmd_up(args) -> int:
     home.mkdir(parents=True, exist_ok=True)
     layout, ports_mode = resolve_layout(args, home)
     stack = Stack(layout, ports_mode)
-    signal.signal(signal.SIGTERM, _raise_interrupted)
-    signal.signal(signal.SIGINT, _raise_interrupted)
-    if args.detach:
-        signal.signal(signal.SIGHUP, _raise_interrupted)
+    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        signal.signal(sig, _raise_interrupted)
     try:
         stack.start()
         write_state(layout, stack.services, None if args.detach else os.getpid())
@@ -1094,7 +1091,7 @@ def cmd_up(args) -> int:
 
 def _shield(func) -> None:
     """Run `func` with SIGINT/SIGTERM ignored (a second Ctrl-C must not abort the clean-up)."""
-    old = {s: signal.signal(s, signal.SIG_IGN) for s in (signal.SIGINT, signal.SIGTERM)}
+    old = {s: signal.signal(s, signal.SIG_IGN) for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
     try:
         func()
     finally:

@@ -281,3 +281,41 @@ def test_admin_allow_list_comes_from_the_environment(stack, narrow_caddy):
     # 127.0.0.1 is inside the app list but outside LEAKHUB_ADMIN_ALLOW=127.0.0.3/32 here.
     assert raw_get(stack.hostname, port, "/auth/admin/master/console/", ca)[0] == 403
     assert raw_get(stack.hostname, port, "/auth/realms/master/", ca)[0] == 403
+
+
+# --- logs ---------------------------------------------------------------------------------------
+
+def test_access_log_drops_query_strings(stack):
+    marker = "code-" + uuid.uuid4().hex
+    resp = stack.requests_session().get(f"{stack.public_url}/oidc/callback/nope",
+                                        params={"code": marker, "state": marker},
+                                        headers={"Referer": f"{stack.public_url}/x?code={marker}"},
+                                        allow_redirects=False, timeout=10)
+    line = _wait_for_line(stack.logs_dir / "caddy.log", resp.headers["X-Request-ID"])
+    assert line, "no access log entry"
+    assert marker not in line
+    assert json.loads(line)["request"]["uri"] == "/oidc/callback/nope?REDACTED"
+
+
+def _secret_values(secrets_dir: Path) -> dict[str, str]:
+    values = {}
+    for path in secrets_dir.iterdir():
+        text = path.read_text(errors="replace").strip()
+        try:
+            data = json.loads(text)
+        except ValueError:
+            data = text
+        items = data.items() if isinstance(data, dict) else [("", data)]
+        for key, value in items:
+            if isinstance(value, str) and len(value) >= 8 and "@" not in value:
+                values[f"{path.name}:{key}"] = value
+    return values
+
+
+def test_stack_logs_contain_no_secret_values(stack):
+    secrets = _secret_values(stack.home / "secrets")
+    assert "postgres-superuser-password:" in secrets and "keycloak-bootstrap-client-secret:" in secrets
+    for log in sorted(stack.logs_dir.glob("*.log")):
+        text = log.read_text(errors="replace")
+        leaked = [name for name, value in secrets.items() if value in text]
+        assert not leaked, f"{log.name} contains secret values of {leaked}"
