@@ -81,6 +81,7 @@ def _blueprints():
     from .imports.views import bp as imports_bp
     from .leaks.views import bp as leaks_bp
     from .locations.views import bp as locations_bp
+    from .ops.views import bp as ops_bp
     from .photos.views import bp as photos_bp
     from .reports.views import bp as reports_bp
     from .surveys.views import bp as surveys_bp
@@ -88,4 +89,4 @@ def _blueprints():
 
     return [home_bp, identity_bp, locations_bp, surveys_bp, leaks_bp, audit_bp, photos_bp,
             dashboard_bp, exports_bp, imports_bp, reports_bp, devices_api_bp, api_bp,
-            users_bp, backups_bp]
+            users_bp, backups_bp, ops_bp]

@@ -37,7 +37,7 @@ def _register():
     from .audit.cli import audit_group
     from .demo.cli import demo_group
     from .devices.cli import device_group
-    from .ops.cli import status_group, tls_group
+    from .ops.cli import deployments_group, status_group, tls_group
     from .orgs.cli import org_group
     from .security.cli import security_group
     from .users.cli import grant_group, user_group
@@ -49,6 +49,7 @@ def _register():
     cli.add_command(audit_group)
     cli.add_command(status_group)
     cli.add_command(tls_group)
+    cli.add_command(deployments_group)
     cli.add_command(demo_group)
     cli.add_command(device_group)
     cli.add_command(security_group)

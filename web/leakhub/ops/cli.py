@@ -103,3 +103,48 @@ def check_cmd(cert, key, as_json):
             click.echo(f"  WARNING: {w}")
     if not report.ok:
         raise SystemExit(1)
+
+
+@click.group("deployments", invoke_without_command=True)
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.option("--limit", type=click.IntRange(1, 1000), default=20, show_default=True)
+@click.pass_context
+def deployments_group(ctx, as_json, limit):
+    """The deployment log: every update attempt, newest first (who, when, from which version
+    to which, result, duration)."""
+    if ctx.invoked_subcommand is not None:
+        return
+    from ..cli import load
+    from .deployments import recent
+
+    load()
+    rows = recent(limit)
+    if as_json:
+        click.echo(json.dumps([r.as_dict() for r in rows]))
+        return
+    if not rows:
+        click.echo("no deployments recorded")
+        return
+    for r in rows:
+        click.echo(f"{r.started_at:%Y-%m-%d %H:%M:%S}Z  {r.result:<11}  "
+                   f"{r.from_version or '?'} -> {r.to_version or '?'}  "
+                   f"{r.duration_ms / 1000:.1f} s  {r.who}")
+        if r.summary:
+            click.echo(f"    {r.summary}")
+
+
+@deployments_group.command("record")
+@click.argument("source", type=click.File("r"), default="-")
+def deployments_record(source):
+    """Store deployment entries written by the updater (JSON object, array or lines; from
+    SOURCE or standard input). Entries already recorded (same uid) are skipped."""
+    from ..cli import CliError, load
+    from .deployments import DeploymentError, parse_entries, record
+
+    config = load()
+    try:
+        entries = parse_entries(source.read())
+        created = sum(record(config, entry)[1] for entry in entries)
+    except DeploymentError as exc:
+        raise CliError(f"deployment entry: {exc}") from None
+    click.echo(f"{created} deployment(s) recorded, {len(entries) - created} already known")
