@@ -58,8 +58,8 @@ class Stack:
             raise StackStartError(f"scripts/stack.py up did not return within {timeout:.0f}s\n"
                                   f"{exc.stdout or ''}{exc.stderr or ''}") from None
         if proc.returncode != 0:
-            raise StackStartError(f"scripts/stack.py up --detach failed (exit {proc.returncode}):"
-                                  f"\n{proc.stdout}\n{proc.stderr}")
+            raise StackStartError(f"scripts/stack.py up --detach failed (exit {proc.returncode}; "
+                                  f"logs in {Path(home) / 'logs'}):\n{proc.stdout}\n{proc.stderr}")
         return cls(home, owned=True)
 
     @classmethod
