@@ -326,6 +326,11 @@ def test_leak_validation_names_fields_and_writes_nothing(api, tree):
         (leak_body(tree, priority=7), {"priority"}),
         (leak_body(tree, component="pipe", status="verified"), {"component", "status"}),
         (leak_body(tree, found_at="yesterday"), {"found_at"}),
+        (leak_body(tree, found_at="2024-03-05T09:15:00"), {"found_at"}),   # offset required
+        (leak_body(tree, found_at="2024-03-05"), {"found_at"}),
+        (leak_body(tree, found_at="2024-02-30T09:15:00Z"), {"found_at"}),
+        (leak_body(tree, due_date="05.03.2024"), {"due_date"}),           # JSON: ISO dates
+        (leak_body(tree, due_date="2024-3-5"), {"due_date"}),
         (leak_body(tree, location=tree["area"].id + 1000), {"location"}),
         (leak_body(tree, location=10**30), {"location"}),          # no overflow, 422
         (leak_body(tree, survey=99999), {"survey"}),
@@ -405,6 +410,16 @@ def test_leak_status_workflow(api, actor, tree):
         ["open", "repair_planned", "repaired"]
 
 
+def test_absurd_ids_are_404_for_every_method(api, actor, tree):
+    # 0, beyond 32 bits, beyond 64 bits (SQLite would overflow), not a number
+    for raw in ("0", "2147483648", "99999999999999999999999", "abc"):
+        for method in ("GET", "PATCH", "DELETE"):
+            resp = api.call(method, f"/leaks/{raw}", json_body={"version": 1})
+            is_problem(resp, 404)
+        is_problem(api.post(f"/leaks/{raw}/status", json={"status": "repaired"}), 404)
+        is_problem(api.get(f"/photos/{raw}"), 404)
+
+
 def test_leak_delete(api, actor, tree):
     leak = new_leak(actor, tree["area"])
     assert api.delete(f"/leaks/{leak.id}").status_code == 204
@@ -446,7 +461,9 @@ def test_leak_list_filters_same_as_ui(api, actor, tree, survey):
                          ("?location=abc", "location"), ("?date_from=31.02.2024", "date_from"),
                          ("?sort=password", "sort"), ("?per_page=500", "per_page"),
                          ("?page=0", "page"), ("?colour=red", "colour"),
-                         ("?q=" + "x" * 101, "q"), ("?survey=1&survey=2", "survey")):
+                         ("?q=" + "x" * 101, "q"), ("?survey=1&survey=2", "survey"),
+                         ("?date_to=", "date_to"), ("?date_from=2024-3-1", "date_from"),
+                         ("?status=", "status")):
         body = is_problem(api.get("/leaks" + query), 422)
         assert field in body["errors"], (query, body)
 

@@ -434,3 +434,40 @@ def test_matrix_size(env):
     print(f"\nroute matrix: {rules} rules, {sum(len(m) for m in MATRIX.values())} "
           f"(route, method) pairs × {len(ROLES)} callers = {cells} cases")
     assert cells >= 8 * 60
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "UI routes pass URL ids beyond 64 bits to the database: SQLite raises OverflowError → 500. "
+    "Fix in the one place, authz.get_or_404 (and services' int(...) lookups): ids outside "
+    "1..2**63-1 are 404. The API uses a bounded id converter. Remove this marker when fixed."))
+def test_absurd_ids_never_give_a_server_error(env, people):
+    """A 20-digit id on every id-bearing route, as organization A's admin: 404, never 500."""
+    app = env["app"]
+    world = make_world(people)
+    errors = []
+    for rule in app.url_map.iter_rules():
+        if not any(a.endswith("_id") for a in rule.arguments):
+            continue
+        for method in sorted(rule.methods - {"HEAD", "OPTIONS"}):
+            args = url_arguments(world, rule)
+            path = rule.rule
+            for name, value in args.items():
+                huge = "99999999999999999999" if name.endswith("_id") else value
+                path = re.sub(r"<(?:[^:>]+:)?" + name + ">", str(huge), path)
+            client = app.test_client()
+            user = people["users"]["admin"]
+            with client.session_transaction(base_url=BASE) as s:
+                s.update({"csrf": "t", "org_id": user.organization_id,
+                          "_user_id": str(user.id), "_fresh": True})
+            kwargs = {"method": method, "base_url": BASE}
+            if rule.rule.startswith("/api/"):
+                kwargs["headers"] = bearer(env, user)
+                if method in STATE_CHANGING and method != "DELETE":
+                    kwargs["json"] = {}
+            elif method in STATE_CHANGING:
+                kwargs["data"] = {"csrf_token": "t"}
+            resp = client.open(path, **kwargs)
+            resp.close()
+            if resp.status_code >= 500 or resp.status_code == 405:
+                errors.append(f"{method} {path}: {resp.status_code}")
+    assert not errors, "\n".join(errors)

@@ -23,6 +23,7 @@ Other feature folders register their endpoints the same way, e.g. device ingest:
 from __future__ import annotations
 
 import copy
+import datetime as dt
 import re
 from dataclasses import dataclass, field
 
@@ -191,7 +192,9 @@ def _path_of(rule) -> tuple[str, list]:
     for name in _VARIABLE.findall(rule.rule):
         conv = rule._converters.get(name)
         schema: dict = {"type": "string"}
-        if isinstance(conv, IntegerConverter):
+        if getattr(conv, "openapi_schema", None):
+            schema = dict(conv.openapi_schema)
+        elif isinstance(conv, IntegerConverter):
             schema = {"type": "integer"}
             if conv.min is not None:
                 schema["minimum"] = conv.min
@@ -271,6 +274,46 @@ def _type_error(types) -> str:
     return "Expected " + " or ".join(words) + "."
 
 
+DATE_MESSAGE = "Enter a date as YYYY-MM-DD."
+DATE_TIME_MESSAGE = "Enter a date and time with offset, e.g. 2024-03-31T14:30:00Z."
+_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+_DATE_TIME = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})$")
+
+
+def parse_date(text: str):
+    """A JSON Schema `date` (RFC 3339 full-date), or None."""
+    if not isinstance(text, str) or not _DATE.match(text):
+        return None
+    try:
+        return dt.date.fromisoformat(text)
+    except ValueError:
+        return None
+
+
+def parse_rfc3339(text: str):
+    """A JSON Schema `date-time` (RFC 3339: offset required) as an aware datetime, or None."""
+    if not isinstance(text, str) or not _DATE_TIME.match(text):
+        return None
+    text = text.upper()
+    head, dot, rest = text.partition(".")
+    if dot:  # at most microseconds for Python
+        digits = re.match(r"\d+", rest).group(0)
+        text = head + "." + digits[:6].ljust(6, "0") + rest[len(digits):]
+    try:
+        return dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+
+
+def _format_error(schema: dict, value) -> str | None:
+    fmt = schema.get("format")
+    if fmt == "date" and parse_date(value) is None:
+        return DATE_MESSAGE
+    if fmt == "date-time" and parse_rfc3339(value) is None:
+        return DATE_TIME_MESSAGE
+    return None
+
+
 def _check_value(schema: dict, value, name: str, errors: dict) -> None:
     schema = resolve(schema)
     types = schema.get("type")
@@ -278,6 +321,11 @@ def _check_value(schema: dict, value, name: str, errors: dict) -> None:
         types = [types] if isinstance(types, str) else list(types)
         if not any(_TYPES[t](value) for t in types):
             errors[name] = _type_error(types)
+            return
+    if isinstance(value, str):
+        message = _format_error(schema, value)
+        if message:
+            errors[name] = message
             return
     if isinstance(value, int) and not isinstance(value, bool):
         # Bounds of ids and counts are checked here: the database must never see an
@@ -325,7 +373,17 @@ def check_query(op: Operation, args) -> None:
     for name in args.keys():
         if name not in known:
             errors[name] = "Unknown query parameter."
-        elif known[name]["schema"].get("type") != "array" and len(args.getlist(name)) > 1:
+            continue
+        schema = known[name]["schema"]
+        values = args.getlist(name)
+        if schema.get("type") != "array" and len(values) > 1:
             errors[name] = "Give this parameter once."
+            continue
+        item_schema = schema.get("items", {}) if schema.get("type") == "array" else schema
+        for value in values:
+            if value == "":
+                errors[name] = "Give a value or leave the parameter out."
+            elif _format_error(item_schema, value):
+                errors[name] = _format_error(item_schema, value)
     if errors:
         raise ValidationError(errors)
