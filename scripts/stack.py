@@ -1011,6 +1011,7 @@ def cmd_up_only(args, home: Path, only: list[str]) -> int:
         _shield(stack.stop)
         return 1
     write_state(layout, _ordered(kept + stack.services), state.get("supervisor_pid"))
+    remember_repo(layout)
     say(f"{', '.join(only)}: running from {layout.repo}")
     return 0
 
@@ -1220,6 +1221,19 @@ def save_settings(layout: Layout, ports_mode: str) -> None:
     path.write_text(json.dumps({"db": layout.db, "hostname": layout.hostname,
                                 "ports_mode": ports_mode, "ports": layout.ports,
                                 "repo": str(layout.repo)}, indent=2) + "\n")
+
+
+def remember_repo(layout: Layout) -> None:
+    """The next plain `up` of this home runs this release (after an update or a rollback)."""
+    path = layout.home / "settings.json"
+    try:
+        saved = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return
+    saved["repo"] = str(layout.repo)
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(saved, indent=2) + "\n")
+    os.replace(tmp, path)
 
 
 def resolve_layout(args, home: Path, check_free: bool = True) -> tuple[Layout, str]:

@@ -84,6 +84,12 @@ def test_tls_export_root_reads_caddys_data(fake_docker, tmp_path):
     assert out.read_text().startswith("-----BEGIN CERTIFICATE-----")
 
 
+def test_update_on_a_docker_host_runs_the_compose_updater(fake_docker):
+    proc, _ = fake_docker("update", "--help")
+    assert proc.returncode == 0, proc.stderr
+    assert "--to" in proc.stdout and "--dry-run" in proc.stdout
+
+
 def test_native_mode_runs_the_release_leakctl_with_the_stack_environment(tmp_path):
     """No Docker: the release named in stack.json runs, with `stack.py env`'s variables."""
     release = tmp_path / "release"

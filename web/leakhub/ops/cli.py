@@ -30,12 +30,30 @@ def status_group(ctx, as_json):
 
 
 @status_group.command("worker")
-def worker_cmd():
+@click.option("--since", metavar="TIME",
+              help="Also require a heartbeat at or after this ISO 8601 time (the updater's "
+                   "health gate: the new worker has run, not just the old one recently).")
+def worker_cmd(since):
     """Exit 0 if the worker's heartbeat is recent (the worker container's health check)."""
-    from ..cli import load
+    import datetime as dt
+
+    from ..cli import CliError, load
+    from ..jobs.models import JobRun
 
     load()
     check = check_worker()
+    if since and check.ok:
+        try:
+            after = dt.datetime.fromisoformat(since.replace("Z", "+00:00"))
+        except ValueError:
+            raise CliError(f"--since: not an ISO 8601 time: {since!r}") from None
+        if after.tzinfo is not None:
+            after = after.astimezone(dt.timezone.utc).replace(tzinfo=None)
+        fresh = (JobRun.select().where((JobRun.job == "heartbeat") & (JobRun.status == "ok")
+                                       & (JobRun.started_at >= after)).exists())
+        if not fresh:
+            click.echo(f"worker: no heartbeat since {since} yet")
+            raise SystemExit(1)
     click.echo(f"worker: {check.detail}")
     if not check.ok:
         raise SystemExit(1)
