@@ -161,6 +161,25 @@ def test_keycloak_issuer_is_the_public_url(stack):
     assert resp.json()["issuer"] == f"{stack.public_url}/auth/realms/master"
 
 
+def test_keycloak_backchannel_urls_stay_internal(stack):
+    """KC_HOSTNAME_BACKCHANNEL_DYNAMIC: the app, talking to Keycloak directly, gets internal
+    endpoints for server-to-server calls but the public issuer (which tokens carry)."""
+    meta = requests.get(f"{stack.keycloak_url}/realms/master/.well-known/openid-configuration",
+                        timeout=30).json()
+    assert meta["issuer"] == f"{stack.public_url}/auth/realms/master"
+    assert meta["token_endpoint"].startswith(f"{stack.keycloak_url}/realms/master/")
+    assert meta["jwks_uri"].startswith(f"{stack.keycloak_url}/realms/master/")
+    assert meta["authorization_endpoint"].startswith(f"{stack.public_url}/auth/realms/master/")
+
+
+@pytest.mark.parametrize("path", ["/auth/health", "/auth/health/ready", "/auth/metrics"])
+def test_keycloak_health_and_metrics_are_not_proxied(stack, path):
+    assert stack.requests_session().get(f"{stack.public_url}{path}", timeout=30).status_code == 404
+    # ...they live on the management port only.
+    mgmt = requests.get(f"{stack.keycloak_management_url}{path.removeprefix('/auth')}", timeout=30)
+    assert mgmt.status_code == 200
+
+
 # --- request id ---------------------------------------------------------------------------------
 
 def _wait_for_line(path: Path, needle: str, timeout: float = 10) -> str | None:
