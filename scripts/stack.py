@@ -46,7 +46,8 @@ CADDYFILE = REPO / "caddy" / "Caddyfile"
 GUNICORN_CONF = REPO / "web" / "gunicorn.conf.py"
 
 DEFAULT_PORTS = {"https": 8443, "http": 8080, "web": 8000, "keycloak": 8180,
-                 "keycloak_mgmt": 9000, "postgres": 5433}
+                 "keycloak_mgmt": 9000, "postgres": 5433, "metrics": 9464}
+ADMIN_ALLOW_DEFAULT = "127.0.0.1/32 ::1/128"
 PG_OS_USER = "leakhub"          # PostgreSQL refuses to run as root
 MARKER = "LEAKHUB_STACK_HOME"   # set in every child's environment
 TIMEOUTS = {"postgres": 90, "keycloak": 420, "setup": 420, "web": 90, "worker": 10, "caddy": 60}
@@ -133,6 +134,11 @@ class Layout:
         return self.caddy_dir / "caddy" / "pki" / "authorities" / "local" / "root.crt"
 
     @property
+    def web_metrics_dir(self) -> Path:
+        """Where gunicorn's workers leave request counters for the worker's /metrics."""
+        return self.home / "metrics" / "web"
+
+    @property
     def state_file(self) -> Path:
         return self.home / "stack.json"
 
@@ -197,6 +203,11 @@ def app_env(layout: Layout) -> dict[str, str]:
         "LEAKHUB_LOG_DIR": str(layout.logs_dir),
         "KEYCLOAK_URL": layout.keycloak_url,
         "KC_BOOTSTRAP_ADMIN_CLIENT_ID": kc.get("KC_BOOTSTRAP_ADMIN_CLIENT_ID", "leakhub-bootstrap"),
+        # The worker's Prometheus endpoint (loopback only) and the web's counters it reads.
+        "LEAKHUB_METRICS_BIND": f"127.0.0.1:{layout.ports.get('metrics', DEFAULT_PORTS['metrics'])}",
+        "LEAKHUB_WEB_METRICS_DIR": str(layout.web_metrics_dir),
+        # The admin pages' allow-list: the same value Caddy gets for Keycloak's console.
+        "LEAKHUB_ADMIN_ALLOW": os.environ.get("LEAKHUB_ADMIN_ALLOW", ADMIN_ALLOW_DEFAULT),
     }
 
 
@@ -428,6 +439,11 @@ def pick_ports(wanted: str, remembered: dict | None = None, check_free: bool = T
     # auto: reuse the ports this home had last time when they are still free (keeps the public
     # URL, and so Keycloak redirect URIs, stable), otherwise take fresh ones from the kernel.
     remembered = remembered or {}
+    if set(DEFAULT_PORTS) - set(remembered) == {"metrics"} and set(remembered) < set(DEFAULT_PORTS):
+        # A home from before the metrics port: keep its ports (and so its URLs), add one.
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            sock.bind(("127.0.0.1", 0))
+            remembered = {**remembered, "metrics": sock.getsockname()[1]}
     if set(remembered) == set(DEFAULT_PORTS) and len(set(remembered.values())) == len(remembered) \
             and (not check_free or all(port_free(p) for p in remembered.values())):
         return {k: int(v) for k, v in remembered.items()}
@@ -475,9 +491,10 @@ def read_state(home: Path) -> dict | None:
 
 
 def layout_from_state(state: dict) -> Layout:
+    ports = {"metrics": DEFAULT_PORTS["metrics"]}   # state files from before the metrics port
+    ports.update({k: int(v) for k, v in state["ports"].items()})
     return Layout(home=Path(state["home"]), db=state["db"], hostname=state["hostname"],
-                  ports={k: int(v) for k, v in state["ports"].items()},
-                  repo=Path(state.get("repo") or REPO))
+                  ports=ports, repo=Path(state.get("repo") or REPO))
 
 
 # --------------------------------------------------------------------------------------------
@@ -799,7 +816,7 @@ def caddy_env(layout: Layout) -> dict:
         "LEAKHUB_WEB_UPSTREAM": f"127.0.0.1:{layout.ports['web']}",
         "LEAKHUB_KEYCLOAK_UPSTREAM": f"127.0.0.1:{layout.ports['keycloak']}",
         "LEAKHUB_TLS": os.environ.get("LEAKHUB_TLS", "internal"),
-        "LEAKHUB_ADMIN_ALLOW": os.environ.get("LEAKHUB_ADMIN_ALLOW", "127.0.0.1/32 ::1/128"),
+        "LEAKHUB_ADMIN_ALLOW": os.environ.get("LEAKHUB_ADMIN_ALLOW", ADMIN_ALLOW_DEFAULT),
         "LEAKHUB_APP_ALLOW": os.environ.get("LEAKHUB_APP_ALLOW", "0.0.0.0/0 ::/0"),
     })
 
@@ -884,9 +901,12 @@ class Stack:
     def start_web(self) -> None:
         layout = self.layout
         t = time.monotonic()
+        layout.web_metrics_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         web = spawn(layout, "web", [layout.venv_bin / "gunicorn", "-c",
                                     layout.repo / "web" / "gunicorn.conf.py"],
-                    child_env(layout, {"LEAKHUB_BIND": f"127.0.0.1:{layout.ports['web']}"}),
+                    child_env(layout, {"LEAKHUB_BIND": f"127.0.0.1:{layout.ports['web']}",
+                                       # request counters of gunicorn's worker processes
+                                       "PROMETHEUS_MULTIPROC_DIR": str(layout.web_metrics_dir)}),
                     port=layout.ports["web"], cwd=layout.repo)
         self.services.append(web)
         wait_until("web", lambda: http_status(f"{layout.web_url}/readyz"), TIMEOUTS["web"], web)
@@ -1265,8 +1285,9 @@ def main(argv=None) -> int:
                              "this home used last time, else sqlite)")
     common.add_argument("--ports", choices=("fixed", "auto"),
                         help="fixed: https 8443, http 8080, web 8000, keycloak 8180/9000, "
-                             "postgres 5433; auto: free loopback ports, the same ones as last "
-                             "time when they are free (default: as last time, else fixed)")
+                             "postgres 5433, metrics 9464; auto: free loopback ports, the same "
+                             "ones as last time when they are free (default: as last time, "
+                             "else fixed)")
     common.add_argument("--hostname",
                         help="public host name in URLs and the certificate (default: as last "
                              "time, else localhost)")

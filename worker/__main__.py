@@ -28,6 +28,9 @@ def main() -> int:
     config = get_config()
     app_logging.configure("worker", config.log_level)
     init_database(config)
+    from leakhub.ops.metrics import start_worker_metrics
+
+    metrics = start_worker_metrics(config)   # /metrics on LEAKHUB_METRICS_BIND (internal only)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
@@ -64,6 +67,8 @@ def main() -> int:
         if not stop.is_set():
             time.sleep(2)
             database.connect(reuse_if_open=True)
+    if metrics is not None:
+        metrics.stop()
     log.info("worker stopped")
     return 0
 

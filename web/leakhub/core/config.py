@@ -44,6 +44,32 @@ def _bool(env, name, default):
 
 SLUG_RE = re.compile(r"^[a-z][a-z0-9-]{1,38}[a-z0-9]$")
 
+# Caddy's `private_ranges` shorthand, so that one LEAKHUB_ADMIN_ALLOW value means the same
+# thing to Caddy and to the app.
+PRIVATE_RANGES = ("192.168.0.0/16", "172.16.0.0/12", "10.0.0.0/8", "127.0.0.1/8", "fd00::/8",
+                  "::1/128")
+
+
+def _path_or_none(value):
+    return Path(value) if value else None
+
+
+def parse_networks(value: str, name: str) -> tuple:
+    """Space- or comma-separated CIDR ranges or addresses (and `private_ranges`), as Caddy's
+    remote_ip takes them; () for an empty value."""
+    import ipaddress
+
+    networks = []
+    for token in (value or "").replace(",", " ").split():
+        if token == "private_ranges":
+            networks += [ipaddress.ip_network(r, strict=False) for r in PRIVATE_RANGES]
+            continue
+        try:
+            networks.append(ipaddress.ip_network(token, strict=False))
+        except ValueError:
+            raise ConfigError(f"{name}: {token!r} is not an IP address or CIDR range") from None
+    return tuple(networks)
+
 
 @dataclass(frozen=True)
 class Config:
@@ -69,6 +95,12 @@ class Config:
     caddy_data_dir: Path
     testing: bool = False
     extra: dict = field(default_factory=dict)
+    # Operations (ops/): the worker's /metrics address ("off": none), the directory where the
+    # web's processes leave their request counters, and the networks that may open the admin
+    # pages (empty: no app-side restriction; Caddy applies the same variable to Keycloak).
+    metrics_bind: str = "127.0.0.1:9464"
+    web_metrics_dir: Path | None = None
+    admin_allow: tuple = ()
 
     @property
     def keycloak_public_url(self) -> str:
@@ -128,6 +160,10 @@ class Config:
             tls=env.get("LEAKHUB_TLS", "internal").strip() or "internal",
             caddy_data_dir=Path(env.get("LEAKHUB_CADDY_DATA_DIR") or home / "caddy" / "caddy"),
             testing=_bool(env, "LEAKHUB_TESTING", False),
+            metrics_bind=(env.get("LEAKHUB_METRICS_BIND") or "127.0.0.1:9464").strip(),
+            web_metrics_dir=_path_or_none(env.get("LEAKHUB_WEB_METRICS_DIR")
+                                          or env.get("PROMETHEUS_MULTIPROC_DIR")),
+            admin_allow=parse_networks(env.get("LEAKHUB_ADMIN_ALLOW", ""), "LEAKHUB_ADMIN_ALLOW"),
         )
 
 

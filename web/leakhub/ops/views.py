@@ -4,20 +4,44 @@ log and the worker jobs' last runs.
 Who: administrators ("manage") of the operator organization (LEAKHUB_ORG_SLUG) only. The
 page describes the whole appliance — every organization on it — so for the administrators of
 the other organizations (tenants of the same appliance) the URL does not exist (404).
+
+The blueprint also carries an app-wide hook of this feature: the web's request metrics
+(ops/metrics.py).
 """
 from __future__ import annotations
 
-from flask import Blueprint, abort, current_app, render_template, url_for
+import time
+
+from flask import Blueprint, abort, current_app, g, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_login import current_user, login_required
 
 from .. import authz
 from ..identity.login import current_actor
 from ..jobs.models import JobRun
+from . import metrics
 from .deployments import recent
 from .status import all_checks
 
 bp = Blueprint("ops", __name__)
+
+
+# -- app-wide hooks of this feature (registered with the blueprint) -----------------------------
+
+@bp.after_app_request
+def _count_request(response):
+    started = g.get("started")
+    if started is not None:
+        metrics.observe_request(request.method, request.endpoint, response.status_code,
+                                time.perf_counter() - started)
+    return response
+
+
+@bp.record_once
+def _fresh_request_metrics(state):
+    """The web's request counters start from zero with each start of the web."""
+    if metrics.web_metrics_enabled():
+        metrics.reset_multiproc_dir()
 
 
 def _operator_org_actor(actor) -> bool:
