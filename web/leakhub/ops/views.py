@@ -5,8 +5,8 @@ Who: administrators ("manage") of the operator organization (LEAKHUB_ORG_SLUG) o
 page describes the whole appliance — every organization on it — so for the administrators of
 the other organizations (tenants of the same appliance) the URL does not exist (404).
 
-The blueprint also carries an app-wide hook of this feature: the web's request metrics
-(ops/metrics.py).
+The blueprint also carries two app-wide hooks of this feature: the admin pages' IP allow-list
+(ops/allowlist.py) and the web's request metrics (ops/metrics.py).
 """
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ from flask_login import current_user, login_required
 from .. import authz
 from ..identity.login import current_actor
 from ..jobs.models import JobRun
-from . import metrics
+from . import allowlist, metrics
 from .deployments import recent
 from .status import all_checks
 
@@ -27,6 +27,12 @@ bp = Blueprint("ops", __name__)
 
 
 # -- app-wide hooks of this feature (registered with the blueprint) -----------------------------
+
+@bp.before_app_request
+def _admin_allow_list():
+    """Admin pages only from LEAKHUB_ADMIN_ALLOW (ops/allowlist.py)."""
+    return allowlist.check_request()
+
 
 @bp.after_app_request
 def _count_request(response):

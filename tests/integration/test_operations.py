@@ -1,0 +1,121 @@
+"""Operating the running native stack: the host shim, the admin allow-list through Caddy,
+the internal metrics endpoint, and Caddy's TLS against Mozilla's "intermediate" profile."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import uuid
+from pathlib import Path
+
+import psycopg
+import pytest
+import requests
+
+from test_caddy import OUTSIDE, raw_get, session_from
+
+pytestmark = pytest.mark.integration
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def db(stack):
+    password = (stack.home / "secrets" / "postgres-leakhub-password").read_text().strip()
+    return psycopg.connect(host="127.0.0.1", port=int(stack.ports["postgres"]), dbname="leakhub",
+                           user="leakhub", password=password, connect_timeout=10)
+
+
+def ip_denied_events(stack, path):
+    with db(stack) as conn:
+        return conn.execute(
+            "SELECT ip, details FROM security_event WHERE kind = 'ip_denied' AND details LIKE %s",
+            (f'%"path": "{path}"%',)).fetchall()
+
+
+# --- scripts/leakctl natively --------------------------------------------------------------
+
+def test_shim_runs_leakctl_with_the_stack_environment(stack):
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("LEAKHUB_", "DATABASE_"))}
+    proc = subprocess.run([str(REPO / "scripts" / "leakctl"), "--home", str(stack.home),
+                           "status", "--json"], env=env, capture_output=True, text=True,
+                          timeout=120)
+    report = json.loads(proc.stdout)
+    checks = {c["name"]: c for c in report["checks"]}
+    assert checks["database"]["ok"] and checks["keycloak"]["ok"], report
+    assert proc.returncode == (0 if report["ok"] else 1)
+    mode = subprocess.run([str(REPO / "scripts" / "leakctl"), "mode"], env=env,
+                          capture_output=True, text=True, timeout=60)
+    assert mode.stdout.strip() == "native"
+
+
+# --- admin pages only from LEAKHUB_ADMIN_ALLOW -------------------------------------------------
+
+@pytest.mark.parametrize("path", ["/security", "/admin/system", "/audit"])
+def test_admin_pages_are_refused_outside_the_admin_networks(stack, path):
+    marker = f"{path}?probe={uuid.uuid4().hex[:8]}"
+    status, _headers = raw_get(stack.hostname, stack.https_port, marker, stack.ca_cert,
+                               source=OUTSIDE)
+    assert status == 403
+    events = ip_denied_events(stack, path)
+    assert events and events[-1][0] == OUTSIDE
+
+
+def test_refusal_is_the_apps_and_cannot_be_spoofed(stack):
+    http_ = session_from(stack, OUTSIDE)
+    resp = http_.get(f"{stack.public_url}/security", allow_redirects=False, timeout=10,
+                     headers={"X-Forwarded-For": "127.0.0.1"})    # Caddy replaces it
+    assert resp.status_code == 403
+    assert "LEAKHUB_ADMIN_ALLOW" in resp.text                      # the app's page
+    # the same page from inside the list: the usual sign-in redirect
+    inside = stack.requests_session().get(f"{stack.public_url}/security", allow_redirects=False,
+                                          timeout=10)
+    assert inside.status_code in (302, 303)
+    # other pages stay reachable from outside
+    assert http_.get(f"{stack.public_url}/healthz", timeout=10).status_code == 200
+
+
+# --- metrics ---------------------------------------------------------------------------------
+
+def test_metrics_answer_on_the_internal_port_only(stack):
+    http_ = stack.requests_session()
+    for _ in range(3):
+        assert http_.get(f"{stack.public_url}/healthz", timeout=10).status_code == 200
+    assert http_.get(f"{stack.public_url}/metrics", timeout=10).status_code == 404
+    bind = stack.state["env"]["LEAKHUB_METRICS_BIND"]
+    assert bind.startswith("127.0.0.1:")
+    resp = requests.get(f"http://{bind}/metrics", timeout=30)
+    assert resp.status_code == 200
+    text = resp.text
+    assert "leakhub_database_up 1.0" in text
+    assert "leakhub_organizations " in text
+    assert 'leakhub_job_runs{job="heartbeat",status="ok"}' in text
+    assert 'leakhub_http_requests_total{endpoint="home.healthz",method="GET",status="200"}' in text
+    assert requests.get(f"http://{bind}/", timeout=10).status_code == 404
+
+
+# --- TLS: Mozilla's "intermediate" configuration -------------------------------------------
+
+def test_caddy_passes_mozilla_intermediate(stack):
+    from sslyze import (Scanner, ScanCommandsExtraArguments, ServerNetworkLocation,
+                        ServerScanRequest, ServerScanStatusEnum)
+    from sslyze.mozilla_tls_profile.tls_config_checker import (
+        SCAN_COMMANDS_NEEDED_BY_MOZILLA_CHECKER, MozillaTlsConfiguration,
+        ServerNotCompliantWithTlsConfiguration, TlsConfigurationEnum,
+        check_server_against_tls_configuration)
+    from sslyze.plugins.certificate_info.implementation import CertificateInfoExtraArgument
+
+    request = ServerScanRequest(
+        server_location=ServerNetworkLocation(hostname=stack.hostname, port=stack.https_port,
+                                              ip_address="127.0.0.1"),
+        scan_commands=SCAN_COMMANDS_NEEDED_BY_MOZILLA_CHECKER,
+        scan_commands_extra_arguments=ScanCommandsExtraArguments(
+            certificate_info=CertificateInfoExtraArgument(custom_ca_file=stack.ca_cert)))
+    scanner = Scanner()
+    scanner.queue_scans([request])
+    [result] = list(scanner.get_results())
+    assert result.scan_status == ServerScanStatusEnum.COMPLETED, result.connectivity_error_trace
+    try:
+        check_server_against_tls_configuration(
+            result, MozillaTlsConfiguration.get(TlsConfigurationEnum.MOZILLA_INTERMEDIATE))
+    except ServerNotCompliantWithTlsConfiguration as exc:
+        pytest.fail(f"not compliant with Mozilla intermediate: {exc.issues}")
