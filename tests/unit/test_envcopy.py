@@ -1,0 +1,108 @@
+"""`scripts/leakctl env-copy FROM TO` natively: the newest verified backup of FROM is copied
+into TO's backup directory and restored there with FROM's backup key (fake releases record
+what they are asked to do), and the compose branch's commands."""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from leakhub.ops import envcopy, update
+
+FAKE_LEAKCTL = """#!/usr/bin/env bash
+echo "$LEAKHUB_HOME $*" >> "$FAKE_CALLS"
+case "$*" in
+  "backup list --json")
+    echo '[{"file": "b3.tar.age", "verify_status": null},
+           {"file": "b2.tar.age", "verify_status": "ok"},
+           {"file": "b1.tar.age", "verify_status": "ok"}]' | tr -d '\\n'; echo ;;
+esac
+"""
+
+
+def make_home(tmp_path, name, port_base):
+    home = tmp_path / name
+    release = tmp_path / f"release-{name}"
+    (release / ".venv" / "bin").mkdir(parents=True)
+    leakctl = release / ".venv" / "bin" / "leakctl"
+    leakctl.write_text(FAKE_LEAKCTL)
+    leakctl.chmod(0o755)
+    (home / "backups").mkdir(parents=True)
+    (home / "secrets").mkdir()
+    (home / "secrets" / "backup-identity").write_text("AGE-SECRET-KEY-1...\n")
+    ports = {k: port_base + i for i, k in enumerate(
+        ("https", "http", "web", "keycloak", "keycloak_mgmt", "postgres", "metrics"))}
+    (home / "settings.json").write_text(json.dumps({
+        "db": "postgres", "hostname": "localhost", "ports_mode": "auto", "ports": ports,
+        "repo": str(release)}))
+    return home
+
+
+def test_native_copy(tmp_path, monkeypatch):
+    prod, test = make_home(tmp_path, "prod", 20000), make_home(tmp_path, "test", 21000)
+    (prod / "backups" / "b2.tar.age").write_bytes(b"age-encrypted archive")
+    calls = tmp_path / "calls"
+    monkeypatch.setenv("FAKE_CALLS", str(calls))
+    result = envcopy.copy_native(str(prod), str(test), update.RunLog(None, quiet=True),
+                                 start=False)
+    assert result["backup"] == "b2.tar.age"
+    copied = test / "backups" / "b2.tar.age"
+    assert copied.read_bytes() == b"age-encrypted archive"
+    assert oct(copied.stat().st_mode & 0o777) == "0o600"
+    assert calls.read_text().splitlines() == [
+        f"{prod} backup list --json",
+        f"{test} backup restore {copied} --identity {prod / 'secrets' / 'backup-identity'} "
+        "--yes --stop-services"]
+
+
+def test_native_names(tmp_path):
+    assert envcopy.native_home("prod", tmp_path) == (tmp_path / "var").resolve()
+    assert envcopy.native_home("test", tmp_path) == (tmp_path / "var" / "test").resolve()
+    assert envcopy.native_home(str(tmp_path / "x"), tmp_path) == tmp_path / "x"
+
+
+def test_refusals(tmp_path, monkeypatch):
+    prod = make_home(tmp_path, "prod", 20000)
+    monkeypatch.setenv("FAKE_CALLS", str(tmp_path / "calls"))
+    log = update.RunLog(None, quiet=True)
+    with pytest.raises(envcopy.CopyError, match="same installation"):
+        envcopy.copy_native(str(prod), str(prod), log, start=False)
+    with pytest.raises(envcopy.CopyError, match="not a native stack home"):
+        envcopy.copy_native(str(prod), str(tmp_path / "nothing"), log, start=False)
+    with pytest.raises(envcopy.CopyError, match="no verified backup"):
+        envcopy.newest_verified([{"file": "x", "verify_status": "failed"}])
+
+
+def test_compose_copy(tmp_path, monkeypatch):
+    (tmp_path / ".env").write_text("COMPOSE_PROJECT_NAME=leakhub\n")
+    (tmp_path / ".env.test").write_text("COMPOSE_PROJECT_NAME=leakhub-test\n")
+    docker = tmp_path / "docker"
+    docker.write_text('#!/usr/bin/env bash\nprintf "%s|" "$@" >> "$FAKE_CALLS"; echo >> '
+                      '"$FAKE_CALLS"\ncase "$*" in *"backup list --json") '
+                      'echo \'[{"file": "b9.tar.age", "verify_status": "ok"}]\';; esac\n')
+    docker.chmod(0o755)
+    calls = tmp_path / "calls"
+    monkeypatch.setenv("FAKE_CALLS", str(calls))
+    result = envcopy.copy_compose(tmp_path, "prod", "test", update.RunLog(None, quiet=True),
+                                  docker=str(docker))
+    assert result == {"source": "leakhub", "target": "leakhub-test", "backup": "b9.tar.age"}
+    lines = [line.rstrip("|").split("|") for line in calls.read_text().splitlines()]
+    assert lines[0][:7] == ["compose", "--env-file", str(tmp_path / ".env"), "-p", "leakhub",
+                            "exec", "-T"]
+    assert lines[1][4:] == ["leakhub-test", "stop", "web", "worker", "keycloak", "caddy"]
+    restore = lines[2]
+    assert restore[4:7] == ["leakhub-test", "run", "--rm"]
+    assert "leakhub_backups:/from-backups:ro" in restore
+    assert "leakhub_secrets:/from-secrets:ro" in restore
+    assert restore[-1] == "b9.tar.age" and "--identity /from-secrets/backup-identity" in \
+        " ".join(restore)
+    assert lines[3][4:] == ["leakhub-test", "up", "-d"]
+
+
+def test_compose_refuses_one_project_for_both(tmp_path):
+    (tmp_path / ".env").write_text("COMPOSE_PROJECT_NAME=leakhub\n")
+    (tmp_path / ".env.test").write_text("COMPOSE_PROJECT_NAME=leakhub\n")
+    with pytest.raises(envcopy.CopyError, match="same project"):
+        envcopy.copy_compose(tmp_path, "prod", "test", update.RunLog(None, quiet=True))

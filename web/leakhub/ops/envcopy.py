@@ -1,0 +1,203 @@
+#!/usr/bin/env python3
+"""`scripts/leakctl env-copy FROM TO`: give installation TO (e.g. a test environment) the
+data of installation FROM (e.g. production): FROM's newest *verified* backup is copied into
+TO's backup directory and restored there (TO is stopped for the restore and started again).
+
+Installations are
+- natively: native stack homes. A name without "/" means <repo>/var for `prod`/`production`
+  and <repo>/var/<name> otherwise (`test` → <repo>/var/test, set up once with
+  `scripts/stack.py up --detach --home var/test --ports auto`); a path means that home;
+- with Docker Compose: projects in the same folder. `prod` uses `.env`, another name NAME
+  uses `.env.NAME` (which sets its own COMPOSE_PROJECT_NAME, ports and host name; see
+  compose/README.md "A second installation").
+
+The archive is encrypted to FROM's appliance key, so the restore reads FROM's backup identity
+(never copied anywhere: read in place). TO then holds FROM's data *and* FROM's application
+secrets (session key, Keycloak client secrets, backup key), as any restore does; its own
+database passwords and public URL stay (Keycloak's redirect URIs follow TO's URL). Use it for
+test copies of production, and treat the test installation as production-grade data.
+Standard library only (runs with the host's python3).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+HERE = Path(__file__).resolve()
+try:
+    from .update import RunLog, UpdateError, last_json, load_stack_module, run
+except ImportError:     # run as a script by scripts/leakctl, outside the package
+    sys.path.insert(0, str(HERE.parent))
+    from update import RunLog, UpdateError, last_json, load_stack_module, run  # noqa: E402
+
+REPO = HERE.parents[3]
+
+
+class CopyError(Exception):
+    pass
+
+
+def newest_verified(rows: list) -> dict:
+    for row in rows:
+        if row.get("verify_status") == "ok":
+            return row
+    raise CopyError("the source has no verified backup: make one (`leakctl backup create`) and "
+                    "let the worker verify it, or run `leakctl backup verify`")
+
+
+# --------------------------------------------------------------------------------------------
+# native
+# --------------------------------------------------------------------------------------------
+
+def native_home(name: str, repo: Path = REPO) -> Path:
+    if "/" in name or name.startswith("."):
+        return Path(name).expanduser().resolve()
+    if name in ("prod", "production"):
+        return (repo / "var").resolve()
+    return (repo / "var" / name).resolve()
+
+
+class NativeInstallation:
+    def __init__(self, home: Path, log: RunLog):
+        self.home = home
+        self.log = log
+        self.stack = load_stack_module()
+        state = self.stack.read_state(home)
+        try:
+            saved = json.loads((home / "settings.json").read_text())
+        except (OSError, ValueError):
+            saved = None
+        if state is None and saved is None:
+            raise CopyError(f"{home} is not a native stack home (no stack.json or settings.json);"
+                            f" set it up once with: scripts/stack.py up --detach --home {home} "
+                            "--ports auto")
+        if state is not None:
+            self.layout = self.stack.layout_from_state(state)
+        else:
+            class Args:  # what resolve_layout reads
+                db = hostname = ports = repo = None
+            self.layout, _mode = self.stack.resolve_layout(Args, home, check_free=False)
+        self.running = state is not None and self.stack.any_alive(state)
+
+    @property
+    def release(self) -> Path:
+        return self.layout.repo
+
+    def env(self) -> dict:
+        env = {k: v for k, v in os.environ.items() if k not in ("LEAKHUB_VENV", "VIRTUAL_ENV")}
+        env.update(self.stack.app_env(self.layout))
+        return env
+
+    def leakctl(self, *args, timeout=3600):
+        return run([self.release / ".venv" / "bin" / "leakctl", *args], self.log, env=self.env(),
+                   cwd=self.release, timeout=timeout)
+
+    def stack_py(self, *args):
+        return run([sys.executable, REPO / "scripts" / "stack.py", *args, "--home", self.home],
+                   self.log, timeout=1200)
+
+
+def copy_native(source: str, target: str, log: RunLog, *, start: bool = True) -> dict:
+    src_home, dst_home = native_home(source), native_home(target)
+    if src_home == dst_home:
+        raise CopyError("source and target are the same installation")
+    src = NativeInstallation(src_home, log)
+    dst = NativeInstallation(dst_home, log)
+    if src.layout.backup_dir.resolve() == dst.layout.backup_dir.resolve():
+        raise CopyError("source and target share a backup directory")
+    backup = newest_verified(last_json(src.leakctl("backup", "list", "--json").stdout))
+    log.step(f"newest verified backup of {src_home}: {backup['file']}")
+    dst.layout.backup_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    copied = dst.layout.backup_dir / backup["file"]
+    tmp = copied.with_name(copied.name + ".part")
+    shutil.copyfile(src.layout.backup_dir / backup["file"], tmp)
+    os.chmod(tmp, 0o600)
+    os.replace(tmp, copied)
+    log.step(f"copied to {copied}")
+    identity = src.layout.secrets_dir / "backup-identity"
+    log.step(f"restoring into {dst_home}" + (" (stopping it first)" if dst.running else ""))
+    dst.leakctl("backup", "restore", str(copied), "--identity", str(identity), "--yes",
+                "--stop-services")
+    if start:
+        log.step(f"starting {dst_home}")
+        dst.stack_py("up", "--detach")
+    return {"source": str(src_home), "target": str(dst_home), "backup": backup["file"]}
+
+
+# --------------------------------------------------------------------------------------------
+# Docker Compose (customer hosts; exercised statically here)
+# --------------------------------------------------------------------------------------------
+
+def env_file(project: Path, name: str) -> Path:
+    return project / (".env" if name in ("prod", "production") else f".env.{name}")
+
+
+def project_name(path: Path) -> str:
+    for line in path.read_text().splitlines():
+        if line.startswith("COMPOSE_PROJECT_NAME="):
+            return line.split("=", 1)[1].strip()
+    raise CopyError(f"{path} does not set COMPOSE_PROJECT_NAME (each installation needs its own)")
+
+
+def copy_compose(project: Path, source: str, target: str, log: RunLog,
+                 docker: str = "docker") -> dict:
+    src_env, dst_env = env_file(project, source), env_file(project, target)
+    for path in (src_env, dst_env):
+        if not path.exists():
+            raise CopyError(f"no {path.name} in {project}")
+    src_name, dst_name = project_name(src_env), project_name(dst_env)
+    if src_name == dst_name:
+        raise CopyError(f"{src_env.name} and {dst_env.name} name the same project {src_name!r}")
+
+    def compose(env: Path, name: str, *args, input=None):
+        return run([docker, "compose", "--env-file", env, "-p", name, *args], log, cwd=project,
+                   input=input, timeout=3600)
+
+    rows = last_json(compose(src_env, src_name, "exec", "-T", "web", "leakctl", "backup", "list",
+                             "--json").stdout)
+    backup = newest_verified(rows)
+    log.step(f"newest verified backup of {src_name}: {backup['file']}")
+    compose(dst_env, dst_name, "stop", "web", "worker", "keycloak", "caddy")
+    # One-shot container of the target with the source's backups and secrets read-only.
+    mounts = ["-v", f"{src_name}_backups:/from-backups:ro", "-v",
+              f"{src_name}_secrets:/from-secrets:ro"]
+    compose(dst_env, dst_name, "run", "--rm", "-T", *mounts, "setup", "sh", "-c",
+            'cp "/from-backups/$1" /var/lib/leakhub/backups/ && '
+            'leakctl backup restore "/var/lib/leakhub/backups/$1" '
+            '--identity /from-secrets/backup-identity --yes', "sh", backup["file"])
+    compose(dst_env, dst_name, "up", "-d")
+    return {"source": src_name, "target": dst_name, "backup": backup["file"]}
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="leakctl env-copy", description="Restore FROM's newest verified backup into TO "
+        "(e.g. production into a test installation).")
+    where = parser.add_mutually_exclusive_group(required=True)
+    where.add_argument("--native", metavar="REPO", help=argparse.SUPPRESS)
+    where.add_argument("--compose", metavar="DIR", help=argparse.SUPPRESS)
+    parser.add_argument("source", metavar="FROM", help="prod, a name (var/NAME) or a home path")
+    parser.add_argument("target", metavar="TO", help="e.g. test")
+    parser.add_argument("--no-start", action="store_true", help="leave TO stopped (native)")
+    args = parser.parse_args(argv)
+    log = RunLog(None)
+    try:
+        if args.compose:
+            result = copy_compose(Path(args.compose), args.source, args.target, log)
+        else:
+            result = copy_native(args.source, args.target, log, start=not args.no_start)
+    except (CopyError, UpdateError, OSError) as exc:
+        print(f"leakctl env-copy: error: {exc}", file=sys.stderr)
+        return 1
+    print(f"{result['target']} now holds the data of {result['source']} "
+          f"(backup {result['backup']})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
