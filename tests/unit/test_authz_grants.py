@@ -137,3 +137,21 @@ def test_every_org_scoped_model_has_an_authz_link():
 
     missing = {m.__name__ for m in subclasses(OrgScoped)} - {m.__name__ for m in known_models()}
     assert not missing, f"add these models to authz/links.py: {sorted(missing)}"
+
+
+def test_survey_grant_opens_the_leak_page_with_its_location_and_cost(world, client):
+    from leakhub.locations.models import EnergySettings
+
+    EnergySettings.create(organization=world["org"], site=world["site_b"],
+                          valid_from=dt.date(2020, 1, 1), price_per_kwh=Decimal("0.30"))
+    ext = world["users"]["external"]
+    Grant.create(organization=world["org"], user=ext, survey=world["survey"], level="view")
+    a = actor(world, "external")
+    assert authz.scope(a, EnergySettings).count() == 1  # reference data, readable by members
+    assert authz.scope(a, EnergySettings, "edit").count() == 0
+    with client.session_transaction() as s:
+        s["org_id"], s["_user_id"], s["_fresh"] = world["org"].id, str(ext.id), True
+    page = client.get(f"/leaks/{world['leaks']['survey'].id}")
+    assert page.status_code == 200
+    assert "Plant B" in page.get_data(as_text=True)
+    assert client.get(f"/leaks/{world['leaks']['b'].id}").status_code == 404

@@ -144,13 +144,12 @@ def grant_condition(actor: Actor, model, action: str):
         parent_model = getattr(model, link.via).rel_model
         allowed = scope(actor, parent_model, action).select(parent_model.id)
         return getattr(model, link.via).in_(allowed)
+    if link.members_read and action in READ_ACTIONS:
+        return pw.SQL("1 = 1")
     conditions = []
     if link.location is not None:
         field = model.id if link.location == "id" else getattr(model, link.location)
-        cond = field.in_(_granted_location_ids(actor, action))
-        if link.location_nullable_visible and action in READ_ACTIONS:
-            cond = cond | field.is_null()
-        conditions.append(cond)
+        conditions.append(field.in_(_granted_location_ids(actor, action)))
     if link.survey is not None:
         field = model.id if link.survey == "id" else getattr(model, link.survey)
         conditions.append(field.in_(_granted_survey_ids(actor, action)))

@@ -10,7 +10,7 @@ class Link:
     location: str | None = None   # field holding the location ("id" = the row is a location)
     survey: str | None = None     # field holding the survey ("id" = the row is a survey)
     via: str | None = None        # visible exactly when the row behind this FK is
-    location_nullable_visible: bool = False  # rows without a location are readable by all readers
+    members_read: bool = False    # reference data every member may read (edits still need grants/roles)
     ungranted: bool = False       # never reachable through grants (admin-only data)
 
 
@@ -25,7 +25,8 @@ def _table() -> dict:
 
     table = {
         Location: Link(location="id"),
-        EnergySettings: Link(location="site", location_nullable_visible=True),
+        # Prices and factors: whoever sees a leak must get its cost right, whatever the site.
+        EnergySettings: Link(location="site", members_read=True),
         Survey: Link(survey="id"),
         SurveyScope: Link(via="survey"),
         Leak: Link(location="location", survey="survey"),

@@ -177,7 +177,8 @@ def detail(leak_id):
 
 
 def _render_detail(actor, leak: Leak, status_errors=None, status_form=None, code=200):
-    location = authz.get_or_404(actor, locations.Location, leak.location_id)
+    # The leak is authorized; where it is belongs to it (a survey grant may not cover the site).
+    location = leak.location
     params = SettingsResolver(actor).at(location.site_id, leak.found_at)
     survey = (authz.scope(actor, Survey, "view").where(Survey.id == leak.survey_id).first()
               if leak.survey_id else None)
