@@ -143,8 +143,31 @@ def _clean_leftovers(config) -> None:
     data_dir = Path(config.data_dir)
     if data_dir.is_dir():
         for entry in data_dir.iterdir():
-            if entry.name.startswith(".restore-") and entry.is_dir():
+            if entry.name.startswith((".restore-", ".uploads.prerestore-")) and entry.is_dir():
                 shutil.rmtree(entry, ignore_errors=True)
+    h2 = _h2_dir(config)
+    if h2.parent.is_dir():
+        for entry in h2.parent.glob(f".{h2.name}.prerestore-*"):
+            shutil.rmtree(entry, ignore_errors=True)
+    if _is_postgres(config):
+        _drop_previous_databases(config)
+
+
+def _drop_previous_databases(config) -> None:
+    """The databases a restore replaced (kept until now, see _restore_postgres)."""
+    try:
+        settings = get_settings(config)
+        targets = databases.pg_targets(config, settings)
+        sup = targets["super"]
+        if not sup.password:
+            return
+        for key in ("app", "keycloak") if settings.keycloak_db == "postgres" else ("app",):
+            prefix = targets[key].dbname + "_prerestore_"
+            for name in databases.list_databases(sup, prefix.replace("_", "\\_") + "%"):
+                databases.drop_database(sup, name)
+                log.info("dropped %s (replaced by a restore)", name)
+    except DatabaseError as exc:
+        log.warning("could not drop the databases replaced by a restore: %s", exc)
 
 
 # ---------------------------------------------------------------------------- keys
@@ -732,16 +755,11 @@ def _swap_dir(live: Path, new: Path, keep_as: Path) -> None:
     shutil.move(str(new), str(live))
 
 
-def _restore_secrets(config, staged: Path) -> list[str]:
+def _restore_secrets(config, staged: Path, current_identity: str) -> list[str]:
     src = staged / "secrets"
     restored = []
     if not src.is_dir():
         return restored
-    current_identity = ""
-    try:
-        current_identity = local_identity_text(config)
-    except Exception:
-        pass
     for f in sorted(src.iterdir()):
         if not f.is_file() or f.name in SECRETS_NOT_BACKED_UP:
             continue
@@ -847,6 +865,10 @@ def restore_backup(config, name_or_path: str, *, identity_files=(), stop_service
                 raise BackupError("restore cancelled; nothing was changed")
 
             # Secrets this machine needs to run its own servers (never overwritten here).
+            try:
+                current_identity = local_identity_text(config)
+            except Exception:
+                current_identity = ""
             ensure_all(config.secrets_dir, extra={IDENTITY_SECRET: archive.new_identity_text})
 
             if _is_postgres(config):
@@ -873,18 +895,19 @@ def restore_backup(config, name_or_path: str, *, identity_files=(), stop_service
 
             # After the databases: uploads and secrets (the databases are already switched,
             # so a failure here is reported with what to do, not rolled back).
+            _say(log_fn, "switching to the restored uploads and secrets")
             new_uploads = staging / "uploads"
             new_uploads.mkdir(exist_ok=True, mode=0o700)
             old_uploads = data_dir / f".uploads.prerestore-{stamp}"
             _swap_dir(data_dir / "uploads", new_uploads, old_uploads)
             report["uploads"] = (manifest.get("uploads") or {}).get("files", 0)
-            report["secrets"] = _restore_secrets(config, staging)
-            shutil.rmtree(old_uploads, ignore_errors=True)
+            report["secrets"] = _restore_secrets(config, staging, current_identity)
             (data_dir / REHOST_MARKER).write_text(json.dumps({
                 "from_public_url": manifest.get("public_url"), "restored": path.name}) + "\n")
 
             # The live database is the restored one now: make the records agree with the
             # directory and write the event into the restored audit trail.
+            _say(log_fn, "reconciling the backup records with the backup directory")
             init_database(config)
             database.connect(reuse_if_open=True)
             changes = reconcile(config)
@@ -959,12 +982,11 @@ def _restore_postgres(config, settings, targets, extracted, stamp, log_fn) -> di
             except DatabaseError:
                 pass
         raise
-    for _live, _new, keep_as, _owner in swaps:
-        try:
-            databases.drop_database(sup, keep_as)
-        except DatabaseError as exc:
-            log.warning("could not drop %s: %s", keep_as, exc)
-    return {"migrations_applied": migrated}
+    # The previous databases stay (renamed *_prerestore_<time>) until the next backup
+    # operation's clean-up drops them: DROP DATABASE forces a checkpoint, which need not
+    # hold up the restore (the restored data is durable through the WAL already).
+    return {"migrations_applied": migrated,
+            "previous_databases": [keep_as for _live, _new, keep_as, _owner in swaps]}
 
 
 def _restore_sqlite(config, settings, extracted, stamp, log_fn) -> dict:
@@ -1002,9 +1024,7 @@ def _restore_sqlite(config, settings, extracted, stamp, log_fn) -> dict:
                 os.replace(aside, original)
         raise
     for _original, aside in keep:
-        if aside.is_dir():
-            shutil.rmtree(aside, ignore_errors=True)
-        else:
+        if not aside.is_dir():
             aside.unlink(missing_ok=True)
     return {"migrations_applied": migrated}
 
