@@ -94,6 +94,7 @@ def setup_group(ctx, wait_seconds):
     _wait("Keycloak", kc_probe, deadline)
     click.echo(f"keycloak: service client {keycloak.bootstrap(config)}")
 
+    _reapply_app_clients(config)
     if config.first_org_slug and config.first_admin_email:
         result = create_organization(config, slug=config.first_org_slug,
                                      name=config.first_org_name,
@@ -112,6 +113,19 @@ def setup_group(ctx, wait_seconds):
     if rehosted:
         click.echo(f"restore: {rehosted}")
     click.echo(f"ready: open {config.public_url}/")
+
+
+def _reapply_app_clients(config):
+    """Redirect and back-channel URLs follow the configured public/internal URLs (a new
+    hostname or port): re-applied to every organization's realm on each setup run."""
+    from ..identity.keycloak import admin_client
+    from ..orgs.models import Organization
+
+    kc = admin_client(config)
+    for org in Organization.select():
+        kc.update_app_client(org.slug, public_url=config.public_url,
+                             internal_url=config.internal_url, secret=org.oidc_client_secret,
+                             template_path=config.realm_template)
 
 
 def _print_first_admin(config):

@@ -367,7 +367,7 @@ class KeycloakAdmin:
         client_id: str,
         client_secret: str,
         *,
-        timeout: float = 10.0,
+        timeout: float = 30.0,  # realm creation takes >10 s on a busy 2-core host
         session: requests.Session | None = None,
     ):
         self.base_url = _check_url("Keycloak base_url", base_url)
@@ -509,7 +509,7 @@ class KeycloakAdmin:
         bootstrap_client_secret: str,
         service_client_id: str,
         service_client_secret: str,
-        timeout: float = 10.0,
+        timeout: float = 30.0,  # realm creation takes >10 s on a busy 2-core host
         session: requests.Session | None = None,
     ) -> str:
         """Make sure the permanent service client exists; idempotent first-start step.

@@ -417,7 +417,7 @@ def run_import(actor, data: bytes, filename: str, *, column_map: dict | None = N
                 try:
                     placeholder = location if isinstance(location, Location) else Location(
                         id=0, path="/0/", organization=actor.organization)
-                    checked = leaks._check_values(actor, {**values, "location": placeholder,
+                    checked = leaks.check_values(actor, {**values, "location": placeholder,
                                                           "survey": None})
                     checked["location"] = location
                     checked["survey"] = survey

@@ -188,7 +188,7 @@ def parse_leak_form(data, *, tzname: str | None, creating: bool) -> dict:
     return out
 
 
-def _check_values(actor, values: dict, *, leak: Leak | None = None) -> dict:
+def check_values(actor, values: dict, *, leak: Leak | None = None) -> dict:
     """Rules across fields and references to other rows; ids → rows of this organization."""
     errors: dict[str, str] = {}
     v = dict(values)
@@ -266,7 +266,7 @@ def create_leak(actor, **values) -> Leak:
     if status not in INITIAL_STATUSES:
         raise ValidationError(_("A new leak starts as open or to review."), "status")
     source = values.pop("source", "manual")
-    v = _check_values(actor, values)
+    v = check_values(actor, values)
     fields = {k: v.get(k) for k in EDIT_FIELDS if k in v or k in values}
     fields.update(status=status, source=source)
     if tag is not None and tag_taken(actor, tag):
@@ -297,7 +297,7 @@ def update_leak(actor, leak: Leak, *, expected_version: int | None, **values) ->
     base = {k: (getattr(leak, k + "_id") if isinstance(Leak._meta.fields[k], pw.ForeignKeyField)
                 else getattr(leak, k)) for k in EDIT_FIELDS}
     base.update(values)
-    v = _check_values(actor, base, leak=leak)
+    v = check_values(actor, base, leak=leak)
     changes = {k: v.get(k) for k in EDIT_FIELDS}
     if tag != leak.tag:
         if tag_taken(actor, tag, exclude_id=leak.id):
