@@ -269,6 +269,8 @@ def test_bad_smtp_settings_name_the_variable(config, org):
     from leakhub.core.config import ConfigError
 
     with pytest.raises(ConfigError, match="LEAKHUB_SMTP_FROM"):
-        run(config, dict(OFF, LEAKHUB_SMTP_HOST="mail.acme.test"))
+        run(config, dict(OFF, LEAKHUB_SMTP_HOST="mail.acme.test", LEAKHUB_SMTP_FROM="nobody"))
+    with pytest.raises(ConfigError, match="LEAKHUB_SMTP_PORT"):
+        run(config, dict(OFF, LEAKHUB_SMTP_HOST="mail.acme.test", LEAKHUB_SMTP_PORT="smtp"))
     with pytest.raises(ConfigError, match="LEAKHUB_WORK_HOURS"):
         run(config, {"LEAKHUB_WORK_HOURS": "9 to 5"})

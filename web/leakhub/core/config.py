@@ -42,6 +42,39 @@ def _bool(env, name, default):
     raise ConfigError(f"{name} must be true or false, got {raw!r}")
 
 
+@dataclass(frozen=True)
+class SmtpConfig:
+    """Outgoing mail (invitations through Keycloak, the security digest). The password is
+    the secret file `smtp-password`, never a variable."""
+
+    host: str
+    port: int
+    user: str
+    sender: str
+    sender_name: str
+    starttls: bool
+    ssl: bool
+
+
+def smtp_from_env(env, public_url: str) -> SmtpConfig | None:
+    """The one reading of LEAKHUB_SMTP_*; None when LEAKHUB_SMTP_HOST is empty."""
+    host = (env.get("LEAKHUB_SMTP_HOST") or "").strip()
+    if not host:
+        return None
+    port = _int(env, "LEAKHUB_SMTP_PORT", 587)
+    if not 1 <= port <= 65535:
+        raise ConfigError(f"LEAKHUB_SMTP_PORT must be a port number, got {port}")
+    sender = (env.get("LEAKHUB_SMTP_FROM") or "").strip() or \
+        f"leakhub@{urlsplit(public_url).hostname or 'localhost'}"
+    if "@" not in sender or sender.startswith("@") or sender.endswith("@"):
+        raise ConfigError(f"LEAKHUB_SMTP_FROM must be an e-mail address, got {sender!r}")
+    return SmtpConfig(host=host, port=port, user=(env.get("LEAKHUB_SMTP_USER") or "").strip(),
+                      sender=sender,
+                      sender_name=(env.get("LEAKHUB_SMTP_FROM_NAME") or "Leakhub").strip(),
+                      starttls=_bool(env, "LEAKHUB_SMTP_STARTTLS", True),
+                      ssl=_bool(env, "LEAKHUB_SMTP_SSL", False))
+
+
 SLUG_RE = re.compile(r"^[a-z][a-z0-9-]{1,38}[a-z0-9]$")
 
 # Caddy's `private_ranges` shorthand, so that one LEAKHUB_ADMIN_ALLOW value means the same
@@ -93,6 +126,7 @@ class Config:
     log_level: str
     tls: str
     caddy_data_dir: Path
+    smtp: SmtpConfig | None = None
     testing: bool = False
     extra: dict = field(default_factory=dict)
     # Operations (ops/): the worker's /metrics address ("off": none), the directory where the
@@ -159,6 +193,7 @@ class Config:
             log_level=env.get("LEAKHUB_LOG_LEVEL", "INFO").upper(),
             tls=env.get("LEAKHUB_TLS", "internal").strip() or "internal",
             caddy_data_dir=Path(env.get("LEAKHUB_CADDY_DATA_DIR") or home / "caddy" / "caddy"),
+            smtp=smtp_from_env(env, public_url),
             testing=_bool(env, "LEAKHUB_TESTING", False),
             metrics_bind=(env.get("LEAKHUB_METRICS_BIND") or "127.0.0.1:9464").strip(),
             web_metrics_dir=_path_or_none(env.get("LEAKHUB_WEB_METRICS_DIR")

@@ -356,7 +356,7 @@ def digest_for(org, findings, config) -> tuple[str, str]:
     return subject, "\n".join(lines) + "\n"
 
 
-def send_mail(smtp: settings.Smtp, password: str | None, recipients, subject, body) -> None:
+def send_mail(smtp, password: str | None, recipients, subject, body) -> None:
     msg = EmailMessage()
     msg["From"] = smtp.sender
     msg["To"] = ", ".join(recipients)
@@ -417,7 +417,7 @@ def review_security_events(*, now: dt.datetime | None = None, config=None, env=N
     config = config or get_config()
     now = now or utcnow()
     hours = settings.work_hours(env)
-    smtp = settings.Smtp.from_env(env)
+    smtp = settings.smtp(env, config)
     tally = Tally()
     orgs = list(Organization.select().order_by(Organization.id))
     for org in orgs:

@@ -90,26 +90,12 @@ def in_work_hours(hour: int, hours: tuple[int, int]) -> bool:
     return hour >= start or hour < end
 
 
-@dataclass(frozen=True)
-class Smtp:
-    host: str
-    port: int
-    user: str
-    sender: str
-    starttls: bool
+def smtp(env=None, config=None):
+    """Outgoing mail settings: the configuration's, or parsed from `env` (tests) by the one
+    parser in core.config."""
+    from ..core.config import get_config, smtp_from_env
 
-    @classmethod
-    def from_env(cls, env=None) -> "Smtp | None":
-        """None when LEAKHUB_SMTP_HOST is empty (no e-mail)."""
-        host = env_str("LEAKHUB_SMTP_HOST", env=env)
-        if not host:
-            return None
-        sender = env_str("LEAKHUB_SMTP_FROM", env=env)
-        if "@" not in sender:
-            raise ConfigError("LEAKHUB_SMTP_FROM must be an e-mail address when "
-                              f"LEAKHUB_SMTP_HOST is set, got {sender!r}")
-        port = env_int("LEAKHUB_SMTP_PORT", 587, minimum=1, env=env)
-        if port > 65535:
-            raise ConfigError(f"LEAKHUB_SMTP_PORT must be a port number, got {port}")
-        return cls(host=host, port=port, user=env_str("LEAKHUB_SMTP_USER", env=env),
-                   sender=sender, starttls=env_bool("LEAKHUB_SMTP_STARTTLS", True, env=env))
+    config = config or get_config()
+    if env is None:
+        return config.smtp
+    return smtp_from_env(env, config.public_url)

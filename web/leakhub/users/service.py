@@ -32,6 +32,7 @@ from flask_babel import lazy_gettext as _l
 from .. import authz
 from ..audit import writer
 from ..authz.models import LEVELS, Grant
+from ..core.config import smtp_from_env
 from ..core.db import database, is_postgres, utcnow
 from ..core.secrets import SecretMissing, read_secret
 from ..core.validation import Fields, ValidationError, local_to_utc, utc_to_local
@@ -151,55 +152,25 @@ def _fresh(user: User) -> User:
 
 # --------------------------------------------------------------------------- SMTP
 
-@dataclass(frozen=True)
-class SmtpSettings:
-    host: str
-    port: int = 587
-    sender: str = ""
-    sender_name: str = "Leakhub"
-    user: str = ""
-    starttls: bool = True
-    ssl: bool = False
-
-    def keycloak_representation(self, password: str | None) -> dict:
-        rep = {"host": self.host, "port": str(self.port), "from": self.sender,
-               "fromDisplayName": self.sender_name, "starttls": self.starttls, "ssl": self.ssl,
-               "auth": bool(self.user)}
-        if self.user:
-            rep["user"] = self.user
-            if password:
-                rep["password"] = password
-        return rep
+def keycloak_smtp(smtp, password: str | None) -> dict:
+    """Keycloak's realm `smtpServer` representation of the mail settings."""
+    rep = {"host": smtp.host, "port": str(smtp.port), "from": smtp.sender,
+           "fromDisplayName": smtp.sender_name, "starttls": smtp.starttls, "ssl": smtp.ssl,
+           "auth": bool(smtp.user)}
+    if smtp.user:
+        rep["user"] = smtp.user
+        if password:
+            rep["password"] = password
+    return rep
 
 
-def smtp_settings(config, env: dict | None = None) -> SmtpSettings | None:
-    """Outgoing mail for invitations, or None. LEAKHUB_SMTP_HOST switches it on; _PORT
-    (587), _FROM (leakhub@<public host>), _FROM_NAME, _USER, _STARTTLS (true), _SSL (false).
-    The password is the secret file `smtp-password` (never an environment variable)."""
-    env = os.environ if env is None else env
-    host = (env.get("LEAKHUB_SMTP_HOST") or "").strip()
-    if not host:
-        return None
-    from urllib.parse import urlsplit
-
-    def flag(name, default):
-        raw = (env.get(name) or "").strip().lower()
-        return default if not raw else raw in ("1", "true", "yes", "on")
-
-    try:
-        port = int(env.get("LEAKHUB_SMTP_PORT") or 587)
-    except ValueError:
-        raise UserError("LEAKHUB_SMTP_PORT must be a whole number") from None
-    public_host = urlsplit(config.public_url).hostname or "localhost"
-    return SmtpSettings(host=host, port=port,
-                        sender=(env.get("LEAKHUB_SMTP_FROM") or f"leakhub@{public_host}").strip(),
-                        sender_name=(env.get("LEAKHUB_SMTP_FROM_NAME") or "Leakhub").strip(),
-                        user=(env.get("LEAKHUB_SMTP_USER") or "").strip(),
-                        starttls=flag("LEAKHUB_SMTP_STARTTLS", True),
-                        ssl=flag("LEAKHUB_SMTP_SSL", False))
+def smtp_settings(config, env: dict | None = None):
+    """Outgoing mail for invitations, or None (LEAKHUB_SMTP_HOST unset). Read at call time
+    through the one parser in core.config, so a changed environment needs no new Config."""
+    return smtp_from_env(os.environ if env is None else env, config.public_url)
 
 
-def configure_realm_smtp(config, slug: str, smtp: SmtpSettings, kc=None) -> None:
+def configure_realm_smtp(config, slug: str, smtp, kc=None) -> None:
     """Give the organization's realm the mail server, so Keycloak can send the invitation
     (execute-actions e-mail). Idempotent; called on every invitation."""
     password = None
@@ -209,7 +180,7 @@ def configure_realm_smtp(config, slug: str, smtp: SmtpSettings, kc=None) -> None
         except SecretMissing:
             password = None
     (kc or keycloak.admin_client(config)).set_smtp_server(
-        slug, smtp.keycloak_representation(password))
+        slug, keycloak_smtp(smtp, password))
 
 
 # --------------------------------------------------------------------------- invite
