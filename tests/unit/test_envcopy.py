@@ -4,8 +4,6 @@ what they are asked to do), and the compose branch's commands."""
 from __future__ import annotations
 
 import json
-import os
-from pathlib import Path
 
 import pytest
 

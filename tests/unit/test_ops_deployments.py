@@ -2,7 +2,6 @@
 `leakctl deployments [--json]` / `record`, and the admin System page."""
 from __future__ import annotations
 
-import dataclasses
 import json
 
 import pytest

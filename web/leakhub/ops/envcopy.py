@@ -24,7 +24,6 @@ import argparse
 import json
 import os
 import shutil
-import subprocess
 import sys
 from pathlib import Path
 
@@ -185,7 +184,7 @@ def main(argv=None) -> int:
     parser.add_argument("target", metavar="TO", help="e.g. test")
     parser.add_argument("--no-start", action="store_true", help="leave TO stopped (native)")
     args = parser.parse_args(argv)
-    log = RunLog(None)
+    log = RunLog(None, prefix="env-copy")
     try:
         if args.compose:
             result = copy_compose(Path(args.compose), args.source, args.target, log)

@@ -83,7 +83,8 @@ def iso(t: dt.datetime) -> str:
 # --------------------------------------------------------------------------------------------
 
 class RunLog:
-    def __init__(self, path: Path | None, quiet: bool = False):
+    def __init__(self, path: Path | None, quiet: bool = False, prefix: str = "update"):
+        self.prefix = prefix
         self.lines: list[str] = []
         self.path = path
         self.quiet = quiet
@@ -102,7 +103,7 @@ class RunLog:
             print(line, flush=True)
 
     def step(self, text: str) -> None:
-        self._write(f"update: {text}", True)
+        self._write(f"{self.prefix}: {text}", True)
 
     def detail(self, text: str) -> None:
         for line in text.rstrip().splitlines():
