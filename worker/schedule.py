@@ -4,6 +4,7 @@ from __future__ import annotations
 from leakhub.backups import jobs as backups
 from leakhub.backups.settings import get_settings as backup_settings
 from leakhub.jobs import service as jobs
+from leakhub.photos.service import collect_garbage_everywhere
 from leakhub.security.keycloak_sync import sync_keycloak_events
 from leakhub.security.retention import apply_retention
 from leakhub.security.review import review_security_events
@@ -17,6 +18,7 @@ JOBS = [
     ("keycloak-event-sync", sync_keycloak_events, {"trigger": "interval", "seconds": 60}),
     ("security-review", review_security_events, {"trigger": "interval", "minutes": 5}),
     ("retention", apply_retention, {"trigger": "cron", "hour": 3, "minute": 17}),
+    ("photo-cleanup", collect_garbage_everywhere, {"trigger": "cron", "hour": 3, "minute": 47}),
     ("backup", backups.scheduled_backup,
      {"trigger": "cron", "hour": _backup_time.hour, "minute": _backup_time.minute,
       "run_at_start": backups.backup_overdue}),

@@ -141,3 +141,26 @@ def test_leak_page_shows_photo_section(actor, leak, login, make_user):
     viewer = login(make_user("viewer"), c=c.application.test_client())
     html = viewer.get(f"/leaks/{leak.id}", base_url=BASE).data.decode()
     assert f"/photos/{photo.id}/thumb" in html and f'action="/leaks/{leak.id}/photos"' not in html
+
+
+def test_garbage_collection_job_removes_files_of_deleted_leaks_only(actor, leak, login):
+    import datetime as dt
+    import os
+
+    from leakhub.leaks import service as leaks
+    c = login(actor.user)
+    other = new_leak(actor, leak.location)
+    assert upload(c, leak.id, [("a.jpg", jpeg_with_exif_gps())]).status_code == 302
+    assert upload(c, other.id, [("b.png", png_bytes())]).status_code == 302
+    store = photo_storage(actor.organization)
+    kept = {p.sha256 for p in Photo.select().where(Photo.leak == other.id)}
+    leaks.delete_leak(actor, leak)          # photo rows go by cascade; their files stay
+    assert len(list(store.keys())) == 4
+    # files younger than the grace period survive (an upload may be about to reference them)
+    assert service.collect_garbage_everywhere().startswith("0 unreferenced")
+    old = (dt.datetime.now() - dt.timedelta(hours=1)).timestamp()
+    for key in store.keys():
+        os.utime(store._path(key), (old, old))
+    message = service.collect_garbage_everywhere()
+    assert message.startswith("2 unreferenced") and actor.organization.slug in message
+    assert kept <= set(store.keys()) and len(list(store.keys())) == 2

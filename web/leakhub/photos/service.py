@@ -242,3 +242,14 @@ def collect_garbage(organization) -> int:
     which cascades to its photo rows). For the worker or leakctl."""
     store = photo_storage(organization)
     return release_files(organization, list(store.keys()), grace=_GRACE)
+
+
+def collect_garbage_everywhere() -> str:
+    """Worker job: files left behind when leaks were deleted (their photo rows go by cascade,
+    outside the photo service) are removed for every organization."""
+    from ..orgs.models import Organization
+
+    removed = {org.slug: collect_garbage(org) for org in Organization.select()}
+    total = sum(removed.values())
+    detail = ", ".join(f"{slug}: {n}" for slug, n in removed.items() if n)
+    return f"{total} unreferenced photo file(s) removed" + (f" ({detail})" if detail else "")
