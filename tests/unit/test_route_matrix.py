@@ -436,10 +436,6 @@ def test_matrix_size(env):
     assert cells >= 8 * 60
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "UI routes pass URL ids beyond 64 bits to the database: SQLite raises OverflowError → 500. "
-    "Fix in the one place, authz.get_or_404 (and services' int(...) lookups): ids outside "
-    "1..2**63-1 are 404. The API uses a bounded id converter. Remove this marker when fixed."))
 def test_absurd_ids_never_give_a_server_error(env, people):
     """A 20-digit id on every id-bearing route, as organization A's admin: 404, never 500."""
     app = env["app"]

@@ -16,7 +16,6 @@ from decimal import Decimal
 
 from flask import Blueprint, Response, abort, current_app, g, request, url_for
 from werkzeug.datastructures import MultiDict
-from werkzeug.routing import BaseConverter
 
 from .. import authz
 from ..audit.writer import ConflictError
@@ -41,25 +40,6 @@ MAX_ID = 2147483647
 MAX_INT = 999_999_999_999_999_999  # what core.validation.parse_int accepts (18 digits)
 
 
-class IdConverter(BaseConverter):
-    """A record id in a URL: 1–18 digits, so it always fits the database's integers (no
-    overflow on SQLite) and never fails *after* matching — werkzeug answers 405 instead of
-    404 for another method's route when a converter refuses a value it matched. Ids that
-    name no row of the caller's organization are 404 from authz.get_or_404."""
-
-    regex = r"\d{1,18}"
-    part_isolating = True
-    openapi_schema = {"type": "integer", "minimum": 1, "maximum": MAX_INT}
-
-    def to_python(self, value):
-        return int(value)
-
-    def to_url(self, value):
-        return str(int(value))
-
-
-# Registered before the blueprint's rules are added (deferred functions run in order).
-bp.record_once(lambda state: state.app.url_map.converters.setdefault("id", IdConverter))
 ID = "id"
 
 # ------------------------------------------------------------------ JSON in and out
