@@ -2,10 +2,15 @@
 scripts/stack.py (the same command a user runs), described by its <home>/stack.json."""
 from __future__ import annotations
 
+import contextlib
+import http.client
 import json
 import os
+import socket
+import ssl
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import requests
@@ -181,3 +186,66 @@ class Stack:
 
     def __repr__(self) -> str:
         return f"<Stack {self.public_url} home={self.home} db={self.db}>"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def raw_get(host: str, port: int, path: str, cafile: Path, *, source: str = "127.0.0.1"):
+    """GET with the path exactly as given (no client-side normalisation of // or ..)."""
+    ctx = ssl.create_default_context(cafile=str(cafile))
+    raw = socket.create_connection(("127.0.0.1", port), timeout=10, source_address=(source, 0))
+    conn = http.client.HTTPSConnection(host, port, timeout=10, context=ctx)
+    conn.sock = ctx.wrap_socket(raw, server_hostname=host)
+    try:
+        conn.request("GET", path)
+        resp = conn.getresponse()
+        resp.read()
+        return resp.status, dict(resp.getheaders())
+    finally:
+        conn.close()
+
+
+@contextlib.contextmanager
+def second_caddy(stack: Stack, workdir: Path, *, ca: Path | None = None, **env_overrides):
+    """Another Caddy from caddy/Caddyfile in front of the stack's web and Keycloak, on free
+    ports, with other settings (allow lists, TLS mode). Yields (https_port, CA file to trust):
+    the given `ca`, or this Caddy's own internal CA."""
+    https_port, http_port = free_port(), free_port()
+    env = dict(os.environ,
+               XDG_DATA_HOME=str(workdir / "data"), XDG_CONFIG_HOME=str(workdir / "config"),
+               LEAKHUB_HOSTNAME=stack.hostname, LEAKHUB_HTTPS_PORT=str(https_port),
+               LEAKHUB_HTTP_PORT=str(http_port), LEAKHUB_BIND="127.0.0.1",
+               LEAKHUB_WEB_UPSTREAM=stack.web_url.split("//", 1)[1],
+               LEAKHUB_KEYCLOAK_UPSTREAM=stack.keycloak_url.split("//", 1)[1].split("/", 1)[0])
+    env.update(env_overrides)
+    log_path = workdir / "caddy.log"
+    trusted = ca or workdir / "data" / "caddy" / "pki" / "authorities" / "local" / "root.crt"
+    with open(log_path, "wb") as log:
+        proc = subprocess.Popen(["caddy", "run", "--config", str(REPO / "caddy" / "Caddyfile"),
+                                 "--adapter", "caddyfile"], env=env, stdout=log,
+                                stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        try:
+            deadline = time.monotonic() + 30
+            while True:
+                try:
+                    if trusted.exists() and raw_get(stack.hostname, https_port, "/healthz",
+                                                    trusted)[0] == 200:
+                        break
+                except OSError:
+                    pass
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError("second Caddy did not start:\n"
+                                       + log_path.read_text(errors="replace")[-3000:])
+                time.sleep(0.3)
+            yield https_port, trusted
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()

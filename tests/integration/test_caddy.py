@@ -2,9 +2,7 @@
 admin/app allow lists, request ids shared with the app, /metrics hidden."""
 from __future__ import annotations
 
-import http.client
 import json
-import os
 import re
 import shutil
 import socket
@@ -18,10 +16,10 @@ import pytest
 import requests
 from requests.adapters import HTTPAdapter
 
+from stackctl import raw_get, second_caddy
+
 pytestmark = pytest.mark.integration
 
-REPO = Path(__file__).resolve().parents[2]
-CADDYFILE = REPO / "caddy" / "Caddyfile"
 OUR_CSP = ("default-src 'self'; img-src 'self' data: blob:; style-src 'self'; script-src 'self'; "
            "frame-ancestors 'none'; base-uri 'self'; form-action 'self'")
 UUID_RE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
@@ -45,21 +43,6 @@ def session_from(stack, source: str) -> requests.Session:
     http_.mount("https://", SourceAddressAdapter(source))
     http_.mount("http://", SourceAddressAdapter(source))
     return http_
-
-
-def raw_get(host: str, port: int, path: str, cafile: Path, *, source: str = "127.0.0.1"):
-    """GET with the path exactly as given (no client-side normalisation of // or ..)."""
-    ctx = ssl.create_default_context(cafile=str(cafile))
-    raw = socket.create_connection(("127.0.0.1", port), timeout=10, source_address=(source, 0))
-    conn = http.client.HTTPSConnection(host, port, timeout=10, context=ctx)
-    conn.sock = ctx.wrap_socket(raw, server_hostname=host)
-    try:
-        conn.request("GET", path)
-        resp = conn.getresponse()
-        resp.read()
-        return resp.status, dict(resp.getheaders())
-    finally:
-        conn.close()
 
 
 def tls_handshake(stack, version: ssl.TLSVersion) -> str:
@@ -245,47 +228,11 @@ def test_organization_realms_are_reachable_from_anywhere_allowed(stack):
 
 # --- the application-wide allow list (a second Caddy with a narrow list) ----------------------
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture
 def narrow_caddy(stack, tmp_path):
-    https_port, http_port = _free_port(), _free_port()
-    env = dict(os.environ,
-               XDG_DATA_HOME=str(tmp_path / "data"), XDG_CONFIG_HOME=str(tmp_path / "config"),
-               LEAKHUB_HOSTNAME=stack.hostname, LEAKHUB_HTTPS_PORT=str(https_port),
-               LEAKHUB_HTTP_PORT=str(http_port), LEAKHUB_BIND="127.0.0.1",
-               LEAKHUB_WEB_UPSTREAM=stack.web_url.split("//", 1)[1],
-               LEAKHUB_KEYCLOAK_UPSTREAM=stack.keycloak_url.split("//", 1)[1].split("/", 1)[0],
-               LEAKHUB_APP_ALLOW="127.0.0.1/32", LEAKHUB_ADMIN_ALLOW="127.0.0.3/32")
-    log = open(tmp_path / "caddy.log", "wb")
-    proc = subprocess.Popen(["caddy", "run", "--config", str(CADDYFILE), "--adapter", "caddyfile"],
-                            env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-    ca = tmp_path / "data" / "caddy" / "pki" / "authorities" / "local" / "root.crt"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if ca.exists() and raw_get(stack.hostname, https_port, "/healthz", ca)[0] == 200:
-                    break
-            except OSError:
-                pass
-            if proc.poll() is not None or time.monotonic() > deadline:
-                pytest.fail("second Caddy did not start:\n"
-                            + (tmp_path / "caddy.log").read_text(errors="replace")[-3000:])
-            time.sleep(0.3)
-        yield https_port, ca
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        log.close()
+    with second_caddy(stack, tmp_path, LEAKHUB_APP_ALLOW="127.0.0.1/32",
+                      LEAKHUB_ADMIN_ALLOW="127.0.0.3/32") as started:
+        yield started
 
 
 def test_app_allow_list_forbids_other_networks(stack, narrow_caddy):

@@ -12,7 +12,8 @@ import psycopg
 import pytest
 import requests
 
-from test_caddy import OUTSIDE, raw_get, session_from
+from stackctl import raw_get, second_caddy
+from test_caddy import OUTSIDE, session_from
 
 pytestmark = pytest.mark.integration
 
@@ -96,7 +97,7 @@ def test_metrics_answer_on_the_internal_port_only(stack):
 
 # --- TLS: Mozilla's "intermediate" configuration -------------------------------------------
 
-def test_caddy_passes_mozilla_intermediate(stack):
+def assert_mozilla_intermediate(hostname: str, port: int, ca: Path) -> None:
     from sslyze import (Scanner, ScanCommandsExtraArguments, ServerNetworkLocation,
                         ServerScanRequest, ServerScanStatusEnum)
     from sslyze.mozilla_tls_profile.tls_config_checker import (
@@ -106,11 +107,11 @@ def test_caddy_passes_mozilla_intermediate(stack):
     from sslyze.plugins.certificate_info.implementation import CertificateInfoExtraArgument
 
     request = ServerScanRequest(
-        server_location=ServerNetworkLocation(hostname=stack.hostname, port=stack.https_port,
+        server_location=ServerNetworkLocation(hostname=hostname, port=port,
                                               ip_address="127.0.0.1"),
         scan_commands=SCAN_COMMANDS_NEEDED_BY_MOZILLA_CHECKER,
         scan_commands_extra_arguments=ScanCommandsExtraArguments(
-            certificate_info=CertificateInfoExtraArgument(custom_ca_file=stack.ca_cert)))
+            certificate_info=CertificateInfoExtraArgument(custom_ca_file=ca)))
     scanner = Scanner()
     scanner.queue_scans([request])
     [result] = list(scanner.get_results())
@@ -120,3 +121,71 @@ def test_caddy_passes_mozilla_intermediate(stack):
             result, MozillaTlsConfiguration.get(TlsConfigurationEnum.MOZILLA_INTERMEDIATE))
     except ServerNotCompliantWithTlsConfiguration as exc:
         pytest.fail(f"not compliant with Mozilla intermediate: {exc.issues}")
+
+
+def test_caddy_passes_mozilla_intermediate(stack):
+    """The default mode: Caddy's internal CA."""
+    assert_mozilla_intermediate(stack.hostname, stack.https_port, stack.ca_cert)
+
+
+def _customer_pki(directory: Path, hostname: str, days: int) -> tuple[Path, Path, Path]:
+    """A customer CA with an intermediate, and a server certificate for `hostname`:
+    (CA file to trust, full chain PEM, key PEM)."""
+    import datetime as dt
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+    now = dt.datetime.now(dt.timezone.utc)
+
+    def cert(cn, issuer_cn, key, signer, lifetime, *, ca, san=None):
+        b = (x509.CertificateBuilder()
+             .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)]))
+             .issuer_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, issuer_cn)]))
+             .public_key(key.public_key()).serial_number(x509.random_serial_number())
+             .not_valid_before(now - dt.timedelta(hours=1))
+             .not_valid_after(now + dt.timedelta(days=lifetime))
+             .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True))
+        # What a real PKI issues (and RFC 5280 path validation insists on): key identifiers,
+        # key usage, and for the server a SAN and serverAuth.
+        b = (b.add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()),
+                             critical=False)
+             .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(
+                 signer.public_key()), critical=False)
+             .add_extension(x509.KeyUsage(
+                 digital_signature=not ca, key_cert_sign=ca, crl_sign=ca,
+                 content_commitment=False, key_encipherment=False, data_encipherment=False,
+                 key_agreement=False, encipher_only=False, decipher_only=False), critical=True))
+        if san:
+            b = (b.add_extension(x509.SubjectAlternativeName([x509.DNSName(san)]), critical=False)
+                 .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]),
+                                critical=False))
+        return b.sign(signer, hashes.SHA256())
+
+    root_key, inter_key, leaf_key = (ec.generate_private_key(ec.SECP256R1()) for _ in range(3))
+    root = cert("Customer Root CA", "Customer Root CA", root_key, root_key, 3650, ca=True)
+    inter = cert("Customer Issuing CA", "Customer Root CA", inter_key, root_key, 1825, ca=True)
+    leaf = cert(hostname, "Customer Issuing CA", leaf_key, inter_key, days, ca=False, san=hostname)
+    pem = serialization.Encoding.PEM
+    (directory / "root.pem").write_bytes(root.public_bytes(pem))
+    (directory / "chain.pem").write_bytes(leaf.public_bytes(pem) + inter.public_bytes(pem))
+    (directory / "key.pem").write_bytes(leaf_key.private_bytes(
+        pem, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
+    (directory / "key.pem").chmod(0o600)
+    return directory / "root.pem", directory / "chain.pem", directory / "key.pem"
+
+
+def test_customer_certificate_mode_passes_mozilla_intermediate_and_is_checked(stack, tmp_path):
+    """LEAKHUB_TLS="cert.pem key.pem": Caddy serves the customer's chain; sslyze finds it
+    compliant; `leakctl tls check` confirms key and chain and warns of the coming expiry."""
+    root, chain, key = _customer_pki(tmp_path, stack.hostname, days=20)
+    with second_caddy(stack, tmp_path, ca=root, LEAKHUB_TLS=f"{chain} {key}") as (port, ca):
+        assert raw_get(stack.hostname, port, "/healthz", ca)[0] == 200
+        assert_mozilla_intermediate(stack.hostname, port, ca)
+    check = stack.leakctl("tls", "check", "--cert", str(chain), "--key", str(key), "--json",
+                          check=False)
+    report = json.loads(check.stdout)
+    assert not report["problems"], report
+    assert any("expires in" in w for w in report["warnings"]), report
