@@ -97,3 +97,39 @@ def timed(fn, *args, **kw):
     t = time.perf_counter()
     out = fn(*args, **kw)
     return time.perf_counter() - t, out
+
+
+def measure(fn, runs: int):
+    """p50, p95 (seconds) of `runs` calls after one warm-up call."""
+    fn()
+    out = []
+    for _ in range(runs):
+        t = time.perf_counter()
+        fn()
+        out.append(time.perf_counter() - t)
+    return percentiles(out)
+
+
+@contextlib.contextmanager
+def recorded_sql():
+    """Every (sql, params) the application executes inside the block, in order."""
+    from leakhub.core.db import database
+
+    db = database.obj
+    statements = []
+    original = db.execute_sql
+
+    def execute_sql(sql, params=None, *a, **kw):
+        statements.append((sql, params))
+        return original(sql, params, *a, **kw)
+
+    db.execute_sql = execute_sql
+    try:
+        yield statements
+    finally:
+        del db.execute_sql
+
+
+def load():
+    """The 1-minute load average and the CPU count, for the record."""
+    return f"load {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs"
