@@ -9,7 +9,7 @@ import argparse
 import os
 import time
 
-from _common import environment, percentiles, seed, system_actor
+from _common import environment, load, percentiles, seed, system_actor
 
 
 def main():
@@ -45,9 +45,9 @@ def main():
         # The raw SQL the dashboard needs (same statements, executed directly).
         boundaries = service.period_boundaries(actor)
         import datetime as dt
-        since = dt.datetime.now() - dt.timedelta(days=750)
-        statements = [service.grouped_query(actor, boundaries).sql()]
-        statements += [q.sql() for q in service.trend_queries(actor, since)]
+        months = service._months(dt.date.today(), service.TREND_MONTHS)
+        statements = [service.grouped_query(actor, boundaries).sql(),
+                      service.trend_query(actor, months).sql()]
 
         def raw_sql():
             for sql, params in statements:
@@ -68,9 +68,10 @@ def main():
         sql50, sql95 = run(raw_sql)
         svc50, svc95 = run(lambda: service.compute(actor))
         d = service.compute(actor)
-        print(f"groups aggregated in SQL: {d.groups} (open {d.open.count}, repaired/verified "
-              f"{d.fixed.count}; {len(boundaries)} settings periods)")
-        print(f"raw SQL (grouped + 2 trend queries): p50 {sql50 * 1000:7.1f} ms  "
+        print(f"groups (site, period, status class, component): {d.groups} (open "
+              f"{d.open.count}, repaired/verified {d.fixed.count}; {len(boundaries)} settings "
+              f"periods); {load()}")
+        print(f"raw SQL (grouped + trend queries)   : p50 {sql50 * 1000:7.1f} ms  "
               f"p95 {sql95 * 1000:7.1f} ms")
         print(f"dashboard service:                   p50 {svc50 * 1000:7.1f} ms  "
               f"p95 {svc95 * 1000:7.1f} ms  ratio to SQL {svc50 / sql50:4.2f}")
@@ -84,11 +85,13 @@ def main():
             s["_fresh"] = True
 
         def http():
-            resp = client.get("/dashboard", base_url="https://localhost")
+            with app.app_context():  # fresh `g` per request, as in a server
+                resp = client.get("/dashboard", base_url="https://localhost")
             assert resp.status_code == 200, resp.status_code
         web50, web95 = run(http)
         print(f"GET /dashboard (server, incl. page): p50 {web50 * 1000:7.1f} ms  "
               f"p95 {web95 * 1000:7.1f} ms  ratio to SQL {web50 / sql50:4.2f}")
+        print(load())
 
 
 if __name__ == "__main__":

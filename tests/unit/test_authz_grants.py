@@ -155,3 +155,21 @@ def test_survey_grant_opens_the_leak_page_with_its_location_and_cost(world, clie
     assert page.status_code == 200
     assert "Plant B" in page.get_data(as_text=True)
     assert client.get(f"/leaks/{world['leaks']['b'].id}").status_code == 404
+
+
+def test_location_grant_is_a_path_subtree_not_a_string_prefix(world):
+    """'/7001/' is a string prefix of '/70012/' but not its ancestor: the range condition in
+    front of the LIKE (an index range per grant) must not widen the subtree."""
+    set_mode(world, 3)
+    org = world["org"]
+    near = Location.create(id=7001, organization=org, kind="site", code="N", name="Near")
+    far = Location.create(id=70012, organization=org, kind="site", code="F", name="Far")
+    below = Location.create(organization=org, kind="building", code="B1", name="Below",
+                            parent=near)
+    for tag, loc in (("71", near), ("72", far), ("73", below)):
+        Leak.create(organization=org, tag=tag, location=loc, rate_lpm=Decimal("1"))
+    Grant.create(organization=org, user=world["users"]["external"], location=near,
+                 level="view")
+    ext = actor(world, "external")
+    assert visible(ext) == {"71", "73"}
+    assert {loc.id for loc in authz.scope(ext, Location)} == {near.id, below.id}

@@ -113,13 +113,21 @@ def _grant_filter(actor: Actor, action: str):
 
 def _granted_location_ids(actor: Actor, action: str):
     """Ids of every location inside a subtree granted to the actor (SQL subquery). The
-    materialized path makes inheritance one LIKE: '/12/34/' LIKE '/12/%'."""
+    materialized path makes inheritance one LIKE: '/12/34/' LIKE '/12/%' (with a range
+    condition on the path in front of it for the index)."""
+    from ..core.db import is_postgres
     from ..locations.models import Location
     from .models import Grant
 
     granted = Location.alias("granted")
     # A literal LIKE keyword: peewee maps its LIKE operator to GLOB on SQLite.
     inside = pw.NodeList((Location.path, pw.SQL("LIKE"), granted.path.concat("%")))
+    # The same subtree as a range of paths (they hold only digits and "/", all below "~"):
+    # an index range scan per grant instead of LIKE on every (location, grant) pair. Byte
+    # order: PostgreSQL compares in the "C" collation (its own index, migration 0010).
+    path = (pw.NodeList((Location.path, pw.SQL('COLLATE "C"'))) if is_postgres()
+            else Location.path)
+    inside = (path >= granted.path) & (path < granted.path.concat("~")) & inside
     return (Location.select(Location.id)
             .join(granted, on=inside)
             .join(Grant, on=(Grant.location == granted.id))

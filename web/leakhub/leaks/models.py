@@ -31,6 +31,9 @@ class Leak(OrgScoped):
     tag = pw.CharField(max_length=32)
     tag_number = pw.BigIntegerField(null=True)  # int(tag) when the tag is all digits
     location = pw.ForeignKeyField(Location, backref="leaks", on_delete="RESTRICT")
+    # The site of `location` (first id of its path), for grouping by site without a join.
+    # Set by database triggers on every write (migration 0010); never written by the app.
+    site_id = pw.IntegerField(null=True)
     survey = pw.ForeignKeyField(Survey, null=True, backref="leaks", on_delete="SET NULL")
     found_at = pw.DateTimeField(default=utcnow)
     found_by_user = pw.ForeignKeyField(User, null=True, on_delete="SET NULL")
@@ -62,15 +65,16 @@ class Leak(OrgScoped):
     updated_at = pw.DateTimeField(default=utcnow)
 
     AUDIT_TYPE = "leak"
-    AUDIT_SKIP = ("updated_at",)
+    AUDIT_SKIP = ("updated_at", "site_id")
 
     class Meta:
+        # Migrations create the indexes (0008 and 0010 add sort and dashboard indexes).
         indexes = ((("organization", "tag"), True),
                    (("organization", "tag_number"), False),
                    (("organization", "status"), False),
                    (("organization", "location"), False),
                    (("organization", "survey"), False),
-                   (("organization", "found_at"), False),
+                   (("organization", "found_at", "id"), False),
                    (("organization", "priority"), False),
                    (("organization", "component"), False))
 
