@@ -6,6 +6,7 @@ import contextlib
 import http.client
 import json
 import os
+import re
 import socket
 import ssl
 import subprocess
@@ -249,3 +250,30 @@ def second_caddy(stack: Stack, workdir: Path, *, ca: Path | None = None, **env_o
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
+
+
+# -- earlier releases of this repository (update rehearsal, restores of older backups) ---------
+
+def git(repo, *args, check=True):
+    return subprocess.run(["git", "-C", str(repo), *args], check=check, capture_output=True,
+                          text=True, timeout=300).stdout.strip()
+
+
+def schema_head(repo, rev):
+    names = git(repo, "ls-tree", "--name-only", f"{rev}:web/leakhub/core/migrations").split()
+    return max(int(m.group(1)) for n in names if (m := re.match(r"^m(\d{4})_", n)))
+
+
+def pick_previous(repo) -> str:
+    wanted = os.environ.get("LEAKHUB_UPDATE_FROM")
+    if wanted:
+        return git(repo, "rev-parse", f"{wanted}^{{commit}}")
+    head = schema_head(repo, "HEAD")
+    for sha in git(repo, "rev-list", "--first-parent", "HEAD~1").split():
+        has_backup = subprocess.run(["git", "-C", str(repo), "cat-file", "-e",
+                                     f"{sha}:web/leakhub/backups/cli.py"],
+                                    capture_output=True).returncode == 0
+        if has_backup and schema_head(repo, sha) < head:
+            return sha
+    raise LookupError("no earlier commit with `leakctl backup` and an older schema to update from "
+                "(set LEAKHUB_UPDATE_FROM)")

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import shutil
 import subprocess
 import sys
@@ -28,37 +27,14 @@ from pathlib import Path
 import pytest
 import requests
 
+from stackctl import git, pick_previous, schema_head
+
 pytestmark = pytest.mark.integration
 
 REPO = Path(__file__).resolve().parents[2]
 PY = REPO / ".venv" / "bin" / "python"
 UPDATE_PY = REPO / "web" / "leakhub" / "ops" / "update.py"
 DATA_TABLES = ("organization", "location", "survey", "leak", "energy_settings", "user")
-
-
-def git(repo, *args, check=True):
-    return subprocess.run(["git", "-C", str(repo), *args], check=check, capture_output=True,
-                          text=True, timeout=300).stdout.strip()
-
-
-def schema_head(repo, rev):
-    names = git(repo, "ls-tree", "--name-only", f"{rev}:web/leakhub/core/migrations").split()
-    return max(int(m.group(1)) for n in names if (m := re.match(r"^m(\d{4})_", n)))
-
-
-def pick_previous(repo) -> str:
-    wanted = os.environ.get("LEAKHUB_UPDATE_FROM")
-    if wanted:
-        return git(repo, "rev-parse", f"{wanted}^{{commit}}")
-    head = schema_head(repo, "HEAD")
-    for sha in git(repo, "rev-list", "--first-parent", "HEAD~1").split():
-        has_backup = subprocess.run(["git", "-C", str(repo), "cat-file", "-e",
-                                     f"{sha}:web/leakhub/backups/cli.py"],
-                                    capture_output=True).returncode == 0
-        if has_backup and schema_head(repo, sha) < head:
-            return sha
-    pytest.fail("no earlier commit with `leakctl backup` and an older schema to update from "
-                "(set LEAKHUB_UPDATE_FROM)")
 
 
 class Rehearsal:
