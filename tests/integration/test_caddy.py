@@ -3,6 +3,7 @@ admin/app allow lists, request ids shared with the app, /metrics hidden."""
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import socket
@@ -16,7 +17,9 @@ import pytest
 import requests
 from requests.adapters import HTTPAdapter
 
-from stackctl import raw_get, second_caddy
+from stackctl import REPO, raw_get, second_caddy
+
+CADDYFILE = REPO / "caddy" / "Caddyfile"
 
 pytestmark = pytest.mark.integration
 
@@ -285,3 +288,35 @@ def test_stack_logs_contain_no_secret_values(stack):
         text = log.read_text(errors="replace")
         leaked = [name for name, value in secrets.items() if value in text]
         assert not leaked, f"{log.name} contains secret values of {leaked}"
+
+
+# --- the three TLS modes as Caddy (the installed version) reads them -------------------------
+
+@pytest.mark.parametrize("tls_value,expected", [
+    ("internal", {"automation": {"policies": [{"subjects": ["leakhub.plant.example"],
+                                               "issuers": [{"module": "internal"}]}]}}),
+    ("/etc/leakhub/tls/chain.pem /etc/leakhub/tls/key.pem",
+     {"certificates": {"load_files": [{"certificate": "/etc/leakhub/tls/chain.pem",
+                                       "key": "/etc/leakhub/tls/key.pem",
+                                       "tags": ["cert0"]}]}}),
+])
+def test_tls_modes_adapt_to_the_intended_issuer(tls_value, expected):
+    tls_app = _adapted_tls(tls_value)
+    assert tls_app == expected
+
+
+def test_acme_mode_asks_a_public_acme_ca_with_the_given_address():
+    """ACME cannot be exercised end to end here (no public CA reachable from the test machine);
+    the adapted configuration shows Caddy will use ACME issuers with the contact address."""
+    [policy] = _adapted_tls("it@plant.example")["automation"]["policies"]
+    assert policy["subjects"] == ["leakhub.plant.example"]
+    assert {i["module"] for i in policy["issuers"]} >= {"acme"}
+    assert all(i["email"] == "it@plant.example" for i in policy["issuers"])
+
+
+def _adapted_tls(tls_value: str) -> dict:
+    env = dict(os.environ, LEAKHUB_HOSTNAME="leakhub.plant.example", LEAKHUB_TLS=tls_value)
+    proc = subprocess.run(["caddy", "adapt", "--config", str(CADDYFILE), "--adapter",
+                           "caddyfile"], env=env, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    return json.loads(proc.stdout)["apps"].get("tls", {})
