@@ -290,3 +290,42 @@ def test_location_survey_and_settings_conflicts(world, admin, make_user, login, 
     r = c2.post(f"/settings/energy/{row.id}/edit", data={**eform, "price_per_kwh": "0,25"})
     assert r.status_code == 409 and b'data-testid="conflict-price_per_kwh"' in r.data
     assert EnergySettings.get_by_id(row.id).price_per_kwh == D("0.21")
+
+
+def test_location_options_follow_the_location_tree(world, org, make_user):
+    """The list's and the form's location options (plain tuples) are the tree order and
+    labels of locations.flat_tree, for everybody and for a user who sees a subtree only."""
+    from leakhub.authz.models import Grant
+    from leakhub.leaks.views import _location_options
+
+    a = world["actor"]
+    other = loc.create_location(a, kind="site", code="", name="aachen")
+    loc.create_location(a, kind="building", code="h0", name="Zeta", parent=world["site"])
+    loc.create_location(a, kind="area", code="Z2", name="Zone", parent=world["hall"])
+    loc.create_location(a, kind="area", code="z1", name="Zone", parent=world["hall"])
+    loc.create_location(a, kind="building", code="", name="Lager", parent=other)
+    ext = make_user("external")
+    Grant.create(organization=org, user=ext, location=world["hall"], level="view")
+    for actor in (a, Actor(organization=org, kind="user", user=ext)):
+        expected = [(x.id, ("— " * x.depth) + x.label) for x in loc.flat_tree(actor)]
+        assert _location_options(actor) == expected
+    assert len(_location_options(Actor(organization=org, kind="user", user=ext))) == 3
+
+
+def test_deep_page_keeps_the_order(world, admin, login):
+    """The page's ids are chosen first, then read with their locations: same order and
+    rows as sorting all leaks, for every sort."""
+    for i in range(7):
+        mk(world, rate_lpm=D(10 + i % 3), found_at=dt.datetime(2024, 3, 2 + i % 2, 9),
+           priority=1 + i % 3)
+    a = world["actor"]
+    for sort in service.SORTS:
+        for key in (sort, "-" + sort):
+            every = [r.leak.id for r in service.list_leaks(
+                a, service.parse_filter({"sort": key, "per_page": "100"})).rows]
+            paged = []
+            for page in (1, 2, 3):
+                flt = service.LeakFilter(sort=key, page=page, per_page=25)
+                flt.per_page = 3  # smaller than the offered sizes, to have pages
+                paged += [r.leak.id for r in service.list_leaks(a, flt).rows]
+            assert paged == every, key

@@ -74,7 +74,7 @@ class Leak(OrgScoped):
                    (("organization", "status"), False),
                    (("organization", "location"), False),
                    (("organization", "survey"), False),
-                   (("organization", "found_at", "id"), False),
+                   (("organization", "found_at", "id", "location", "survey"), False),
                    (("organization", "priority"), False),
                    (("organization", "component"), False))
 

@@ -33,12 +33,36 @@ def _labels():
 
 
 def _location_options(actor):
-    return [(loc.id, ("— " * loc.depth) + loc.label) for loc in locations.flat_tree(actor)]
+    """(id, indented label) in the order of locations.flat_tree, built from plain tuples: at
+    1,000 locations a model instance per location costs more than the query."""
+    Location = locations.Location
+    rows = (authz.scope(actor, Location, "view",
+                        Location.select(Location.id, Location.parent, Location.code,
+                                        Location.name, Location.depth))
+            .order_by(Location.path).tuples())
+    children: dict = {}
+    visible = {}
+    for loc_id, parent_id, code, name, depth in rows:
+        visible[loc_id] = (parent_id, code, name, depth)
+    for loc_id, (parent_id, code, name, depth) in visible.items():
+        children.setdefault(parent_id if parent_id in visible else None, []).append(loc_id)
+    out = []
+
+    def walk(ids):
+        ids = sorted(ids, key=lambda i: (visible[i][1].lower(), visible[i][2].lower()))
+        for i in ids:
+            _parent, code, name, depth = visible[i]
+            out.append((i, ("— " * depth) + (f"{code} · {name}" if code else name)))
+            walk(children.get(i, ()))
+    walk(children.get(None, ()))
+    return out
 
 
 def _survey_options(actor):
-    return [(s.id, f"{s.name} ({s.period_start.isoformat()})") for s in
-            authz.scope(actor, Survey, "view").order_by(Survey.period_start.desc()).limit(200)]
+    return [(sid, f"{name} ({start.isoformat()})") for sid, name, start in
+            authz.scope(actor, Survey, "view",
+                        Survey.select(Survey.id, Survey.name, Survey.period_start))
+            .order_by(Survey.period_start.desc()).limit(200).tuples()]
 
 
 def _user_options(actor):
