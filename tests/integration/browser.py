@@ -18,9 +18,14 @@ def spki_hash(cert_path: Path) -> str:
     return base64.b64encode(hashlib.sha256(der).digest()).decode()
 
 
-def launch(playwright, ca_dir: Path, user_data_dir: Path):
+TABLET = {"width": 820, "height": 1180}   # a 10.9" tablet in portrait, CSS pixels
+
+
+def launch(playwright, ca_dir: Path, user_data_dir: Path, *, viewport: dict | None = None,
+           has_touch: bool = False):
     """Chromium accepts certificates only from our CA (root or intermediate key pinned), not
-    any certificate: `--ignore-certificate-errors-spki-list` instead of ignoring all errors."""
+    any certificate: `--ignore-certificate-errors-spki-list` instead of ignoring all errors.
+    `viewport` (default 1024×768) and `has_touch` emulate other devices, e.g. `TABLET`."""
     hashes = [spki_hash(p) for p in sorted(Path(ca_dir).glob("*.crt"))]
     args = [
         "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -29,4 +34,4 @@ def launch(playwright, ca_dir: Path, user_data_dir: Path):
     ]
     return playwright.chromium.launch_persistent_context(
         str(user_data_dir), executable_path=CHROMIUM, headless=True, args=args,
-        viewport={"width": 1024, "height": 768})
+        viewport=viewport or {"width": 1024, "height": 768}, has_touch=has_touch)
