@@ -554,10 +554,6 @@ def test_activity_of_an_edit_lists_the_changed_field_with_old_and_new(app):
     assert ("description", "vorher", "nachher") in newest, newest
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "product bug: audit.writer.update compares str(Decimal); PostgreSQL NUMERIC returns "
-    "'12.500'/'6.50', the form gives '12.5'/'6.5', so every edit records the unchanged "
-    "decimal fields as changes (and a no-op save bumps the version)"))
 def test_activity_of_an_edit_lists_only_what_changed(app):
     w = make_world(app)
     leak = record_leak(app, w["area"], description="vorher")

@@ -75,3 +75,17 @@ def test_pruning_keeps_the_chain_verifiable(app, monkeypatch):
     # Removing an entry after pruning is still caught.
     AuditEntry.delete().where(AuditEntry.seq == 4).execute()
     assert not verify_org(org).ok
+
+
+def test_decimal_padding_of_the_database_is_no_change():
+    """PostgreSQL returns NUMERIC(10,2) 6.5 as 6.50: an edit that keeps the value records
+    nothing (and bumps no version)."""
+    from decimal import Decimal
+
+    from leakhub.audit import writer
+
+    assert writer.diff({"rate": writer._jsonable(Decimal("6.50"))},
+                       {"rate": writer._jsonable(Decimal("6.5"))}) == {}
+    assert writer._jsonable(Decimal("100.00")) == "100"
+    assert writer._jsonable(Decimal("0.000")) == "0"
+    assert writer._jsonable(Decimal("12.345")) == "12.345"

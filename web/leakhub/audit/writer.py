@@ -34,7 +34,8 @@ def _jsonable(value):
     if isinstance(value, (dt.datetime, dt.date, dt.time)):
         return value.isoformat()
     if isinstance(value, decimal.Decimal):
-        return str(value)
+        # Canonical: PostgreSQL returns NUMERIC(10,2) 6.5 as 6.50, which is no change.
+        return format(value.normalize(), "f") if value.is_finite() else str(value)
     if isinstance(value, pw.Model):
         return value.get_id()
     if isinstance(value, bytes):
