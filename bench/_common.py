@@ -39,7 +39,7 @@ def environment(keep: bool = False, home: str | None = None, slug: str | None = 
     from leakhub.core.db import database
     from leakhub.orgs.models import Organization
 
-    app = create_app(config)
+    app = create_app(config, pool_connections=True)  # as gunicorn serves it
     with app.test_request_context():  # gettext needs a locale (request-based selector)
         database.connect(reuse_if_open=True)
         org = Organization.get_or_none(Organization.slug == slug) if slug else None

@@ -2,7 +2,7 @@
 import os
 
 bind = os.environ.get("LEAKHUB_BIND", "0.0.0.0:8000")
-wsgi_app = "leakhub.app:create_app()"
+wsgi_app = "leakhub.app:create_web_server_app()"
 workers = int(os.environ.get("LEAKHUB_WEB_WORKERS", "2"))
 threads = int(os.environ.get("LEAKHUB_WEB_THREADS", "4"))
 worker_class = "gthread"

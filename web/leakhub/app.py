@@ -1,4 +1,4 @@
-"""Flask application factory. gunicorn: `leakhub.app:create_app()`."""
+"""Flask application factory. gunicorn: `leakhub.app:create_web_server_app()`."""
 from __future__ import annotations
 
 import logging
@@ -10,7 +10,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 from .core import logging as app_logging
 from .core import migrations, web
 from .core.config import Config, get_config, set_config
-from .core.db import database, init_database
+from .core.db import close_all_connections, database, init_database
 from .core.secrets import read_secret
 from .identity.login import login_manager
 from .identity.sessions import DBSessionInterface
@@ -26,7 +26,14 @@ def _locale():
     return request.accept_languages.best_match(LANGUAGES) or "en"
 
 
-def create_app(config: Config | None = None, *, migrate: bool = True) -> Flask:
+def create_web_server_app() -> Flask:
+    """gunicorn's entry point (web/gunicorn.conf.py): database connections pooled across
+    requests."""
+    return create_app(pool_connections=True)
+
+
+def create_app(config: Config | None = None, *, migrate: bool = True,
+               pool_connections: bool = False) -> Flask:
     config = config or get_config()
     set_config(config)
     app_logging.configure("web", config.log_level)
@@ -39,7 +46,7 @@ def create_app(config: Config | None = None, *, migrate: bool = True) -> Flask:
     )
     # Caddy is the one proxy in front: trust exactly one hop of X-Forwarded-*.
     app.wsgi_app = ProxyFix(app.wsgi_app, x_for=1, x_proto=1, x_host=1, x_port=1)
-    init_database(config)
+    init_database(config, pooled=pool_connections)
     if migrate:
         for mig in migrations.migrate(config.data_dir, log=lambda m: None):
             logging.getLogger("leakhub.migrations").info("applied %04d %s", mig.version, mig.name)
@@ -63,8 +70,7 @@ def create_app(config: Config | None = None, *, migrate: bool = True) -> Flask:
     from . import security
 
     security.init_app(app)  # /security blueprint and the expired-session hook
-    if not database.is_closed():
-        database.close()
+    close_all_connections()
     return app
 
 
