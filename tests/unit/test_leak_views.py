@@ -329,3 +329,29 @@ def test_deep_page_keeps_the_order(world, admin, login):
                 flt.per_page = 3  # smaller than the offered sizes, to have pages
                 paged += [r.leak.id for r in service.list_leaks(a, flt).rows]
             assert paged == every, key
+
+
+def test_location_survey_and_user_pages_show_their_activity(world, admin, login, make_user,
+                                                            config):
+    from leakhub.users import service as users
+
+    a = world["actor"]
+    loc.update_location(a, world["hall"], expected_version=world["hall"].version, code="H1",
+                        name="Halle Eins")
+    sv.update_survey(a, world["survey"], expected_version=world["survey"].version,
+                     name="Frühjahr 2024 (Nachmessung)", period_start=dt.date(2024, 3, 1),
+                     scope=[world["site"].id])
+    viewer = make_user("viewer", name="Viola Viewer")
+    users.set_role(config, a, viewer, "editor")
+    c = login(admin)
+    for path, old, new in [
+            (f"/locations/{world['hall'].id}", "Halle 1", "Halle Eins"),
+            (f"/surveys/{world['survey'].id}", "Frühjahr 2024", "Frühjahr 2024 (Nachmessung)"),
+            (f"/users/{viewer.id}", "viewer", "editor")]:
+        html = c.get(path, base_url="https://localhost").get_data(as_text=True)
+        section = html[html.index('data-testid="activity"'):]
+        assert f'class="old">{old}</td>' in section and f'class="new">{new}</td>' in section, \
+            path
+    # a viewer reads the location's activity too; a user who cannot see it gets no page
+    assert 'data-testid="activity"' in login(viewer).get(
+        f"/locations/{world['hall'].id}", base_url="https://localhost").get_data(as_text=True)
