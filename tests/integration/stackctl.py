@@ -211,11 +211,13 @@ def raw_get(host: str, port: int, path: str, cafile: Path, *, source: str = "127
 
 
 @contextlib.contextmanager
-def second_caddy(stack: Stack, workdir: Path, *, ca: Path | None = None, **env_overrides):
+def second_caddy(stack: Stack, workdir: Path, *, ca: Path | None = None,
+                 https_port: int | None = None, http_port: int | None = None,
+                 **env_overrides):
     """Another Caddy from caddy/Caddyfile in front of the stack's web and Keycloak, on free
-    ports, with other settings (allow lists, TLS mode). Yields (https_port, CA file to trust):
-    the given `ca`, or this Caddy's own internal CA."""
-    https_port, http_port = free_port(), free_port()
+    ports (or the given ones), with other settings (allow lists, TLS mode). Yields
+    (https_port, CA file to trust): the given `ca`, or this Caddy's own internal CA."""
+    https_port, http_port = https_port or free_port(), http_port or free_port()
     env = dict(os.environ,
                XDG_DATA_HOME=str(workdir / "data"), XDG_CONFIG_HOME=str(workdir / "config"),
                LEAKHUB_HOSTNAME=stack.hostname, LEAKHUB_HTTPS_PORT=str(https_port),

@@ -189,3 +189,85 @@ def test_customer_certificate_mode_passes_mozilla_intermediate_and_is_checked(st
     report = json.loads(check.stdout)
     assert not report["problems"], report
     assert any("expires in" in w for w in report["warnings"]), report
+
+
+ACME_SERVER = """{
+	admin off
+	skip_install_trust
+	http_port %(http)d
+	https_port %(https)d
+}
+https://127.0.0.1:%(https)d {
+	tls internal
+	acme_server
+}
+"""
+
+
+def _port_free(port: int) -> bool:
+    import socket
+
+    with socket.socket() as sock:
+        # as Caddy binds: connections of an earlier test in TIME_WAIT are no obstacle
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def test_acme_mode_gets_its_certificate_from_an_acme_ca_and_passes_mozilla_intermediate(
+        stack, tmp_path):
+    """LEAKHUB_TLS=e-mail with LEAKHUB_ACME_CA pointing at an ACME CA on this machine (a Caddy
+    with `acme_server`, as a company CA would be): the challenge is answered on port 80 or
+    443, the certificate is issued by that CA and the TLS setup passes sslyze."""
+    import time
+
+    # The CA validates on the standard ports of the name: 80 (HTTP-01) and 443 (TLS-ALPN-01).
+    if os.geteuid() != 0 or not (_port_free(80) and _port_free(443)):
+        pytest.skip("ACME validation needs ports 80 and 443 on 127.0.0.1 (root, ports free)")
+    from stackctl import free_port
+
+    server_dir = tmp_path / "acme-ca"
+    server_dir.mkdir()
+    acme_https = free_port()
+    (server_dir / "Caddyfile").write_text(ACME_SERVER % {"http": free_port(),
+                                                          "https": acme_https})
+    env = dict(os.environ, XDG_DATA_HOME=str(server_dir / "data"),
+               XDG_CONFIG_HOME=str(server_dir / "config"))
+    with open(server_dir / "caddy.log", "wb") as log:
+        server = subprocess.Popen(["caddy", "run", "--config", str(server_dir / "Caddyfile"),
+                                   "--adapter", "caddyfile"], env=env, stdout=log,
+                                  stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+    root = server_dir / "data" / "caddy" / "pki" / "authorities" / "local" / "root.crt"
+    directory = f"https://127.0.0.1:{acme_https}/acme/local/directory"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                if root.exists() and requests.get(directory, verify=str(root),
+                                                  timeout=5).status_code == 200:
+                    break
+            except requests.RequestException:
+                pass
+            assert server.poll() is None and time.monotonic() < deadline, \
+                (server_dir / "caddy.log").read_text(errors="replace")[-3000:]
+            time.sleep(0.3)
+        client_dir = tmp_path / "leakhub-caddy"
+        client_dir.mkdir()
+        with second_caddy(stack, client_dir, ca=root, http_port=80, https_port=443,
+                          LEAKHUB_TLS="it@plant.example", LEAKHUB_ACME_CA=directory,
+                          LEAKHUB_ACME_CA_ROOT=str(root)) as (port, ca):
+            # second_caddy returned once the served chain verified against the ACME CA's
+            # root: the certificate came through ACME (Caddy's own CA is another one).
+            assert raw_get(stack.hostname, port, "/healthz", ca)[0] == 200
+            assert_mozilla_intermediate(stack.hostname, port, ca)
+        log_text = (client_dir / "caddy.log").read_text(errors="replace")
+        assert '"certificate obtained successfully"' in log_text and directory in log_text
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            server.kill()
