@@ -19,32 +19,35 @@ def _is_pg(db) -> bool:
     return isinstance(db.obj if hasattr(db, "obj") else db, pw.PostgresqlDatabase)
 
 
+def _pg_site(path: str) -> str:
+    """The first id of a materialized path "/12/34/"; NULL for anything else."""
+    return f"CAST(substring({path} FROM '^/([0-9]+)/') AS INTEGER)"
+
+
 def up(db):
     pg = _is_pg(db)
     db.execute_sql("ALTER TABLE leak ADD COLUMN site_id INTEGER")
     if pg:
         db.execute_sql(
-            "UPDATE leak SET site_id = CAST(split_part(l.path, '/', 2) AS INTEGER) "
-            "FROM location l WHERE l.id = leak.location_id AND l.path <> ''")
+            f"UPDATE leak SET site_id = {_pg_site('l.path')} "
+            "FROM location l WHERE l.id = leak.location_id")
         # The UPDATE left a dead version of every row (a table twice its size for sequential
         # scans until it is rewritten): rewrite it now (a USING expression forces the rewrite).
         db.execute_sql("ALTER TABLE leak ALTER COLUMN site_id TYPE INTEGER USING site_id + 0")
         db.execute_sql("""
             CREATE OR REPLACE FUNCTION leak_set_site_id() RETURNS trigger AS $$
             BEGIN
-                SELECT CAST(NULLIF(split_part(l.path, '/', 2), '') AS INTEGER)
-                  INTO NEW.site_id FROM location l WHERE l.id = NEW.location_id;
+                SELECT SITE INTO NEW.site_id FROM location l WHERE l.id = NEW.location_id;
                 RETURN NEW;
-            END $$ LANGUAGE plpgsql""")
+            END $$ LANGUAGE plpgsql""".replace("SITE", _pg_site("l.path")))
         db.execute_sql("CREATE TRIGGER leak_site_id BEFORE INSERT OR UPDATE OF location_id "
                        "ON leak FOR EACH ROW EXECUTE FUNCTION leak_set_site_id()")
         db.execute_sql("""
             CREATE OR REPLACE FUNCTION location_path_site_id() RETURNS trigger AS $$
             BEGIN
-                UPDATE leak SET site_id = CAST(NULLIF(split_part(NEW.path, '/', 2), '') AS INTEGER)
-                 WHERE location_id = NEW.id;
+                UPDATE leak SET site_id = SITE WHERE location_id = NEW.id;
                 RETURN NULL;
-            END $$ LANGUAGE plpgsql""")
+            END $$ LANGUAGE plpgsql""".replace("SITE", _pg_site("NEW.path")))
         db.execute_sql("CREATE TRIGGER location_path_site_id AFTER UPDATE OF path ON location "
                        "FOR EACH ROW WHEN (OLD.path IS DISTINCT FROM NEW.path) "
                        "EXECUTE FUNCTION location_path_site_id()")
@@ -52,7 +55,7 @@ def up(db):
                        'ON location (organization_id, path COLLATE "C")')
     else:
         site = ("(SELECT CAST(substr(l.path, 2, instr(substr(l.path, 2), '/') - 1) AS INTEGER) "
-                "FROM location l WHERE l.id = {ref} AND l.path <> '')")
+                "FROM location l WHERE l.id = {ref} AND l.path GLOB '/[0-9]*/*')")
         db.execute_sql("UPDATE leak SET site_id = " + site.format(ref="leak.location_id"))
         db.execute_sql("CREATE TRIGGER leak_site_id_insert AFTER INSERT ON leak BEGIN "
                        "UPDATE leak SET site_id = " + site.format(ref="NEW.location_id")
