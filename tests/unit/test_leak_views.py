@@ -296,7 +296,6 @@ def test_location_options_follow_the_location_tree(world, org, make_user):
     """The list's and the form's location options (plain tuples) are the tree order and
     labels of locations.flat_tree, for everybody and for a user who sees a subtree only."""
     from leakhub.authz.models import Grant
-    from leakhub.leaks.views import _location_options
 
     a = world["actor"]
     other = loc.create_location(a, kind="site", code="", name="aachen")
@@ -308,8 +307,8 @@ def test_location_options_follow_the_location_tree(world, org, make_user):
     Grant.create(organization=org, user=ext, location=world["hall"], level="view")
     for actor in (a, Actor(organization=org, kind="user", user=ext)):
         expected = [(x.id, ("— " * x.depth) + x.label) for x in loc.flat_tree(actor)]
-        assert _location_options(actor) == expected
-    assert len(_location_options(Actor(organization=org, kind="user", user=ext))) == 3
+        assert loc.tree_options(actor) == expected
+    assert len(loc.tree_options(Actor(organization=org, kind="user", user=ext))) == 3
 
 
 def test_deep_page_keeps_the_order(world, admin, login):
@@ -355,3 +354,4 @@ def test_location_survey_and_user_pages_show_their_activity(world, admin, login,
     # a viewer reads the location's activity too; a user who cannot see it gets no page
     assert 'data-testid="activity"' in login(viewer).get(
         f"/locations/{world['hall'].id}", base_url="https://localhost").get_data(as_text=True)
+

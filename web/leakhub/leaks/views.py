@@ -32,32 +32,6 @@ def _labels():
             "estimates": service.ESTIMATE_LABELS}
 
 
-def _location_options(actor):
-    """(id, indented label) in the order of locations.flat_tree, built from plain tuples: at
-    1,000 locations a model instance per location costs more than the query."""
-    Location = locations.Location
-    rows = (authz.scope(actor, Location, "view",
-                        Location.select(Location.id, Location.parent, Location.code,
-                                        Location.name, Location.depth))
-            .order_by(Location.path).tuples())
-    children: dict = {}
-    visible = {}
-    for loc_id, parent_id, code, name, depth in rows:
-        visible[loc_id] = (parent_id, code, name, depth)
-    for loc_id, (parent_id, code, name, depth) in visible.items():
-        children.setdefault(parent_id if parent_id in visible else None, []).append(loc_id)
-    out = []
-
-    def walk(ids):
-        ids = sorted(ids, key=lambda i: (visible[i][1].lower(), visible[i][2].lower()))
-        for i in ids:
-            _parent, code, name, depth = visible[i]
-            out.append((i, ("— " * depth) + (f"{code} · {name}" if code else name)))
-            walk(children.get(i, ()))
-    walk(children.get(None, ()))
-    return out
-
-
 def _survey_options(actor):
     return [(sid, f"{name} ({start.isoformat()})") for sid, name, start in
             authz.scope(actor, Survey, "view",
@@ -73,7 +47,7 @@ def _user_options(actor):
 def _form_options(actor):
     lb = _labels()
     return {
-        "location_options": _location_options(actor),
+        "location_options": locations.tree_options(actor),
         "survey_options": _survey_options(actor),
         "user_options": _user_options(actor),
         "method_options": list(lb["methods"].items()),
@@ -121,7 +95,7 @@ def index():
         totals.add(row.leak.rate_lpm, row.figures)
     return render_template(
         "leaks/index.html", page=page, flt=flt, location=location, totals=totals,
-        location_options=_location_options(actor), survey_options=_survey_options(actor),
+        location_options=locations.tree_options(actor), survey_options=_survey_options(actor),
         bulk_statuses=[(s, service.STATUS_LABELS[s]) for s in STATUSES if s != "to_review"],
         can_edit=authz.can(actor, "edit"), can_create=authz.can(actor, "create"),
         **_labels())

@@ -58,7 +58,11 @@ class Location(OrgScoped):
 
     @property
     def label(self) -> str:
-        return f"{self.code} · {self.name}" if self.code else self.name
+        return self.label_of(self.code, self.name)
+
+    @staticmethod
+    def label_of(code: str, name: str) -> str:
+        return f"{code} · {name}" if code else name
 
     def __str__(self):
         return self.label

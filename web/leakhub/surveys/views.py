@@ -31,8 +31,7 @@ def _options(actor):
                  .order_by(User.name, User.email))
     return {
         "users": [(u.id, u.display_name) for u in users],
-        "locations": [(loc.id, ("— " * loc.depth) + loc.label)
-                      for loc in locations.flat_tree(actor)],
+        "locations": locations.tree_options(actor),
         "statuses": list(status_labels().items()),
     }
 

@@ -93,8 +93,7 @@ def _detail(actor, user, *, grant_form=None, grant_errors=None, role_errors=None
         "users/detail.html", user=user,
         grants=[(g, service.grant_target(g), service.grant_active(g),
                  service.grant_valid_through(g, tz)) for g in grants],
-        locations=[(loc.id, ("— " * loc.depth) + loc.label)
-                   for loc in locations.flat_tree(actor)],
+        locations=locations.tree_options(actor),
         surveys=[(s.id, s.name) for s in authz.scope(actor, Survey, "view")
                  .order_by(Survey.period_start.desc(), Survey.name)],
         grant_form=grant_form or {"level": "view"}, grant_errors=grant_errors or {},
