@@ -5,15 +5,22 @@ organization. The token is validated locally (signature by the realm's JWKS, RS2
 ES256 only, `aud` contains `leakhub-api`, `exp`/`nbf` with ≤ 30 s leeway), then the
 principal is looked up in Leakhub's database on every request: a disabled user, a removed
 role or a disabled device is refused at once, whatever the token says.
+
+Every refused token is a security event (`token_rejected`, with the reason, never the token).
+An address with MAX_REJECTED_PER_MINUTE refused tokens within the last minute gets 429 instead
+of 401 for further refused tokens until the minute has passed (one `rate_limited` event per
+minute): garbage cannot flood the security log, and valid tokens from the same address (a NAT,
+a proxy) are never throttled.
 """
 from __future__ import annotations
 
 import base64
+import datetime as dt
 import functools
 import json
 
 from flask import current_app, g, request
-from werkzeug.exceptions import Forbidden, Unauthorized
+from werkzeug.exceptions import Forbidden, TooManyRequests, Unauthorized
 
 from ..authz import Actor
 from ..core.db import utcnow
@@ -23,6 +30,7 @@ from ..orgs.models import Organization
 
 API_AUDIENCE = "leakhub-api"
 USER_CLIENT = "leakhub"
+MAX_REJECTED_PER_MINUTE = 30
 
 
 class ApiUnauthorized(Unauthorized):
@@ -32,7 +40,14 @@ class ApiUnauthorized(Unauthorized):
 
 
 def _reject(reason: str):
-    g.token_rejected = reason
+    from ..security.events import recent_count, record
+
+    if recent_count("token_rejected", request.remote_addr,
+                    dt.timedelta(minutes=1)) >= MAX_REJECTED_PER_MINUTE:
+        raise TooManyRequests(description="Too many refused tokens from this address; "
+                                          "try again in a minute.")
+    record("token_rejected", organization=g.get("token_org"),
+           details={"reason": reason[:200], "path": request.path[:200]})
     raise ApiUnauthorized(description="A valid bearer access token is required.")
 
 
@@ -61,12 +76,12 @@ def authenticate() -> Actor:
     org = Organization.get_or_none(Organization.slug == iss[len(prefix):])
     if org is None or config.issuer_for(org.slug) != iss:
         _reject("issuer is not one of our realms")
+    g.token_org = org
     try:
         claims = verify_jwt(token, realm_keys(config, org.slug), issuer=iss,
                             audience=API_AUDIENCE, required=("exp", "iat", "iss", "aud", "sub"))
     except TokenError as exc:
         _reject(str(exc))
-    g.token_org = org
     azp = claims.get("azp")
     from ..devices.models import Device
 

@@ -6,6 +6,7 @@ request or job that calls it (a failure is logged and swallowed).
 """
 from __future__ import annotations
 
+import datetime as dt
 import ipaddress
 import json
 import logging
@@ -127,6 +128,19 @@ def record_http_error(code: int) -> None:
         log.error("could not record HTTP %s as a security event: %s", code, type(exc).__name__)
 
 
+def recent_count(kind: str, ip: str | None, window: dt.timedelta) -> int:
+    """Events of `kind` from one address within `window`, in every organization: a
+    system-level count for throttling (requests refused before any organization is known),
+    never shown to anyone."""
+    ip = clean_ip(ip)
+    if ip is None:
+        return 0
+    return (SecurityEvent.select()
+            .where((SecurityEvent.recorded_at >= utcnow() - window)
+                   & (SecurityEvent.kind == kind) & (SecurityEvent.ip == ip))
+            .count())
+
+
 def _record_http_error(code: int) -> None:
     from flask import g, request
 
@@ -135,6 +149,9 @@ def _record_http_error(code: int) -> None:
                "endpoint": request.endpoint}
     if code == 429:
         kind = "rate_limited"
+        # One event per address and minute is the finding; every refused request is noise.
+        if recent_count(kind, request.remote_addr, dt.timedelta(minutes=1)):
+            return
     elif g.get("csrf_failure"):
         kind = "csrf_rejected"
         details["reason"] = g.csrf_failure
