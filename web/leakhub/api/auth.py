@@ -7,10 +7,10 @@ principal is looked up in Leakhub's database on every request: a disabled user, 
 role or a disabled device is refused at once, whatever the token says.
 
 Every refused token is a security event (`token_rejected`, with the reason, never the token).
-An address with MAX_REJECTED_PER_MINUTE refused tokens within the last minute gets 429 instead
-of 401 for further refused tokens until the minute has passed (one `rate_limited` event per
-minute): garbage cannot flood the security log, and valid tokens from the same address (a NAT,
-a proxy) are never throttled.
+Beyond MAX_REJECTED_PER_MINUTE refusals from one address within a minute, further refusals
+are summarised in one `rate_limited` event per address and minute instead, so that garbage
+cannot flood the security log. The answer stays 401 either way: clients (and a NAT full of
+devices whose tokens just expired) rely on it to fetch a new token.
 """
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ import functools
 import json
 
 from flask import current_app, g, request
-from werkzeug.exceptions import Forbidden, TooManyRequests, Unauthorized
+from werkzeug.exceptions import Forbidden, Unauthorized
 
 from ..authz import Actor
 from ..core.db import utcnow
@@ -42,12 +42,14 @@ class ApiUnauthorized(Unauthorized):
 def _reject(reason: str):
     from ..security.events import recent_count, record
 
-    if recent_count("token_rejected", request.remote_addr,
-                    dt.timedelta(minutes=1)) >= MAX_REJECTED_PER_MINUTE:
-        raise TooManyRequests(description="Too many refused tokens from this address; "
-                                          "try again in a minute.")
-    record("token_rejected", organization=g.get("token_org"),
-           details={"reason": reason[:200], "path": request.path[:200]})
+    minute = dt.timedelta(minutes=1)
+    details = {"reason": reason[:200], "path": request.path[:200]}
+    if recent_count("token_rejected", request.remote_addr, minute) < MAX_REJECTED_PER_MINUTE:
+        record("token_rejected", organization=g.get("token_org"), details=details)
+    elif not recent_count("rate_limited", request.remote_addr, minute):
+        record("rate_limited", organization=g.get("token_org"),
+               details={**details, "limit": f"{MAX_REJECTED_PER_MINUTE} refused tokens per "
+                                             "minute; further refusals not recorded"})
     raise ApiUnauthorized(description="A valid bearer access token is required.")
 
 

@@ -95,9 +95,6 @@ STANDARD_ERRORS = {
           PROBLEM),
     405: ("Method not allowed.", PROBLEM),
 }
-# Wherever a token is checked (api.auth: refused tokens from one address are throttled).
-TOO_MANY_REFUSED = ("A refused token, and too many refused tokens came from this address "
-                    "within a minute (`Retry-After`).", PROBLEM)
 
 # ------------------------------------------------------------------ operations
 
@@ -139,8 +136,6 @@ class Operation:
         if not self.security:
             merged.pop(401, None)
             merged.pop(403, None)
-        elif 401 in merged:
-            merged[429] = TOO_MANY_REFUSED
         merged.update(self.responses)
         for code in sorted(merged, key=str):
             spec = merged[code]

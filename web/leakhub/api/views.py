@@ -161,8 +161,6 @@ def _www_authenticate(response):
     if response.status_code == 401:
         response.headers.setdefault("WWW-Authenticate",
                                     'Bearer realm="leakhub", error="invalid_token"')
-    if response.status_code == 429:
-        response.headers.setdefault("Retry-After", "60")   # api.auth's one-minute window
     return response
 
 
