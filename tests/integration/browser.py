@@ -35,3 +35,17 @@ def launch(playwright, ca_dir: Path, user_data_dir: Path, *, viewport: dict | No
     return playwright.chromium.launch_persistent_context(
         str(user_data_dir), executable_path=CHROMIUM, headless=True, args=args,
         viewport=viewport or {"width": 1024, "height": 768}, has_touch=has_touch)
+
+
+def first_sign_in(page, slug: str, email: str, one_time_password: str,
+                  new_password: str = "Leak-hub-2026!") -> None:
+    """On the organization's Keycloak login page: sign in with the one-time password, then
+    set a new one (the UPDATE_PASSWORD required action)."""
+    assert f"/auth/realms/{slug}/" in page.url, page.url
+    page.fill("#username", email)
+    page.fill("#password", one_time_password)
+    page.locator("#kc-login").click()
+    page.wait_for_selector("#password-new")
+    page.fill("#password-new", new_password)
+    page.fill("#password-confirm", new_password)
+    page.locator("[type=submit]").first.click()

@@ -3,7 +3,7 @@ ends the Keycloak session too."""
 import pytest
 from playwright.sync_api import expect, sync_playwright
 
-from browser import launch
+from browser import first_sign_in, launch
 from kc import new_org
 
 pytestmark = pytest.mark.e2e
@@ -21,14 +21,7 @@ def test_browser_sign_in_set_password_and_sign_out(stack, tmp_path):
             page.locator("button[type=submit]").click()
         if "/auth/realms/" not in page.url:
             page.goto(f"{stack.public_url}/login/{slug}")
-        assert f"/auth/realms/{slug}/" in page.url
-        page.fill("#username", email)
-        page.fill("#password", otp)
-        page.locator("#kc-login").click()
-        page.wait_for_selector("#password-new")
-        page.fill("#password-new", "Leak-hub-2026!")
-        page.fill("#password-confirm", "Leak-hub-2026!")
-        page.locator("[type=submit]").first.click()
+        first_sign_in(page, slug, email, otp)
         expect(page.get_by_test_id("org-name")).to_have_text(f"Org {slug}")
         page.screenshot(path=str(tmp_path / "signed-in.png"))
 

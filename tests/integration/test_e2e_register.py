@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 from playwright.sync_api import expect, sync_playwright
 
-from browser import TABLET, launch
+from browser import TABLET, first_sign_in, launch
 from kc import new_org
 
 pytestmark = pytest.mark.e2e
@@ -54,14 +54,7 @@ def test_record_leak_with_photo_on_tablet_status_dashboard_and_activity(stack, t
 
         # Sign in through the real Keycloak page; the first admin sets a new password.
         page.goto(f"{base}/login/{slug}")
-        assert f"/auth/realms/{slug}/" in page.url
-        page.fill("#username", email)
-        page.fill("#password", otp)
-        page.locator("#kc-login").click()
-        page.wait_for_selector("#password-new")
-        page.fill("#password-new", "Leak-hub-2026!")
-        page.fill("#password-confirm", "Leak-hub-2026!")
-        page.locator("[type=submit]").first.click()
+        first_sign_in(page, slug, email, otp)
         expect(page.get_by_test_id("org-name")).to_have_text(f"Org {slug}")
 
         # A site to record the leak at.

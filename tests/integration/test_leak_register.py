@@ -7,7 +7,6 @@ creates its own organization; the locations and surveys are made through their f
 """
 from __future__ import annotations
 
-import base64
 import http.client
 import io
 import json
@@ -15,7 +14,6 @@ import re
 import select
 import socket
 import ssl
-import zlib
 from html.parser import HTMLParser
 from urllib.parse import urljoin, urlsplit
 
@@ -25,6 +23,7 @@ from openpyxl import load_workbook
 from PIL import Image
 
 from kc import new_org, sign_in
+from reporting_data import pdf_text
 
 
 def test_demo_seed_on_postgres_keeps_the_audit_chain(stack):
@@ -501,23 +500,6 @@ def test_xlsx_export_of_a_filter_holds_numbers(app):
     assert row["Cost per year"] == pytest.approx(121.6)
     assert row["Location path"] == "BER/H1/A1"
     assert "Leak rate l/min" in header
-
-
-def pdf_text(data: bytes) -> bytes:
-    """Raw content of the PDF with every Flate stream inflated (pypdf is not in the lock)."""
-    out = [data]
-    for m in re.finditer(rb"stream\r?\n(.*?)\s*endstream", data, re.S):
-        raw = m.group(1).strip()
-        if raw.endswith(b"~>"):  # reportlab: ASCII85 around Flate
-            try:
-                raw = base64.a85decode(raw[:-2])
-            except ValueError:
-                continue
-        try:
-            out.append(zlib.decompress(raw))
-        except zlib.error:
-            pass
-    return b"\n".join(out)
 
 
 def test_survey_pdf_renders_with_the_survey_leak_numbers(app):

@@ -2,8 +2,11 @@
 it from the tests that need it)."""
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import io
+import re
+import zlib
 from decimal import Decimal as D
 
 BASE = "https://localhost"
@@ -53,3 +56,20 @@ def png_bytes(size=(20, 10)) -> bytes:
     out = io.BytesIO()
     Image.new("RGBA", size, (0, 100, 0, 128)).save(out, "PNG")
     return out.getvalue()
+
+
+def pdf_text(data: bytes) -> bytes:
+    """Raw content of the PDF with every Flate stream inflated (pypdf is not in the lock)."""
+    out = [data]
+    for m in re.finditer(rb"stream\r?\n(.*?)\s*endstream", data, re.S):
+        raw = m.group(1).strip()
+        if raw.endswith(b"~>"):  # reportlab: ASCII85 around Flate
+            try:
+                raw = base64.a85decode(raw[:-2])
+            except ValueError:
+                continue
+        try:
+            out.append(zlib.decompress(raw))
+        except zlib.error:
+            pass
+    return b"\n".join(out)

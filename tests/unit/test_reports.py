@@ -1,8 +1,5 @@
 """PDF reports per survey and per location."""
-import base64
 import datetime as dt
-import re
-import zlib
 from decimal import Decimal as D
 
 import pytest
@@ -12,24 +9,7 @@ from leakhub.photos import service as photos
 from leakhub.reports import pdf, service
 from leakhub.surveys import service as surveys
 
-from reporting_data import BASE, jpeg_with_exif_gps, make_tree, new_leak
-
-
-def pdf_text(data: bytes) -> bytes:
-    """Raw content of the PDF with every Flate stream inflated (no pypdf needed)."""
-    out = [data]
-    for m in re.finditer(rb"stream\r?\n(.*?)\s*endstream", data, re.S):
-        raw = m.group(1).strip()
-        if raw.endswith(b"~>"):  # reportlab: ASCII85 around Flate
-            try:
-                raw = base64.a85decode(raw[:-2])
-            except ValueError:
-                continue
-        try:
-            out.append(zlib.decompress(raw))
-        except zlib.error:
-            pass
-    return b"\n".join(out)
+from reporting_data import BASE, jpeg_with_exif_gps, make_tree, new_leak, pdf_text
 
 
 @pytest.fixture
