@@ -96,7 +96,7 @@ def parse_identities(text: str) -> list[x25519.Identity]:
             found.append(x25519.Identity.from_str(line))
         except Exception:
             raise ArchiveError("an identity file contains a line that is not an age "
-                               "identity (AGE-SECRET-KEY-1...)") from None
+                               "identity (a line starting with AGE-SECRET-KEY-)") from None
     return found
 
 
