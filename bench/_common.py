@@ -86,6 +86,21 @@ def seed(org, leaks: int, sites: int = 8):
     return time.perf_counter() - t
 
 
+def seed_once(org, leaks: int, sites: int) -> int:
+    """Seed the organization unless an earlier run (--home, DATABASE_URL) already did;
+    returns the number of its leaks."""
+    from leakhub.leaks.models import Leak
+
+    n = Leak.select().where(Leak.organization == org).count()
+    if n:
+        print(f"reusing {n} seeded leaks")
+        return n
+    t_seed = seed(org, leaks, sites)
+    n = Leak.select().where(Leak.organization == org).count()
+    print(f"seeded {n} leaks at {sites} sites in {t_seed:.1f} s")
+    return n
+
+
 def percentiles(samples):
     s = sorted(samples)
     p50 = statistics.median(s)

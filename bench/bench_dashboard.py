@@ -9,7 +9,7 @@ import argparse
 import os
 import time
 
-from _common import environment, load, percentiles, seed, system_actor
+from _common import environment, load, percentiles, seed_once, system_actor
 
 
 def main():
@@ -26,15 +26,8 @@ def main():
         from leakhub.core.db import database
         from leakhub.dashboard import service
         from leakhub.identity.models import User
-        from leakhub.leaks.models import Leak
 
-        n = Leak.select().where(Leak.organization == org).count()
-        if n == 0:
-            t_seed = seed(org, args.leaks, args.sites)
-            n = Leak.select().where(Leak.organization == org).count()
-            print(f"seeded {n} leaks at {args.sites} sites in {t_seed:.1f} s")
-        else:
-            print(f"reusing {n} seeded leaks")
+        seed_once(org, args.leaks, args.sites)
         actor = system_actor(org, "bench dashboard")
         from leakhub.core.db import is_postgres
         if is_postgres():

@@ -16,7 +16,7 @@ import datetime as dt
 import os
 import random
 
-from _common import environment, load, measure, recorded_sql, seed
+from _common import environment, load, measure, recorded_sql, seed_once
 
 
 def seed_grants(org, n_grants: int, rng: random.Random):
@@ -114,13 +114,7 @@ def main():
         from leakhub.leaks.models import Leak
         from leakhub.locations.models import Location
 
-        n = Leak.select().where(Leak.organization == org).count()
-        if n == 0:
-            t_seed = seed(org, args.leaks, args.sites)
-            n = Leak.select().where(Leak.organization == org).count()
-            print(f"seeded {n} leaks at {args.sites} sites in {t_seed:.1f} s")
-        else:
-            print(f"reusing {n} seeded leaks")
+        n = seed_once(org, args.leaks, args.sites)
         external, n_grants = seed_grants(org, args.grants, random.Random(7))
         admin = User.get_or_none(User.organization == org, User.sub == "bench") or User.create(
             organization=org, sub="bench", email="bench@example.com", role="admin")
