@@ -279,3 +279,40 @@ def pick_previous(repo) -> str:
             return sha
     raise LookupError("no earlier commit with `leakctl backup` and an older schema to update from "
                 "(set LEAKHUB_UPDATE_FROM)")
+
+
+def superuser(stack: Stack, dbname: str = "postgres"):
+    """A psycopg connection (autocommit) as PostgreSQL's superuser of the session stack."""
+    import psycopg
+
+    password = (stack.home / "secrets" / "postgres-superuser-password").read_text().strip()
+    return psycopg.connect(host="127.0.0.1", port=int(stack.ports["postgres"]), dbname=dbname,
+                           user="postgres", password=password, autocommit=True,
+                           connect_timeout=10)
+
+
+@contextlib.contextmanager
+def scratch_database(stack: Stack, name: str):
+    """An empty database `name` owned by Leakhub's role on the session stack's PostgreSQL,
+    bound to Leakhub's `database` for the duration (schema version 0: migrate it yourself),
+    dropped afterwards."""
+    from psycopg import sql
+
+    from leakhub.core.db import database, open_database
+
+    with superuser(stack) as conn:
+        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {}").format(sql.Identifier(name)))
+        conn.execute(sql.SQL("CREATE DATABASE {} OWNER leakhub").format(sql.Identifier(name)))
+    url = f"postgresql://leakhub@127.0.0.1:{stack.ports['postgres']}/{name}"
+    db = open_database(url, password_file=stack.home / "secrets" / "postgres-leakhub-password")
+    saved = database.obj
+    database.initialize(db)
+    try:
+        yield name
+    finally:
+        if not db.is_closed():
+            db.close()
+        database.initialize(saved)
+        with superuser(stack) as conn:
+            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)")
+                         .format(sql.Identifier(name)))

@@ -73,3 +73,22 @@ def pdf_text(data: bytes) -> bytes:
         except zlib.error:
             pass
     return b"\n".join(out)
+
+
+def leak_daily_mismatches() -> dict:
+    """LeakDaily rows that differ from counting the leak table itself: {key: (kept, counted)}
+    with key (organization, site or 0, status, component, day) and values (n, Σ rate in
+    thousandths of l/min). Empty when the triggers kept the counts right."""
+    from leakhub.dashboard.models import LeakDaily
+    from leakhub.leaks.models import Leak
+
+    counted: dict = {}
+    for lk in Leak.select(Leak.organization, Leak.site_id, Leak.status, Leak.component,
+                          Leak.found_at, Leak.rate_lpm):
+        key = (lk.organization_id, lk.site_id or 0, lk.status, lk.component, lk.found_at.date())
+        n, mlpm = counted.get(key, (0, 0))
+        counted[key] = (n + 1, mlpm + int(D(lk.rate_lpm) * 1000))
+    kept = {(r.organization_id, r.site_id, r.status, r.component, r.found_day): (r.n, r.rate_mlpm)
+            for r in LeakDaily.select()}
+    return {k: (kept.get(k), counted.get(k)) for k in set(kept) | set(counted)
+            if kept.get(k) != counted.get(k)}

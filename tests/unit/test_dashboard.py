@@ -103,3 +103,29 @@ def test_other_org_sees_its_own_empty_dashboard(actor, data, make_actor, other_o
     stranger = make_actor("admin", organization=other_org)
     d = dashboard.compute(stranger)
     assert d.total == 0 and d.open.count == 0 and d.by_site == []
+
+
+def test_counted_leaks_and_per_day_counts_give_the_same_figures(actor, data, make_actor):
+    """An admin's dashboard comes from leak_daily, a reader limited by grants counts the leaks
+    the grants reach: with grants on every site, both must agree to the cent."""
+    from leakhub.authz.models import Grant
+
+    assert dashboard.counts_every_leak(actor)
+    actor.organization.security_mode = 3
+    actor.organization.save()
+    reader = make_actor("viewer")
+    for site in (data["site"], data["site2"]):
+        Grant.create(organization=actor.organization, user=reader.user, location=site,
+                     level="view")
+    assert not dashboard.counts_every_leak(reader)
+    today = dt.date(2024, 12, 15)
+    mine, theirs = dashboard.compute(actor, today=today), dashboard.compute(reader, today=today)
+    assert theirs.total == mine.total == 7
+    for name in ("open", "fixed"):
+        assert getattr(theirs, name) == getattr(mine, name), name
+    assert theirs.by_component == mine.by_component and theirs.trend == mine.trend
+    assert [(s.label, s.open, s.fixed) for s in theirs.by_site] == [
+        (s.label, s.open, s.fixed) for s in mine.by_site]
+    # Grants on one site only: that site's leaks, not the per-day counts of everything.
+    Grant.delete().where(Grant.location == data["site2"]).execute()
+    assert dashboard.compute(reader, today=today).total == 5  # BER: 5 of the 7

@@ -4,6 +4,11 @@ Each call checks permission through `authz.require`, applies the change, and app
 audit entry (field-level old → new) in the same transaction. Views, the API, imports, the
 worker and leakctl all write through here; nothing else calls `.save()` on organization data.
 Models with a `version` field get an optimistic-concurrency check on update.
+
+Every write transaction takes its organization's chain head (`begin`) before it changes a
+row: writers of one organization queue there and nowhere else first. Without it, a writer
+holding a row that database triggers update (the per-day counts of leak_daily) could wait for
+the chain head held by another writer that needs that row next: a deadlock.
 """
 from __future__ import annotations
 
@@ -105,6 +110,13 @@ def _lock_head(org_id: int) -> AuditChainHead:
     return head
 
 
+def begin(actor: authz.Actor) -> None:
+    """Queue this transaction behind the organization's other writers (see the module
+    docstring). Call first inside the caller's transaction; `create`, `update`, `update_many`
+    and `delete` do. Taking it again in the same transaction costs one indexed read."""
+    _lock_head(actor.organization.id)
+
+
 def append(actor: authz.Actor, action: str, *, entity_type: str | None = None,
            entity_id: int | None = None, changes: dict | None = None,
            batch: list[dict] | None = None) -> None:
@@ -148,6 +160,7 @@ def append(actor: authz.Actor, action: str, *, entity_type: str | None = None,
 def create(actor: authz.Actor, model, **fields):
     authz.require(actor, "create")
     with database.atomic():
+        begin(actor)
         fields.setdefault("organization", actor.organization)
         obj = model.create(**fields)
         authz.require(actor, "create", obj)
@@ -169,6 +182,7 @@ def update(actor: authz.Actor, obj, changes: dict, *, expected_version: int | No
     model = type(obj)
     has_version = "version" in model._meta.fields
     with database.atomic():
+        begin(actor)
         before = snapshot(obj)
         for name, value in changes.items():
             setattr(obj, name, value)
@@ -203,6 +217,7 @@ def update_many(actor: authz.Actor, objs: list, changes: dict, *,
     has_version = "version" in model._meta.fields
     batch = []
     with database.atomic():
+        begin(actor)
         for obj in objs:
             authz.require(actor, permission, obj)
             before = snapshot(obj)
@@ -231,6 +246,7 @@ def update_many(actor: authz.Actor, objs: list, changes: dict, *,
 def delete(actor: authz.Actor, obj) -> None:
     authz.require(actor, "delete", obj)
     with database.atomic():
+        begin(actor)
         before = snapshot(obj)
         obj.delete_instance()
         append(actor, "delete", entity_type=entity_type(type(obj)), entity_id=obj.id,

@@ -36,12 +36,15 @@ def _table() -> dict:
         Device: Link(ungranted=True),
         IngestReceipt: Link(ungranted=True),
     }
+    from ..dashboard.models import LeakDaily
     from ..photos.models import Photo
     from ..security.models import Finding, SecurityEvent
 
     table[Photo] = Link(via="leak")
     table[SecurityEvent] = Link(ungranted=True)
     table[Finding] = Link(ungranted=True)
+    # Counts over every location and survey: no grant reaches a part of them.
+    table[LeakDaily] = Link(ungranted=True)
     return table
 
 

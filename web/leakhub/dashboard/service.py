@@ -5,11 +5,13 @@ piecewise constant between the `valid_from` dates of the organization's settings
 database groups leaks by (site, settings period, status, component) — a few hundred groups even
 for 100,000 leaks — and Python applies leaks/calc.py once per group (all figures are linear in
 the leak rate, so the figures of a group's summed rate equal the sum of its leaks' figures).
-Every query starts from `authz.scope` (so later permission filters apply here too).
+Every query starts from `authz.scope` (so permission filters apply here too).
 
-At 100,000 leaks on PostgreSQL the aggregate groups by the leak's own `site_id` (no join, no
-path parsing; migration 0010), status and component, with one filtered count and sum per
-settings period, read in order from an index-only scan of the `leak_dashboard` index.
+Readers who see every leak (admins, managers, everybody in the open security modes) are
+served from `leak_daily` (models.LeakDaily): leaks already counted per site, status, component
+and day by database triggers, so the aggregate reads a few thousand rows instead of 100,000
+leaks. Readers limited by grants are counted from the leaks they may see, with the same
+groups; both give the same figures (tests/unit/test_dashboard.py).
 """
 from __future__ import annotations
 
@@ -26,6 +28,7 @@ from ..leaks import calc
 from ..leaks.models import FIXED_STATUSES, OPEN_STATUSES, Leak
 from ..locations.models import EnergySettings, Location
 from ..locations.settings import SettingsResolver
+from .models import LeakDaily
 
 EPOCH = dt.date(1900, 1, 1)
 TREND_MONTHS = 24
@@ -103,23 +106,39 @@ def _dec(value) -> Decimal:
     return Decimal(str(value))
 
 
+def counts_every_leak(actor) -> bool:
+    """True when the actor's dashboard counts every leak of the organization, so the
+    per-day counts kept by the database (LeakDaily) answer it."""
+    return authz.unrestricted(actor, "view")
+
+
+def _period_condition(column, start, until, as_date: bool):
+    conds = []
+    if start is not None:
+        conds.append(column >= (start.date() if as_date else start))
+    if until is not None:
+        conds.append(column < (until.date() if as_date else until))
+    if not conds:
+        return None
+    return conds[0] if len(conds) == 1 else conds[0] & conds[1]
+
+
 def grouped_query(actor, boundaries):
-    """The one aggregate over all leaks: (site, status, component) → for each settings period
-    (see `period_ranges`) count and Σ rate, as FILTERed aggregates. Grouping by plain columns
-    in the order of the `leak_dashboard` index lets PostgreSQL aggregate an index-only scan as
-    it comes (no hashing or sorting; a CASE over found_at as a group key would be estimated at
-    one group per row and sorted)."""
-    columns = [Leak.site_id, Leak.status, Leak.component]
+    """The one aggregate: (site, status, component) → for each settings period (see
+    `period_ranges`) count and Σ rate, as FILTERed aggregates — over the per-day counts when
+    the actor sees every leak, else over the leaks the actor may see. Grouping by plain
+    columns in the order of an index lets the database aggregate the rows as they come."""
+    daily = counts_every_leak(actor)
+    model = LeakDaily if daily else Leak
+    day = LeakDaily.found_day if daily else Leak.found_at
+    count = pw.fn.SUM(LeakDaily.n) if daily else pw.fn.COUNT(pw.SQL("*"))
+    rate = pw.fn.SUM(LeakDaily.rate_mlpm) if daily else pw.fn.SUM(Leak.rate_lpm)
+    columns = [model.site_id, model.status, model.component]
     for _period, start, until in period_ranges(boundaries):
-        conds = ([Leak.found_at >= start] if start is not None else []) + (
-            [Leak.found_at < until] if until is not None else [])
-        count, rate = pw.fn.COUNT(pw.SQL("*")), pw.fn.SUM(Leak.rate_lpm)
-        if conds:
-            cond = conds[0] if len(conds) == 1 else conds[0] & conds[1]
-            count, rate = count.filter(cond), rate.filter(cond)
-        columns += [count, rate]
-    return (authz.scope(actor, Leak, "view", Leak.select(*columns))
-            .group_by(Leak.site_id, Leak.status, Leak.component).order_by())
+        cond = _period_condition(day, start, until, as_date=daily)
+        columns += [count, rate] if cond is None else [count.filter(cond), rate.filter(cond)]
+    return (authz.scope(actor, model, "view", model.select(*columns))
+            .group_by(model.site_id, model.status, model.component).order_by())
 
 
 def _klass(status: str) -> str:
@@ -133,14 +152,18 @@ def _klass(status: str) -> str:
 def grouped_figures(actor, boundaries) -> dict:
     """(site, period, status class, component of open leaks) → [count, Σ rate]: the SQL
     aggregate folded into status classes (the component only where it is shown)."""
+    daily = counts_every_leak(actor)
     groups: dict = {}
     for site_id, status, component, *sums in grouped_query(actor, boundaries).tuples():
         klass = _klass(status)
         component = component if klass == "open" else ""
+        if daily and site_id == 0:
+            site_id = None  # LeakDaily's "no site"
         for period in range(len(sums) // 2):
             n, rate = sums[2 * period], sums[2 * period + 1]
             if not n:
                 continue
+            rate = Decimal(rate).scaleb(-3) if daily else rate
             key = (site_id, period, klass, component)
             acc = groups.get(key)
             if acc is None:
@@ -162,22 +185,27 @@ def _next_month(day: dt.date) -> dt.date:
 def trend_query(actor, months: list[str]):
     """Leaks found and leaks repaired (repaired or verified now) per month, as one row of
     index range counts: found in month 1 … n, then repaired in month 1 … n. Counting a range
-    of the (organization, found_at, id) and (organization, repaired_at, status) indexes costs
-    less than a month expression and a hash aggregate over every leak."""
+    of the (organization, found_day) or (organization, found_at, id) and (organization,
+    repaired_at, status) indexes costs less than a month expression and a hash aggregate over
+    every leak."""
+    daily = counts_every_leak(actor)
     columns = []
     for kind in ("found", "repaired"):
         for i, month in enumerate(months):
             start = _month_start(month)
             until = _next_month(start)
-            count = pw.fn.COUNT(pw.SQL("*"))
-            if kind == "found":
-                query = authz.scope(actor, Leak, "view", Leak.select(count)).where(
-                    Leak.found_at >= dt.datetime.combine(start, dt.time()),
-                    Leak.found_at < dt.datetime.combine(until, dt.time()))
+            if kind == "found" and daily:
+                query = authz.scope(actor, LeakDaily, "view", LeakDaily.select(
+                    pw.fn.COALESCE(pw.fn.SUM(LeakDaily.n), 0))).where(
+                    LeakDaily.found_day >= start, LeakDaily.found_day < until)
+            elif kind == "found":
+                query = authz.scope(actor, Leak, "view", Leak.select(pw.fn.COUNT(pw.SQL("*"))))\
+                    .where(Leak.found_at >= dt.datetime.combine(start, dt.time()),
+                           Leak.found_at < dt.datetime.combine(until, dt.time()))
             else:
-                query = authz.scope(actor, Leak, "view", Leak.select(count)).where(
-                    Leak.repaired_at >= start, Leak.repaired_at < until,
-                    Leak.status.in_(FIXED_STATUSES))
+                query = authz.scope(actor, Leak, "view", Leak.select(pw.fn.COUNT(pw.SQL("*"))))\
+                    .where(Leak.repaired_at >= start, Leak.repaired_at < until,
+                           Leak.status.in_(FIXED_STATUSES))
             columns.append(query.alias(f"{kind[0]}{i}"))
     return pw.Select(columns=columns).bind(database)
 

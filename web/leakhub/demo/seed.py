@@ -233,6 +233,7 @@ def seed(organization: Organization, *, leaks: int, sites: int, rng_seed: int | 
     authz.require(actor, "create")
     audit_count = 0
     with database.atomic():
+        writer.begin(actor)
         site_rows, areas_by_site = _locations(actor, rng, sites)
         _settings(actor, site_rows, today)
         surveys_by_site = _surveys(actor, rng, site_rows, today)

@@ -513,6 +513,7 @@ def run_import(actor, data: bytes, filename: str, *, column_map: dict | None = N
         return result
 
     with database.atomic():
+        writer.begin(actor)
         created_locs = _create_locations(actor, index, to_create)
         _insert_new(actor, new_rows, created_locs, filename)
         for rownum, leak, values, diffs in updates:
