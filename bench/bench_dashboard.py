@@ -1,6 +1,11 @@
 """Dashboard benchmark: N demo leaks (`leakctl demo seed`'s service), then the dashboard's
 server time p50/p95 (service and full request) and its ratio to the raw SQL it needs.
 
+Readers: an admin, served from the per-day counts the database keeps (leak_daily); an
+external user granted every site as a whole (the same per-day counts, through the grants);
+external users granted two buildings and every building (the leaks the grants reach, counted
+one by one; every building is the worst case: 97 % of the leaks, no site as a whole).
+
     .venv/bin/python bench/bench_dashboard.py [--leaks 20000] [--sites 8] [--runs 20]
 """
 from __future__ import annotations
@@ -10,6 +15,25 @@ import os
 import time
 
 from _common import environment, load, percentiles, seed_once, system_actor
+
+
+def external_granted(org, sub: str, kind: str, limit: int | None = None):
+    """An external user (always limited to grants) with a view grant on every location of
+    `kind` ("site": whole sites; "building": every building, i.e. all leaks of the demo seed
+    but no site as a whole), or on the first `limit` of them."""
+    from leakhub.authz import Actor
+    from leakhub.authz.models import Grant
+    from leakhub.identity.models import User
+    from leakhub.locations.models import Location
+
+    user = User.get_or_none(User.organization == org, User.sub == sub) or User.create(
+        organization=org, sub=sub, email=f"{sub}@example.com", role="external")
+    have = {g.location_id for g in Grant.select().where(Grant.user == user)}
+    for loc in (Location.select().where(Location.organization == org, Location.kind == kind)
+                .order_by(Location.id).limit(limit)):
+        if loc.id not in have:
+            Grant.create(organization=org, user=user, location=loc, level="view")
+    return Actor(organization=org, kind="user", user=user)
 
 
 def main():
@@ -32,19 +56,11 @@ def main():
         from leakhub.core.db import is_postgres
         if is_postgres():
             # Steady state as autovacuum would leave it (fresh rows: statistics, hint bits).
-            for table in ("leak", "location", "energy_settings"):
-                database.execute_sql(f"VACUUM ANALYZE {table}")
+            for table in ("leak", "leak_daily", "location", "energy_settings", "grant"):
+                database.execute_sql(f'VACUUM ANALYZE "{table}"')
 
-        # The raw SQL the dashboard needs (same statements, executed directly).
-        boundaries = service.period_boundaries(actor)
         import datetime as dt
         months = service._months(dt.date.today(), service.TREND_MONTHS)
-        statements = [service.grouped_query(actor, boundaries).sql(),
-                      service.trend_query(actor, months).sql()]
-
-        def raw_sql():
-            for sql, params in statements:
-                database.execute_sql(sql, params).fetchall()
 
         def run(fn):
             fn()  # warm-up
@@ -55,35 +71,53 @@ def main():
                 out.append(time.perf_counter() - t)
             return percentiles(out)
 
-        for _ in range(2):  # warm caches for both before measuring either
-            raw_sql()
-            service.compute(actor)
-        sql50, sql95 = run(raw_sql)
-        svc50, svc95 = run(lambda: service.compute(actor))
-        d = service.compute(actor)
-        print(f"groups (site, period, status class, component): {d.groups} (open "
-              f"{d.open.count}, repaired/verified {d.fixed.count}; {len(boundaries)} settings "
-              f"periods); {load()}")
-        print(f"raw SQL (grouped + trend queries)   : p50 {sql50 * 1000:7.1f} ms  "
-              f"p95 {sql95 * 1000:7.1f} ms")
-        print(f"dashboard service:                   p50 {svc50 * 1000:7.1f} ms  "
-              f"p95 {svc95 * 1000:7.1f} ms  ratio to SQL {svc50 / sql50:4.2f}")
+        readers = [actor, external_granted(org, "bench-external-sites", "site"),
+                   external_granted(org, "bench-external-2-buildings", "building", 2),
+                   external_granted(org, "bench-external-buildings", "building")]
+        labels = ("admin (per-day counts)", "external, every site granted (per-day counts)",
+                  "external, 2 buildings granted (leaks one by one)",
+                  "external, every building granted (leaks one by one)")
+        sql50s = {}
+        for who, label in zip(readers, labels):
+            # The raw SQL the dashboard needs (same statements, executed directly).
+            boundaries = service.period_boundaries(who)
+            statements = [q.sql() for _what, q in service.queries(who, boundaries, months)]
 
-        user = User.get_or_none(User.organization == org, User.sub == "bench") or User.create(
-            organization=org, sub="bench", email="bench@example.com", role="admin")
-        client = app.test_client()
-        with client.session_transaction() as s:
-            s["org_id"] = org.id
-            s["_user_id"] = str(user.id)
-            s["_fresh"] = True
+            def raw_sql():
+                for sql, params in statements:
+                    database.execute_sql(sql, params).fetchall()
 
-        def http():
-            with app.app_context():  # fresh `g` per request, as in a server
-                resp = client.get("/dashboard", base_url="https://localhost")
-            assert resp.status_code == 200, resp.status_code
-        web50, web95 = run(http)
-        print(f"GET /dashboard (server, incl. page): p50 {web50 * 1000:7.1f} ms  "
-              f"p95 {web95 * 1000:7.1f} ms  ratio to SQL {web50 / sql50:4.2f}")
+            for _ in range(2):  # warm caches for both before measuring either
+                raw_sql()
+                service.compute(who)
+            sql50, sql95 = run(raw_sql)
+            svc50, svc95 = run(lambda: service.compute(who))
+            d = service.compute(who)
+            print(f"-- {label}: groups (site, period, status class, component) {d.groups} "
+                  f"(open {d.open.count}, repaired/verified {d.fixed.count}; "
+                  f"{len(boundaries)} settings periods); {load()}")
+            print(f"raw SQL (grouped + trend queries)   : p50 {sql50 * 1000:7.1f} ms  "
+                  f"p95 {sql95 * 1000:7.1f} ms")
+            print(f"dashboard service:                   p50 {svc50 * 1000:7.1f} ms  "
+                  f"p95 {svc95 * 1000:7.1f} ms  ratio to SQL {svc50 / sql50:4.2f}")
+            sql50s[label] = sql50
+
+        admin = User.get_or_none(User.organization == org, User.sub == "bench") or \
+            User.create(organization=org, sub="bench", email="bench@example.com", role="admin")
+        for user, label in zip([admin] + [r.user for r in readers[1:]], labels):
+            client = app.test_client()
+            with client.session_transaction() as s:
+                s["org_id"] = org.id
+                s["_user_id"] = str(user.id)
+                s["_fresh"] = True
+
+            def http():
+                with app.app_context():  # fresh `g` per request, as in a server
+                    resp = client.get("/dashboard", base_url="https://localhost")
+                assert resp.status_code == 200, resp.status_code
+            web50, web95 = run(http)
+            print(f"GET /dashboard, {label} (server, incl. page): p50 {web50 * 1000:7.1f} ms  "
+                  f"p95 {web95 * 1000:7.1f} ms  ratio to its SQL {web50 / sql50s[label]:4.2f}")
         print(load())
 
 

@@ -1,7 +1,8 @@
 """leak_daily on PostgreSQL (migration 0011): the statement-level triggers keep the per-day
 counts the dashboard reads equal to counting the leaks, on every write path; concurrent writers
 of one organization neither deadlock on those rows nor lose a count; an admin's dashboard
-(per-day counts) equals a grant-limited reader's (counted leaks) to the cent.
+(per-day counts) equals a grant-limited reader's (per-day counts of a site granted as a whole,
+counted leaks of a partial grant) to the cent.
 
 The app runs in-process on its own database of the session stack's PostgreSQL."""
 from __future__ import annotations
@@ -147,13 +148,16 @@ def test_admin_and_grant_limited_reader_see_the_same_dashboard(world, make_reade
         if i % 4 == 0:
             service.change_status(actor, leak, "repaired",
                                   repaired_at=dt.date(2024 + i % 3, 1 + i % 12, 28))
-    reader = make_reader(world, [tree["site"], tree["site2"]])
+    # MUC granted as a whole (its per-day counts), BER's hall only (its leaks one by one).
+    reader = make_reader(world, [tree["hall"], tree["site2"]])
     assert dashboard.counts_every_leak(actor) and not dashboard.counts_every_leak(reader)
     today = dt.date(2026, 12, 31)
     mine, theirs = dashboard.compute(actor, today=today), dashboard.compute(reader, today=today)
     assert mine.total == theirs.total == 30
     assert (mine.open, mine.fixed, mine.trend, mine.by_component) == (
         theirs.open, theirs.fixed, theirs.trend, theirs.by_component)
+    # 24 months up to December 2026: the 20 leaks found and 5 of the 8 repaired in 2025-2026.
+    assert sum(f for _m, f, _r in mine.trend) == 20 and sum(r for _m, _f, r in mine.trend) == 5
 
 
 @pytest.fixture

@@ -76,19 +76,28 @@ def pdf_text(data: bytes) -> bytes:
 
 
 def leak_daily_mismatches() -> dict:
-    """LeakDaily rows that differ from counting the leak table itself: {key: (kept, counted)}
-    with key (organization, site or 0, status, component, day) and values (n, Σ rate in
-    thousandths of l/min). Empty when the triggers kept the counts right."""
-    from leakhub.dashboard.models import LeakDaily
-    from leakhub.leaks.models import Leak
+    """Rows of the per-day counts (LeakDaily, LeakRepairedDaily) that differ from counting the
+    leak table itself: {key: (kept, counted)}, keys starting with the table. Empty when the
+    triggers kept the counts right."""
+    from leakhub.dashboard.models import LeakDaily, LeakRepairedDaily
+    from leakhub.leaks.models import FIXED_STATUSES, Leak
 
     counted: dict = {}
+
+    def count(key, mlpm):
+        n, total = counted.get(key, (0, 0))
+        counted[key] = (n + 1, total + mlpm)
+
     for lk in Leak.select(Leak.organization, Leak.site_id, Leak.status, Leak.component,
-                          Leak.found_at, Leak.rate_lpm):
-        key = (lk.organization_id, lk.site_id or 0, lk.status, lk.component, lk.found_at.date())
-        n, mlpm = counted.get(key, (0, 0))
-        counted[key] = (n + 1, mlpm + int(D(lk.rate_lpm) * 1000))
-    kept = {(r.organization_id, r.site_id, r.status, r.component, r.found_day): (r.n, r.rate_mlpm)
-            for r in LeakDaily.select()}
+                          Leak.found_at, Leak.rate_lpm, Leak.repaired_at):
+        site = lk.site_id or 0
+        count(("daily", lk.organization_id, site, lk.status, lk.component, lk.found_at.date()),
+              int(D(lk.rate_lpm) * 1000))
+        if lk.status in FIXED_STATUSES and lk.repaired_at is not None:
+            count(("repaired", lk.organization_id, site, lk.repaired_at), 0)
+    kept = {("daily", r.organization_id, r.site_id, r.status, r.component, r.found_day):
+            (r.n, r.rate_mlpm) for r in LeakDaily.select()}
+    kept.update({("repaired", r.organization_id, r.site_id, r.repaired_day): (r.n, 0)
+                 for r in LeakRepairedDaily.select()})
     return {k: (kept.get(k), counted.get(k)) for k in set(kept) | set(counted)
             if kept.get(k) != counted.get(k)}

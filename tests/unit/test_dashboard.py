@@ -105,27 +105,63 @@ def test_other_org_sees_its_own_empty_dashboard(actor, data, make_actor, other_o
     assert d.total == 0 and d.open.count == 0 and d.by_site == []
 
 
-def test_counted_leaks_and_per_day_counts_give_the_same_figures(actor, data, make_actor):
-    """An admin's dashboard comes from leak_daily, a reader limited by grants counts the leaks
-    the grants reach: with grants on every site, both must agree to the cent."""
+def test_grant_limited_reader_gets_the_same_figures_from_both_sources(actor, data, make_actor):
+    """An admin's dashboard comes from leak_daily alone. A reader limited by grants reads the
+    per-day counts of the sites granted as a whole (MUC) and counts the leaks of partial
+    grants (the hall of BER, which holds all of BER's leaks) one by one: together the same
+    figures, to the cent."""
     from leakhub.authz.models import Grant
 
     assert dashboard.counts_every_leak(actor)
     actor.organization.security_mode = 3
     actor.organization.save()
     reader = make_actor("viewer")
-    for site in (data["site"], data["site2"]):
-        Grant.create(organization=actor.organization, user=reader.user, location=site,
+    for place in (data["site2"], data["hall"]):
+        Grant.create(organization=actor.organization, user=reader.user, location=place,
                      level="view")
     assert not dashboard.counts_every_leak(reader)
+    sources = [what for what, _q in dashboard.queries(reader, [], ["2024-12"])]
+    assert sources == ["grouped", "found", "repaired", "leaks"]
     today = dt.date(2024, 12, 15)
     mine, theirs = dashboard.compute(actor, today=today), dashboard.compute(reader, today=today)
     assert theirs.total == mine.total == 7
     for name in ("open", "fixed"):
         assert getattr(theirs, name) == getattr(mine, name), name
     assert theirs.by_component == mine.by_component and theirs.trend == mine.trend
-    assert [(s.label, s.open, s.fixed) for s in theirs.by_site] == [
-        (s.label, s.open, s.fixed) for s in mine.by_site]
-    # Grants on one site only: that site's leaks, not the per-day counts of everything.
+    # (by site id: the reader does not see BER's name, only its hall)
+    assert [(s.site_id, s.open, s.fixed) for s in theirs.by_site] == [
+        (s.site_id, s.open, s.fixed) for s in mine.by_site]
+    # Without the hall: MUC's 2 leaks only, from its per-day counts.
+    Grant.delete().where(Grant.location == data["hall"]).execute()
+    assert not dashboard.counts_leaks_one_by_one(reader)  # whole sites only
+    only_muc = dashboard.compute(reader, today=today)
+    assert only_muc.total == 2 and [s.label.split(" ")[0] for s in only_muc.by_site] == ["MUC"]
+    assert sum(f for _m, f, _r in only_muc.trend) == 2
+    # With the area only (part of the hall): its 4 leaks, counted one by one.
     Grant.delete().where(Grant.location == data["site2"]).execute()
-    assert dashboard.compute(reader, today=today).total == 5  # BER: 5 of the 7
+    Grant.create(organization=actor.organization, user=reader.user, location=data["area"],
+                 level="view")
+    assert dashboard.compute(reader, today=today).total == 4
+
+
+def test_survey_grants_are_counted_one_by_one(actor, data, make_actor):
+    from leakhub.authz.models import Grant
+    from leakhub.surveys.models import Survey
+
+    actor.organization.security_mode = 3
+    actor.organization.save()
+    survey = Survey.create(organization=actor.organization, name="Herbst",
+                           period_start=dt.date(2024, 7, 1))
+    from leakhub.leaks.models import Leak
+    Leak.update(survey=survey).where(Leak.rate_lpm.in_([D("20"), D("40")])).execute()
+    reader = make_actor("viewer")
+    assert not dashboard.counts_leaks_one_by_one(reader) and dashboard.compute(reader).total == 0
+    Grant.create(organization=actor.organization, user=reader.user, survey=survey, level="view")
+    assert dashboard.counts_leaks_one_by_one(reader)
+    d = dashboard.compute(reader, today=dt.date(2024, 12, 15))
+    assert d.total == 2 and d.open.rate_lpm == 20 and d.fixed.rate_lpm == 40
+    # The MUC leak of the survey is counted once when MUC is granted as a whole too.
+    Grant.create(organization=actor.organization, user=reader.user, location=data["site2"],
+                 level="view")
+    d = dashboard.compute(reader, today=dt.date(2024, 12, 15))
+    assert d.total == 3 and d.open.rate_lpm == 50 and d.fixed.rate_lpm == 40

@@ -8,7 +8,7 @@ import pytest
 
 from leakhub.core.db import database, is_postgres
 from leakhub.core.migrations import m0011_leak_daily
-from leakhub.dashboard.models import LeakDaily
+from leakhub.dashboard.models import LeakDaily, LeakRepairedDaily
 from leakhub.imports import service as imports
 from leakhub.leaks import service
 from leakhub.leaks.models import Leak
@@ -98,7 +98,13 @@ def test_the_migration_backfill_counts_existing_leaks(actor, tree):
         new_leak(actor, tree["area" if i % 2 else "site2"],
                  found_at=dt.datetime(2024, 1 + i % 3, 2, 8), rate_lpm=D(i) / 4,
                  component=("hose", "valve")[i % 2])
+    service.change_status(actor, service.leak_by_tag(actor, "1"), "repaired",
+                          repaired_at=dt.date(2024, 5, 1))
     before = sorted(kept(actor.organization))
+    assert before and LeakRepairedDaily.select().count() == 1
     LeakDaily.delete().execute()
-    database.execute_sql(m0011_leak_daily.backfill_sql(is_postgres()))
+    LeakRepairedDaily.delete().execute()
+    for sql in m0011_leak_daily.backfill_sql(is_postgres()):
+        database.execute_sql(sql)
     assert sorted(kept(actor.organization)) == before and not leak_daily_mismatches()
+    assert LeakRepairedDaily.select().count() == 1

@@ -169,6 +169,24 @@ def grant_condition(actor: Actor, model, action: str):
     return out
 
 
+def reaches_part_of_a_site(actor: Actor, action: str = "view") -> bool:
+    """True when the actor sees rows through a grant narrower than a whole site (a location
+    below a site, or a survey); False when everything the actor sees is whole sites (or
+    everything, or nothing). Lets site-level summaries skip the row-by-row part."""
+    from .models import Grant
+
+    if unrestricted(actor, action) or not role_allows(actor, action):
+        return False
+    if actor.kind != "user" or actor.user is None:
+        return False
+    from ..locations.models import Location
+
+    narrower = Grant.survey.is_null(False) | Grant.location.in_(
+        Location.select(Location.id).where((Location.organization == actor.organization)
+                                           & Location.parent.is_null(False)))
+    return Grant.select().where(_grant_filter(actor, action) & narrower).exists()
+
+
 def scope(actor: Actor, model, action: str = "view", query=None) -> pw.ModelSelect:
     """The single query filter. `query` may be a prepared select on `model` (joins, fields)."""
     query = query if query is not None else model.select()

@@ -36,15 +36,17 @@ def _table() -> dict:
         Device: Link(ungranted=True),
         IngestReceipt: Link(ungranted=True),
     }
-    from ..dashboard.models import LeakDaily
+    from ..dashboard.models import LeakDaily, LeakRepairedDaily
     from ..photos.models import Photo
     from ..security.models import Finding, SecurityEvent
 
     table[Photo] = Link(via="leak")
     table[SecurityEvent] = Link(ungranted=True)
     table[Finding] = Link(ungranted=True)
-    # Counts over every location and survey: no grant reaches a part of them.
-    table[LeakDaily] = Link(ungranted=True)
+    # Counts of a whole site (`site_id`: the site's location id, 0 for none): readable where
+    # the site itself is granted, i.e. every location below it (sites are the tree's roots).
+    table[LeakDaily] = Link(location="site_id")
+    table[LeakRepairedDaily] = Link(location="site_id")
     return table
 
 

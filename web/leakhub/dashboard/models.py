@@ -8,8 +8,9 @@ from ..orgs.models import Organization
 
 class LeakDaily(OrgScoped):
     """Leaks counted per (site, status, component, day found), kept by database triggers on
-    every write to `leak` (migration 0011); never written by the app. Counted across all
-    locations and surveys, so only for readers who may see every leak (authz/links.py)."""
+    every write to `leak` (migration 0011); never written by the app. A row counts leaks of
+    every location and survey of its site, so it is readable where the whole site is
+    (authz/links.py)."""
 
     organization = pw.ForeignKeyField(Organization, on_delete="CASCADE")
     site_id = pw.IntegerField()  # 0: the leak's location names no site
@@ -21,3 +22,15 @@ class LeakDaily(OrgScoped):
 
     class Meta:
         table_name = "leak_daily"
+
+
+class LeakRepairedDaily(OrgScoped):
+    """Repaired or verified leaks counted per (site, repair date), kept like LeakDaily."""
+
+    organization = pw.ForeignKeyField(Organization, on_delete="CASCADE")
+    site_id = pw.IntegerField()  # 0: the leak's location names no site
+    repaired_day = pw.DateField()
+    n = pw.IntegerField()
+
+    class Meta:
+        table_name = "leak_repaired_daily"

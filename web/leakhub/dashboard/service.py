@@ -7,11 +7,12 @@ for 100,000 leaks — and Python applies leaks/calc.py once per group (all figur
 the leak rate, so the figures of a group's summed rate equal the sum of its leaks' figures).
 Every query starts from `authz.scope` (so permission filters apply here too).
 
-Readers who see every leak (admins, managers, everybody in the open security modes) are
-served from `leak_daily` (models.LeakDaily): leaks already counted per site, status, component
-and day by database triggers, so the aggregate reads a few thousand rows instead of 100,000
-leaks. Readers limited by grants are counted from the leaks they may see, with the same
-groups; both give the same figures (tests/unit/test_dashboard.py).
+The counts come from `leak_daily` (models.LeakDaily): leaks already counted per site,
+status, component and day by database triggers, so the aggregate reads a few thousand rows
+instead of 100,000 leaks. Readers who see every leak (admins, managers, everybody in the open
+security modes) read all of it; readers limited by grants read the rows of the sites granted
+as a whole, and the other leaks their grants reach (part of a site, a survey) are counted one
+by one, with the same groups. Both give the same figures (tests/unit/test_dashboard.py).
 """
 from __future__ import annotations
 
@@ -23,12 +24,12 @@ from decimal import Decimal
 import peewee as pw
 
 from .. import authz
-from ..core.db import database, utcnow
+from ..core.db import utcnow
 from ..leaks import calc
 from ..leaks.models import FIXED_STATUSES, OPEN_STATUSES, Leak
 from ..locations.models import EnergySettings, Location
 from ..locations.settings import SettingsResolver
-from .models import LeakDaily
+from .models import LeakDaily, LeakRepairedDaily
 
 EPOCH = dt.date(1900, 1, 1)
 TREND_MONTHS = 24
@@ -108,8 +109,23 @@ def _dec(value) -> Decimal:
 
 def counts_every_leak(actor) -> bool:
     """True when the actor's dashboard counts every leak of the organization, so the
-    per-day counts kept by the database (LeakDaily) answer it."""
+    per-day counts kept by the database (LeakDaily) answer it alone."""
     return authz.unrestricted(actor, "view")
+
+
+def counts_leaks_one_by_one(actor) -> bool:
+    """True when the per-day counts the actor may read miss some leaks the actor sees: a
+    grant below a whole site or on a survey (authz/links.py: a per-day row is readable
+    where its whole site is)."""
+    return not counts_every_leak(actor) and authz.reaches_part_of_a_site(actor, "view")
+
+
+def _outside_daily(actor):
+    """Leaks outside the sites the actor sees as a whole (and leaks without a site): the part
+    of a grant-limited reader's leaks that the per-day counts do not hold."""
+    covered = authz.scope(actor, Location, "view", Location.select(Location.id)).where(
+        Location.parent.is_null())
+    return pw.fn.COALESCE(Leak.site_id, 0).not_in(covered)
 
 
 def _period_condition(column, start, until, as_date: bool):
@@ -123,13 +139,12 @@ def _period_condition(column, start, until, as_date: bool):
     return conds[0] if len(conds) == 1 else conds[0] & conds[1]
 
 
-def grouped_query(actor, boundaries):
-    """The one aggregate: (site, status, component) → for each settings period (see
-    `period_ranges`) count and Σ rate, as FILTERed aggregates — over the per-day counts when
-    the actor sees every leak, else over the leaks the actor may see. Grouping by plain
-    columns in the order of an index lets the database aggregate the rows as they come."""
-    daily = counts_every_leak(actor)
-    model = LeakDaily if daily else Leak
+def _grouped(actor, model, boundaries, months=()):
+    """(site, status, component) → for each settings period (see `period_ranges`) count and
+    Σ rate as FILTERed aggregates; for the leaks themselves also, per month, the leaks found
+    and repaired. Grouping by plain columns in the order of an index lets the database
+    aggregate the rows as they come."""
+    daily = model is LeakDaily
     day = LeakDaily.found_day if daily else Leak.found_at
     count = pw.fn.SUM(LeakDaily.n) if daily else pw.fn.COUNT(pw.SQL("*"))
     rate = pw.fn.SUM(LeakDaily.rate_mlpm) if daily else pw.fn.SUM(Leak.rate_lpm)
@@ -137,8 +152,38 @@ def grouped_query(actor, boundaries):
     for _period, start, until in period_ranges(boundaries):
         cond = _period_condition(day, start, until, as_date=daily)
         columns += [count, rate] if cond is None else [count.filter(cond), rate.filter(cond)]
+    for column, as_date in ((Leak.found_at, False), (Leak.repaired_at, True)):
+        for month in months:
+            start = _month_start(month)
+            bounds = (start, _next_month(start)) if as_date else (
+                dt.datetime.combine(start, dt.time()),
+                dt.datetime.combine(_next_month(start), dt.time()))
+            columns.append(count.filter((column >= bounds[0]) & (column < bounds[1])))
     return (authz.scope(actor, model, "view", model.select(*columns))
             .group_by(model.site_id, model.status, model.component).order_by())
+
+
+def _per_day(actor, model, day_field, since: dt.date):
+    return (authz.scope(actor, model, "view", model.select(day_field, pw.fn.SUM(model.n)))
+            .where(day_field >= since).group_by(day_field).order_by())
+
+
+def queries(actor, boundaries, months: list[str]) -> list:
+    """[(what, query)]: every statement the dashboard runs. From the per-day counts the actor
+    may read: the grouped figures, leaks found per day and leaks repaired (repaired or
+    verified now) per day since the first month (folded into months in Python: at most a row
+    per day, and the same SQL on SQLite and PostgreSQL). When those miss leaks the actor sees
+    (grants on part of a site, on surveys), one more aggregate over those leaks with their
+    found and repaired months."""
+    since = _month_start(months[0])
+    out = [("grouped", _grouped(actor, LeakDaily, boundaries)),
+           ("found", _per_day(actor, LeakDaily, LeakDaily.found_day, since)),
+           ("repaired", _per_day(actor, LeakRepairedDaily, LeakRepairedDaily.repaired_day,
+                                 since))]
+    if counts_leaks_one_by_one(actor):
+        out.append(("leaks", _grouped(actor, Leak, boundaries, months)
+                    .where(_outside_daily(actor))))
+    return out
 
 
 def _klass(status: str) -> str:
@@ -149,29 +194,52 @@ def _klass(status: str) -> str:
     return "to_review" if status == "to_review" else "other"
 
 
-def grouped_figures(actor, boundaries) -> dict:
-    """(site, period, status class, component of open leaks) → [count, Σ rate]: the SQL
-    aggregate folded into status classes (the component only where it is shown)."""
-    daily = counts_every_leak(actor)
-    groups: dict = {}
-    for site_id, status, component, *sums in grouped_query(actor, boundaries).tuples():
-        klass = _klass(status)
-        component = component if klass == "open" else ""
-        if daily and site_id == 0:
-            site_id = None  # LeakDaily's "no site"
-        for period in range(len(sums) // 2):
-            n, rate = sums[2 * period], sums[2 * period + 1]
-            if not n:
-                continue
-            rate = Decimal(rate).scaleb(-3) if daily else rate
-            key = (site_id, period, klass, component)
-            acc = groups.get(key)
-            if acc is None:
-                groups[key] = [n, _dec(rate)]
-            else:
-                acc[0] += n
-                acc[1] += _dec(rate)
-    return groups
+@dataclass
+class Aggregates:
+    groups: dict  # (site, period, status class, component of open leaks) → [count, Σ rate]
+    found: dict  # YYYY-MM → leaks found
+    repaired: dict  # YYYY-MM → leaks repaired (repaired or verified now)
+
+
+def aggregate(actor, boundaries, months: list[str]) -> Aggregates:
+    """The SQL aggregates folded into status classes (the component only where it is shown)
+    and months."""
+    out = Aggregates({}, dict.fromkeys(months, 0), dict.fromkeys(months, 0))
+    n_periods = len(period_ranges(boundaries))
+    for what, query in queries(actor, boundaries, months):
+        if what in ("found", "repaired"):
+            per_month = getattr(out, what)
+            for day, n in query.tuples():
+                month = str(day)[:7]  # a date, or its ISO text on SQLite
+                if month in per_month:
+                    per_month[month] += n
+            continue
+        daily = what == "grouped"
+        for site_id, status, component, *sums in query.tuples():
+            klass = _klass(status)
+            component = component if klass == "open" else ""
+            if daily and site_id == 0:
+                site_id = None  # LeakDaily's "no site"
+            for period in range(n_periods):
+                n, rate = sums[2 * period], sums[2 * period + 1]
+                if not n:
+                    continue
+                rate = Decimal(rate).scaleb(-3) if daily else _dec(rate)
+                key = (site_id, period, klass, component)
+                acc = out.groups.get(key)
+                if acc is None:
+                    out.groups[key] = [n, rate]
+                else:
+                    acc[0] += n
+                    acc[1] += rate
+            if not daily:
+                found = sums[2 * n_periods:2 * n_periods + len(months)]
+                repaired = sums[2 * n_periods + len(months):]
+                for month, n_found, n_repaired in zip(months, found, repaired):
+                    out.found[month] += n_found or 0
+                    if klass == "fixed":
+                        out.repaired[month] += n_repaired or 0
+    return out
 
 
 def _month_start(month: str) -> dt.date:
@@ -180,34 +248,6 @@ def _month_start(month: str) -> dt.date:
 
 def _next_month(day: dt.date) -> dt.date:
     return dt.date(day.year + day.month // 12, day.month % 12 + 1, 1)
-
-
-def trend_query(actor, months: list[str]):
-    """Leaks found and leaks repaired (repaired or verified now) per month, as one row of
-    index range counts: found in month 1 … n, then repaired in month 1 … n. Counting a range
-    of the (organization, found_day) or (organization, found_at, id) and (organization,
-    repaired_at, status) indexes costs less than a month expression and a hash aggregate over
-    every leak."""
-    daily = counts_every_leak(actor)
-    columns = []
-    for kind in ("found", "repaired"):
-        for i, month in enumerate(months):
-            start = _month_start(month)
-            until = _next_month(start)
-            if kind == "found" and daily:
-                query = authz.scope(actor, LeakDaily, "view", LeakDaily.select(
-                    pw.fn.COALESCE(pw.fn.SUM(LeakDaily.n), 0))).where(
-                    LeakDaily.found_day >= start, LeakDaily.found_day < until)
-            elif kind == "found":
-                query = authz.scope(actor, Leak, "view", Leak.select(pw.fn.COUNT(pw.SQL("*"))))\
-                    .where(Leak.found_at >= dt.datetime.combine(start, dt.time()),
-                           Leak.found_at < dt.datetime.combine(until, dt.time()))
-            else:
-                query = authz.scope(actor, Leak, "view", Leak.select(pw.fn.COUNT(pw.SQL("*"))))\
-                    .where(Leak.repaired_at >= start, Leak.repaired_at < until,
-                           Leak.status.in_(FIXED_STATUSES))
-            columns.append(query.alias(f"{kind[0]}{i}"))
-    return pw.Select(columns=columns).bind(database)
 
 
 def _months(today: dt.date, n: int) -> list[str]:
@@ -230,8 +270,9 @@ def compute(actor, *, today: dt.date | None = None) -> Dashboard:
              .where(Location.kind == "site")}
     by_site: dict = {}
     by_component: dict = defaultdict(Figures)
-    for (site_id, period, klass, component), (n, rate) in grouped_figures(
-            actor, boundaries).items():
+    months = _months(today, TREND_MONTHS)
+    agg = aggregate(actor, boundaries, months)
+    for (site_id, period, klass, component), (n, rate) in agg.groups.items():
         d.groups += 1
         d.total += n
         if klass == "to_review":
@@ -255,9 +296,7 @@ def compute(actor, *, today: dt.date | None = None) -> Dashboard:
             row.fixed.add(n, rate, f)
     d.by_site = sorted(by_site.values(), key=lambda r: (-r.open.cost_year, r.label))
     d.by_component = sorted(by_component.items(), key=lambda kv: (-kv[1].cost_year, kv[0]))
-    months = _months(today, TREND_MONTHS)
-    counts = list(trend_query(actor, months).tuples()[0])
-    d.trend = list(zip(months, counts[:len(months)], counts[len(months):]))
+    d.trend = [(m, agg.found[m], agg.repaired[m]) for m in months]
     return d
 
 
