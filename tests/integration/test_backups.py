@@ -327,7 +327,14 @@ def test_backup_of_an_older_release_restores_and_migrates_forward_on_postgresql(
     assert json.loads(py(env, SQL, "SELECT MAX(version) FROM schema_version").stdout) == \
         [[str(head)]]
     after = fingerprint(env, "acme", before["max_seq"], before["columns"])
-    assert after["tables"] == before["tables"]
+    # Tables the newer schema added are filled by its migrations (e.g. the dashboard's
+    # per-day counts from the leaks); everything the old schema held is back unchanged.
+    assert {t: v for t, v in after["tables"].items() if t in before["tables"]} == \
+        before["tables"]
+    if "leak_daily" not in before["tables"]:
+        assert json.loads(py(env, SQL, "SELECT SUM(d.n) FROM leak_daily d JOIN organization o "
+                                       "ON o.id = d.organization_id WHERE o.slug = 'acme'")
+                          .stdout) == [["40"]]
     # the restored database kept its owner's rights and nothing is left behind
     assert json.loads(py(env, SQL, "SELECT count(*) FROM pg_database WHERE datname LIKE "
                                    f"'{scratch['db']}\\_%%' AND datname NOT LIKE '%%prerestore%%'")
