@@ -78,6 +78,14 @@ def test_export_uses_the_list_filter(actor, data, login):
     assert len(lines) == 2 and lines[1].startswith("2,")
 
 
+def test_export_refuses_an_unreadable_filter_instead_of_exporting_everything(actor, data,
+                                                                             login):
+    c = login(actor.user)
+    resp = c.get("/leaks/export.csv?status=open&date_from=31.02.2024", base_url=BASE)
+    assert resp.status_code == 400 and b"date_from" in resp.data
+    assert c.get("/leaks/export.xlsx?q=" + "x" * 101, base_url=BASE).status_code == 400
+
+
 def test_export_reimports_unchanged(actor, data):
     from leakhub.leaks import service as leaks
 

@@ -1,8 +1,7 @@
 """`/leaks/export.csv` and `/leaks/export.xlsx`: the leak list's current filter as a file."""
 from __future__ import annotations
 
-from flask import Blueprint, send_file
-from flask import request
+from flask import Blueprint, abort, request, send_file
 from ..core.pages import member_required
 
 from ..identity.login import current_actor
@@ -18,6 +17,9 @@ MIMETYPES = {"csv": "text/csv; charset=utf-8",
 def _export(fmt):
     actor = current_actor()
     flt = leaks.parse_filter(request.args)
+    if flt.errors:
+        # Exporting without the unreadable filter value would export more than was asked for.
+        abort(400, description="; ".join(f"{k}: {v}" for k, v in flt.errors.items()))
     tz = actor.organization.timezone
     out, _n = service.export(actor, flt, fmt=fmt, tzname=tz,
                              opts=service.parse_options(request.args))

@@ -444,8 +444,9 @@ class LeakFilter:
 
 
 def parse_filter(args) -> LeakFilter:
-    """URL query → filter. Invalid values are dropped and reported in `errors` (the list
-    still shows, with a message), never a 500."""
+    """URL query → filter. Invalid values are dropped and reported in `errors` (named by
+    field; the list page shows them and lists nothing, exports and the API refuse), never a
+    500."""
     f = Fields(args)
     getlist = getattr(args, "getlist", None)
     statuses = getlist("status") if getlist else (args.get("status") or [])

@@ -87,7 +87,10 @@ def _form_of(leak: Leak) -> dict:
 def index():
     actor = current_actor()
     flt = service.parse_filter(request.args)
-    page = service.list_leaks(actor, flt, tzname=org_tz())
+    # A filter value that cannot be read is shown at its field; listing the leaks without it
+    # would show more than was asked for, so nothing is listed until it is corrected.
+    page = (service.Page(rows=[], total=0, page=1, per_page=flt.per_page) if flt.errors
+            else service.list_leaks(actor, flt, tzname=org_tz()))
     location = (authz.scope(actor, locations.Location, "view")
                 .where(locations.Location.id == flt.location).first() if flt.location else None)
     totals = calc.Totals()
