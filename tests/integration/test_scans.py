@@ -171,7 +171,16 @@ def sqlmap(url, tmp_path, *extra) -> str:
 def assert_not_injectable(text: str, params):
     assert "all tested parameters do not appear to be injectable" in text, text[-4000:]
     assert "sqlmap identified the following injection point" not in text
-    assert not re.search(r"parameter '[^']+' (is|appears to be) .*injectable", text), text[-4000:]
+    assert not re.search(r"parameter '[^']+' is .*injectable", text), text[-4000:]
+    # A heuristic hit ("appears to be … injectable") only passes when sqlmap's own check of
+    # it follows and rejects it: responses that differ for another reason (here: a search
+    # text over 100 characters gets its error message) can look like a boolean oracle.
+    for hit in re.finditer(r"parameter '([^']+)' appears to be .*injectable", text):
+        rest = text[hit.end():]
+        verdict = re.search(r"false positive or unexploitable injection point detected.*?"
+                            rf"parameter '{re.escape(hit.group(1))}' does not seem to be "
+                            r"injectable", rest, re.S)
+        assert verdict, text[-4000:]
     for p in params:
         assert f"parameter '{p}'" in text, f"sqlmap did not test {p}:\n{text[-3000:]}"
 
