@@ -39,6 +39,9 @@ def test_demo_seed_on_postgres_keeps_the_audit_chain(stack):
     report = json.loads(stack.leakctl("audit", "verify", "--org", slug, "--json").stdout)
     reports = report if isinstance(report, list) else [report]
     assert all(r["ok"] for r in reports), reports
+    # The dashboard's per-day counts, kept by the triggers during the bulk seed, match.
+    counts = stack.leakctl("dashboard", "check", "--org", slug, "--json")
+    assert json.loads(counts.stdout) == {slug: []}
 
 
 def test_demo_seed_errors_are_one_line(stack):

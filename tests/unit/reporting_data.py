@@ -77,27 +77,7 @@ def pdf_text(data: bytes) -> bytes:
 
 def leak_daily_mismatches() -> dict:
     """Rows of the per-day counts (LeakDaily, LeakRepairedDaily) that differ from counting the
-    leak table itself: {key: (kept, counted)}, keys starting with the table. Empty when the
-    triggers kept the counts right."""
-    from leakhub.dashboard.models import LeakDaily, LeakRepairedDaily
-    from leakhub.leaks.models import FIXED_STATUSES, Leak
+    leak table again in Python: {key: (kept, counted)}. Empty when the triggers kept them."""
+    from leakhub.dashboard.counts import differences
 
-    counted: dict = {}
-
-    def count(key, mlpm):
-        n, total = counted.get(key, (0, 0))
-        counted[key] = (n + 1, total + mlpm)
-
-    for lk in Leak.select(Leak.organization, Leak.site_id, Leak.status, Leak.component,
-                          Leak.found_at, Leak.rate_lpm, Leak.repaired_at):
-        site = lk.site_id or 0
-        count(("daily", lk.organization_id, site, lk.status, lk.component, lk.found_at.date()),
-              int(D(lk.rate_lpm) * 1000))
-        if lk.status in FIXED_STATUSES and lk.repaired_at is not None:
-            count(("repaired", lk.organization_id, site, lk.repaired_at), 0)
-    kept = {("daily", r.organization_id, r.site_id, r.status, r.component, r.found_day):
-            (r.n, r.rate_mlpm) for r in LeakDaily.select()}
-    kept.update({("repaired", r.organization_id, r.site_id, r.repaired_day): (r.n, 0)
-                 for r in LeakRepairedDaily.select()})
-    return {k: (kept.get(k), counted.get(k)) for k in set(kept) | set(counted)
-            if kept.get(k) != counted.get(k)}
+    return differences()

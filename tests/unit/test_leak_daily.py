@@ -108,3 +108,33 @@ def test_the_migration_backfill_counts_existing_leaks(actor, tree):
         database.execute_sql(sql)
     assert sorted(kept(actor.organization)) == before and not leak_daily_mismatches()
     assert LeakRepairedDaily.select().count() == 1
+
+
+def test_leakctl_dashboard_check_and_recount(actor, tree, org):
+    """Counts changed behind the triggers' back (a hand edit with triggers off, simulated by
+    editing the rows) are found by `check` (exit 1) and rewritten by `recount`."""
+    from click.testing import CliRunner
+
+    from leakhub.audit.models import AuditEntry
+    from leakhub.cli import cli
+
+    for i in range(3):
+        leak = new_leak(actor, tree["area"], rate_lpm=D("1.5") * (i + 1))
+    service.change_status(actor, leak, "repaired", repaired_at=dt.date(2024, 4, 2))
+    runner = CliRunner()
+    ok = runner.invoke(cli, ["dashboard", "check", "--org", org.slug], catch_exceptions=False)
+    assert ok.exit_code == 0 and "counts match the leaks" in ok.output
+    LeakDaily.update(n=LeakDaily.n + 5).execute()
+    LeakRepairedDaily.delete().execute()
+    bad = runner.invoke(cli, ["dashboard", "check", "--json"], catch_exceptions=False)
+    assert bad.exit_code == 1
+    import json
+    rows = json.loads(bad.output)[org.slug]
+    assert {r["row"][0] for r in rows} == {"leak_daily", "leak_repaired_daily"}
+    fixed = runner.invoke(cli, ["dashboard", "recount", "--org", org.slug],
+                          catch_exceptions=False)
+    assert fixed.exit_code == 0 and "(3 rows differed)" in fixed.output  # open, repaired, repair day
+    assert not leak_daily_mismatches()
+    assert AuditEntry.select().where(AuditEntry.action == "dashboard.recount").count() == 1
+    unknown = runner.invoke(cli, ["dashboard", "recount", "--org", "nope"])
+    assert unknown.exit_code != 0 and "does not exist" in unknown.output

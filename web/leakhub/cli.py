@@ -59,9 +59,11 @@ def _register():
 
 
 def _register_reporting():
+    from .dashboard.cli import dashboard_group
     from .imports.cli import import_group
 
     cli.add_command(import_group)
+    cli.add_command(dashboard_group)
 
 
 _register()
