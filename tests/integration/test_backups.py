@@ -29,11 +29,11 @@ from pathlib import Path
 import pytest
 
 import kc
-from stackctl import REPO, VENV_BIN, Stack, _stack_py, pick_previous, schema_head
+from stackctl import (REPO, VENV_BIN, Stack, _stack_py, pick_previous, schema_head,
+                      superuser)
 
 pytestmark = pytest.mark.integration
 
-PSQL_DIR = Path("/usr/lib/postgresql")
 
 FINGERPRINT = r'''
 import hashlib, json, sys
@@ -244,12 +244,8 @@ def test_round_trip_into_a_fresh_installation_keeps_rows_photos_and_sign_in(stac
 # ---------------------------------------------------------------------------- scratch install
 
 def _superuser_sql(stack, sql: str) -> None:
-    bindir = max(PSQL_DIR.glob("*/bin"))
-    env = dict(os.environ, PGPASSWORD=(stack.home / "secrets" /
-                                       "postgres-superuser-password").read_text().strip())
-    subprocess.run([str(bindir / "psql"), "-h", "127.0.0.1", "-p", str(stack.ports["postgres"]),
-                    "-U", "postgres", "-d", "postgres", "-v", "ON_ERROR_STOP=1", "-Atc", sql],
-                   env=env, check=True, capture_output=True, text=True)
+    with superuser(stack) as conn:
+        conn.execute(sql)
 
 
 @pytest.fixture(scope="module")
