@@ -165,3 +165,20 @@ def test_survey_grants_are_counted_one_by_one(actor, data, make_actor):
                  level="view")
     d = dashboard.compute(reader, today=dt.date(2024, 12, 15))
     assert d.total == 3 and d.open.rate_lpm == 50 and d.fixed.rate_lpm == 40
+
+
+def test_a_site_granted_in_part_is_named_as_not_shared(actor, data, make_actor, login):
+    from leakhub.authz.models import Grant
+
+    actor.organization.security_mode = 3
+    actor.organization.save()
+    reader = make_actor("viewer")
+    Grant.create(organization=actor.organization, user=reader.user, location=data["hall"],
+                 level="view")
+    Grant.create(organization=actor.organization, user=reader.user, location=data["site2"],
+                 level="view")
+    html = login(reader.user).get("/dashboard", base_url=BASE).get_data(as_text=True)
+    table = html[html.index('data-testid="by-site"'):]
+    table = table[:table.index("</table>")]
+    assert "Site not shared with you" in table and "MUC · Werk München" in table
+    assert "Werk Berlin" not in html  # the name of the site the reader sees only part of

@@ -386,7 +386,9 @@ DASHBOARD = component("Dashboard", {
         "open": FIGURES, "fixed": FIGURES,
         "by_site": {"type": "array", "items": {
             "type": "object", "properties": {"site": {"type": ["integer", "null"]},
-                                             "label": {"type": "string"},
+                                             "label": {"type": "string", "description":
+                                                       "Empty for a site the caller may not "
+                                                       "see by name (a grant on part of it)."},
                                              "open": FIGURES, "fixed": FIGURES},
             "required": ["site", "label", "open", "fixed"]}},
         "by_component": {"type": "array", "items": {

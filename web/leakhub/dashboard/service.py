@@ -285,7 +285,8 @@ def compute(actor, *, today: dt.date | None = None) -> Dashboard:
         d.currencies.add(params.currency)
         if site_id not in by_site:
             loc = sites.get(site_id)
-            by_site[site_id] = SiteRow(site_id, loc.label if loc else "?")
+            # "": a site the actor may not see by name (a grant on part of it), or no site.
+            by_site[site_id] = SiteRow(site_id, loc.label if loc else "")
         row = by_site[site_id]
         if klass == "open":
             d.open.add(n, rate, f)
@@ -300,6 +301,13 @@ def compute(actor, *, today: dt.date | None = None) -> Dashboard:
     return d
 
 
+def site_label(row: SiteRow, labels: dict) -> str:
+    """The site's label, or what stands for a site the actor may not see by name."""
+    if row.label:
+        return row.label
+    return str(labels["unshared_site"] if row.site_id is not None else labels["no_site"])
+
+
 def chart_data(d: Dashboard, *, component_labels: dict, labels: dict) -> dict:
     """What static/js/dashboard.js draws (JSON in the page; no inline script)."""
     return {
@@ -307,7 +315,7 @@ def chart_data(d: Dashboard, *, component_labels: dict, labels: dict) -> dict:
         "currency": d.currency,
         "trend": {"months": [m for m, _f, _r in d.trend], "found": [f for _m, f, _r in d.trend],
                   "repaired": [r for _m, _f, r in d.trend]},
-        "sites": {"labels": [s.label for s in d.by_site[:15]],
+        "sites": {"labels": [site_label(s, labels) for s in d.by_site[:15]],
                   "open_cost": [round(float(s.open.cost_year), 2) for s in d.by_site[:15]],
                   "saved_cost": [round(float(s.fixed.expected_cost_year), 2)
                                  for s in d.by_site[:15]]},
