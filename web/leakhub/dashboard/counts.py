@@ -53,12 +53,15 @@ def kept(organization_id=None) -> dict:
     return out
 
 
+def _differing(have: dict, want: dict) -> dict:
+    return {k: (have.get(k), want.get(k)) for k in sorted(set(have) | set(want), key=str)
+            if have.get(k) != want.get(k)}
+
+
 def differences(organization_id=None) -> dict:
     """{key: (kept, counted)} where the kept rows differ from counting the leaks (None: no
     row). Empty when the triggers kept the counts right."""
-    have, want = kept(organization_id), counted(organization_id)
-    return {k: (have.get(k), want.get(k)) for k in sorted(set(have) | set(want), key=str)
-            if have.get(k) != want.get(k)}
+    return _differing(kept(organization_id), counted(organization_id))
 
 
 def recount(organization) -> int:
@@ -67,12 +70,13 @@ def recount(organization) -> int:
     actor = authz.Actor.system(organization, label="leakctl dashboard recount")
     with database.atomic():
         writer.begin(actor)
-        fixed = len(differences(organization.id))
+        want = counted(organization.id)
+        fixed = len(_differing(kept(organization.id), want))
         LeakDaily.delete().where(LeakDaily.organization == organization.id).execute()
         LeakRepairedDaily.delete().where(
             LeakRepairedDaily.organization == organization.id).execute()
         daily, repaired = [], []
-        for key, (n, mlpm) in counted(organization.id).items():
+        for key, (n, mlpm) in want.items():
             if key[0] == "leak_daily":
                 _t, org, site, status, component, day = key
                 daily.append({"organization": org, "site_id": site, "status": status,
