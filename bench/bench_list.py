@@ -92,6 +92,17 @@ def login(app, org, user):
     return client
 
 
+def explain(stmts) -> None:
+    """EXPLAIN ANALYZE of each statement (PostgreSQL only)."""
+    from leakhub.core.db import database, is_postgres
+
+    if not is_postgres():
+        return
+    for sql, params in stmts:
+        plan = database.execute_sql("EXPLAIN (ANALYZE, BUFFERS) " + sql, params).fetchall()
+        print("      " + "\n      ".join(r[0] for r in plan))
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--leaks", type=int, default=100_000)
@@ -185,10 +196,8 @@ def main():
             print(f"    GET /leaks:                    p50 {ms(web50)}  p95 {ms(web95)}  "
                   f"ratio to SQL {web50 / sql50:5.2f}  "
                   f"({count_queries(admin_client, params)} queries per request)")
-            if args.explain and is_postgres():
-                for sql, p in stmts:
-                    plan = database.execute_sql("EXPLAIN (ANALYZE, BUFFERS) " + sql, p).fetchall()
-                    print("      " + "\n      ".join(r[0] for r in plan))
+            if args.explain:
+                explain(stmts)
 
         print(f"\nPermission filtering: external user with {n_grants} grants vs admin "
               f"({args.runs} runs)")
@@ -212,10 +221,8 @@ def main():
             print(f"    GET /leaks external p50 {ms(w_e50)}  p95 {ms(w_e95)}  "
                   f"ratio to unfiltered {w_e50 / w_a50:5.2f}  "
                   f"({count_queries(ext_client, params)} queries per request)")
-            if args.explain and is_postgres():
-                for sql, p in ext_stmts:
-                    plan = database.execute_sql("EXPLAIN (ANALYZE, BUFFERS) " + sql, p).fetchall()
-                    print("      " + "\n      ".join(r[0] for r in plan))
+            if args.explain:
+                explain(ext_stmts)
         print(f"\n{load()}")
 
 

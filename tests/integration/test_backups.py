@@ -343,13 +343,19 @@ def _archives(home: Path) -> dict:
             if p.is_file() and p.name.endswith(".tar.age")} if d.exists() else {}
 
 
+def _big_photo(home: Path, letter: str, mib: int) -> Path:
+    """An incompressible upload of `mib` MiB, so that a backup takes a while."""
+    photos = home / "data" / "uploads" / "photos" / "1" / (letter * 2)
+    photos.mkdir(parents=True, exist_ok=True)
+    big = photos / (letter * 64)
+    big.write_bytes(os.urandom(mib * 2**20))
+    return big
+
+
 def test_sigkill_mid_backup_leaves_no_archive_and_the_next_run_recovers(scratch):
     env, home = scratch["env"], scratch["home"]
     leakctl(env, "migrate")
-    photos = home / "data" / "uploads" / "photos" / "1" / "aa"
-    photos.mkdir(parents=True, exist_ok=True)
-    big = photos / ("a" * 64)
-    big.write_bytes(os.urandom(80 * 2**20))
+    big = _big_photo(home, "a", 80)
     try:
         first = json.loads(leakctl(env, "backup", "create", "--json").stdout.strip()
                            .splitlines()[-1])
@@ -386,10 +392,7 @@ def test_sigkill_mid_backup_leaves_no_archive_and_the_next_run_recovers(scratch)
 def test_disk_full_during_backup_is_a_clear_error_and_old_backups_stay(scratch):
     env, home = scratch["env"], scratch["home"]
     leakctl(env, "migrate")
-    photos = home / "data" / "uploads" / "photos" / "1" / "bb"
-    photos.mkdir(parents=True, exist_ok=True)
-    big = photos / ("b" * 64)
-    big.write_bytes(os.urandom(12 * 2**20))
+    big = _big_photo(home, "b", 12)
     try:
         leakctl(env, "backup", "create")
         kept = _archives(home)

@@ -12,7 +12,7 @@ import psycopg
 import pytest
 import requests
 
-from stackctl import raw_get, second_caddy
+from stackctl import raw_get, second_caddy, stop
 from test_caddy import OUTSIDE, session_from
 
 pytestmark = pytest.mark.integration
@@ -266,8 +266,4 @@ def test_acme_mode_gets_its_certificate_from_an_acme_ca_and_passes_mozilla_inter
         log_text = (client_dir / "caddy.log").read_text(errors="replace")
         assert '"certificate obtained successfully"' in log_text and directory in log_text
     finally:
-        server.terminate()
-        try:
-            server.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            server.kill()
+        stop(server)
