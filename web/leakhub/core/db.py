@@ -41,6 +41,26 @@ class PooledPostgres(PooledPsycopg3Database):
         return False
 
 
+class WriteLockingSqlite(pw.SqliteDatabase):
+    """SQLite whose transactions take the write lock when they begin (`BEGIN IMMEDIATE`).
+
+    A deferred transaction that reads and then writes cannot wait for the lock: when another
+    connection wrote meanwhile, SQLite answers SQLITE_BUSY at once (waiting could deadlock),
+    whatever busy_timeout says. Concurrent requests then failed with "database is locked"
+    after a few ms. Taking the lock at BEGIN makes writers queue (up to busy_timeout) before
+    they read anything; readers outside transactions are never blocked (WAL). Every write
+    path (web, API, worker, leakctl, imports) opens its transaction through `atomic()`, so
+    this one place covers them all. PostgreSQL keeps its own MVCC behaviour."""
+
+    def begin(self, lock_type: str | None = "IMMEDIATE"):
+        super().begin(lock_type)
+
+
+# How long a writer queues for SQLite's write lock before it gives up. Long enough for the
+# largest single transaction (an import of thousands of rows), short of gunicorn's timeout.
+SQLITE_BUSY_TIMEOUT_MS = 30_000
+
+
 def open_database(url: str, *, password_file: Path | None = None,
                   pooled: bool = False) -> pw.Database:
     """`pooled` only for the long-running web server: command-line tools must really close
@@ -49,9 +69,11 @@ def open_database(url: str, *, password_file: Path | None = None,
         path = url[len("sqlite:///"):]
         if path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
-        return pw.SqliteDatabase(
+        return WriteLockingSqlite(
             path,
-            pragmas={"journal_mode": "wal", "foreign_keys": 1, "busy_timeout": 10000,
+            timeout=SQLITE_BUSY_TIMEOUT_MS / 1000,
+            pragmas={"journal_mode": "wal", "foreign_keys": 1,
+                     "busy_timeout": SQLITE_BUSY_TIMEOUT_MS,
                      "cache_size": -65536,  # 64 MiB: dashboard GROUP BYs over 100k leaks
                      "synchronous": "normal"},
             check_same_thread=False,
