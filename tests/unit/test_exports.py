@@ -57,6 +57,11 @@ def test_csv_bom_german_options_and_neutralised(actor, data, login):
     c = login(actor.user)
     resp = c.get("/leaks/export.csv?sep=semicolon&decimal=comma", base_url=BASE)
     assert resp.status_code == 200 and resp.data.startswith(b"\xef\xbb\xbf")
+    # One charset parameter, not "text/csv; charset=utf-8; charset=utf-8" (issue 12).
+    assert resp.headers["Content-Type"] == "text/csv; charset=utf-8"
+    xlsx = c.get("/leaks/export.xlsx", base_url=BASE)
+    assert xlsx.headers["Content-Type"] == ("application/vnd.openxmlformats-officedocument."
+                                            "spreadsheetml.sheet")
     text = resp.data.decode("utf-8-sig")
     rows = list(csv.reader(io.StringIO(text), delimiter=";"))
     header = rows[0]

@@ -150,6 +150,7 @@ def test_csv_export_neutralises_formulas_and_is_audited(client, org, make_user, 
     writer.event(evil, "test.event", details={"note": "@SUM(1+1)"})
     resp = client.get("/audit.csv")
     assert resp.status_code == 200 and resp.mimetype == "text/csv"
+    assert resp.headers["Content-Type"] == "text/csv; charset=utf-8"
     assert "attachment" in resp.headers["Content-Disposition"]
     rows = list(csv.reader(io.StringIO(resp.get_data(as_text=True))))
     assert rows[0][:3] == ["seq", "time_utc", "time_local"]

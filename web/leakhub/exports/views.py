@@ -10,7 +10,8 @@ from . import service
 
 bp = Blueprint("exports", __name__)
 
-MIMETYPES = {"csv": "text/csv; charset=utf-8",
+# Werkzeug appends "; charset=utf-8" to every text/* type itself (once).
+MIMETYPES = {"csv": "text/csv",
              "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"}
 
 
