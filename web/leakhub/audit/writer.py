@@ -5,6 +5,9 @@ audit entry (field-level old → new) in the same transaction. Views, the API, i
 worker and leakctl all write through here; nothing else calls `.save()` on organization data.
 Models with a `version` field get an optimistic-concurrency check on update.
 
+The writer's own parameters are positional-only (`/`): a model's field may be called
+`model`, `actor`, `obj` or `action` (Device.model) without clashing with them in `**fields`.
+
 Every write transaction takes its organization's chain head (`begin`) before it changes a
 row: writers of one organization queue there and nowhere else first. Without it, a writer
 holding a row that database triggers update (the per-day counts of leak_daily) could wait for
@@ -110,14 +113,14 @@ def _lock_head(org_id: int) -> AuditChainHead:
     return head
 
 
-def begin(actor: authz.Actor) -> None:
+def begin(actor: authz.Actor, /) -> None:
     """Queue this transaction behind the organization's other writers (see the module
     docstring). Call first inside the caller's transaction; `create`, `update`, `update_many`
     and `delete` do. Taking it again in the same transaction costs one indexed read."""
     _lock_head(actor.organization.id)
 
 
-def append(actor: authz.Actor, action: str, *, entity_type: str | None = None,
+def append(actor: authz.Actor, action: str, /, *, entity_type: str | None = None,
            entity_id: int | None = None, changes: dict | None = None,
            batch: list[dict] | None = None) -> None:
     """Append one entry (or a batch of {entity_type, entity_id, changes, action}) to the chain.
@@ -157,7 +160,7 @@ def append(actor: authz.Actor, action: str, *, entity_type: str | None = None,
     AuditChainHead.update(seq=seq, hash=prev).where(AuditChainHead.organization == org_id).execute()
 
 
-def create(actor: authz.Actor, model, **fields):
+def create(actor: authz.Actor, model, /, **fields):
     authz.require(actor, "create")
     with database.atomic():
         begin(actor)
@@ -174,7 +177,7 @@ def diff(before: dict, after: dict) -> dict:
     return {k: [before.get(k), v] for k, v in after.items() if before.get(k) != v}
 
 
-def update(actor: authz.Actor, obj, changes: dict, *, expected_version: int | None = None,
+def update(actor: authz.Actor, obj, changes: dict, /, *, expected_version: int | None = None,
            action: str = "update", permission: str = "edit"):
     """Apply `changes` (field -> new value). Returns the object; raises ConflictError when
     `expected_version` no longer matches, PermissionError-like 403/404 via authz."""
@@ -206,7 +209,7 @@ def update(actor: authz.Actor, obj, changes: dict, *, expected_version: int | No
     return obj
 
 
-def update_many(actor: authz.Actor, objs: list, changes: dict, *,
+def update_many(actor: authz.Actor, objs: list, changes: dict, /, *,
                 action: str = "update", permission: str = "edit") -> int:
     """The same change on many rows (bulk edits, imports): permission and version checked per
     row as in `update`, one audit batch for all. All or nothing; ConflictError names the first
@@ -243,7 +246,7 @@ def update_many(actor: authz.Actor, objs: list, changes: dict, *,
     return len(batch)
 
 
-def delete(actor: authz.Actor, obj) -> None:
+def delete(actor: authz.Actor, obj, /) -> None:
     authz.require(actor, "delete", obj)
     with database.atomic():
         begin(actor)
@@ -253,7 +256,7 @@ def delete(actor: authz.Actor, obj) -> None:
                changes={k: [v, None] for k, v in before.items() if v not in (None, "")})
 
 
-def event(actor: authz.Actor, action: str, *, entity=None, details: dict | None = None) -> None:
+def event(actor: authz.Actor, action: str, /, *, entity=None, details: dict | None = None) -> None:
     """An administrative event (user invited, backup downloaded, ...), in its own or the
     caller's transaction."""
     with database.atomic():

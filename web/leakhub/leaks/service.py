@@ -257,7 +257,7 @@ def _history(actor, leak: Leak, from_status, to_status, note="") -> None:
                   user=actor.user if actor.kind == "user" else None, note=note or "")
 
 
-def create_leak(actor, **values) -> Leak:
+def create_leak(actor, /, **values) -> Leak:
     """Create a leak. `tag` given: the pre-printed tag is kept (duplicates rejected naming
     the field); otherwise the next number of the organization is assigned."""
     authz.require(actor, "create")
@@ -286,7 +286,7 @@ def create_leak(actor, **values) -> Leak:
     raise AssertionError("unreachable")
 
 
-def update_leak(actor, leak: Leak, *, expected_version: int | None, **values) -> Leak:
+def update_leak(actor, leak: Leak, /, *, expected_version: int | None, **values) -> Leak:
     """Edit the leak's data (not its status: see change_status). Raises ConflictError."""
     authz.require(actor, "edit", leak)
     tag = normalize_tag(values.pop("tag", None)) or leak.tag

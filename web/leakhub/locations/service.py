@@ -234,7 +234,7 @@ def _check_settings_date_free(actor, site_id, valid_from, exclude_id=None):
                                 "instead."), "valid_from")
 
 
-def create_settings(actor, *, site=None, **values) -> EnergySettings:
+def create_settings(actor, /, *, site=None, **values) -> EnergySettings:
     """Organization default (site None) or a site override. Requires "manage"."""
     authz.require(actor, "manage")
     if site is not None and not isinstance(site, Location):

@@ -79,7 +79,7 @@ _FIELDS = ("name", "period_start", "period_end", "auditor_user", "auditor_compan
            "status", "coverage_percent", "notes")
 
 
-def create_survey(actor, **values) -> Survey:
+def create_survey(actor, /, **values) -> Survey:
     values = _resolve(actor, values)
     with database.atomic():
         survey = writer.create(actor, Survey, **{k: values.get(k) for k in _FIELDS
@@ -89,7 +89,7 @@ def create_survey(actor, **values) -> Survey:
     return survey
 
 
-def update_survey(actor, survey: Survey, *, expected_version: int | None, **values) -> Survey:
+def update_survey(actor, survey: Survey, /, *, expected_version: int | None, **values) -> Survey:
     values = _resolve(actor, values)
     with database.atomic():
         changes = {k: values.get(k) for k in _FIELDS}
