@@ -80,7 +80,7 @@ def _blueprints():
     from .audit.views import bp as audit_bp
     from .backups.views import bp as backups_bp
     from .dashboard.views import bp as dashboard_bp
-    from .devices.views import bp as devices_api_bp
+    from .devices.views import bp as devices_api_bp, pages as devices_bp
     from .exports.views import bp as exports_bp
     from .home.views import bp as home_bp
     from .identity.views import bp as identity_bp
@@ -95,4 +95,4 @@ def _blueprints():
 
     return [home_bp, identity_bp, locations_bp, surveys_bp, leaks_bp, audit_bp, photos_bp,
             dashboard_bp, exports_bp, imports_bp, reports_bp, devices_api_bp, api_bp,
-            users_bp, backups_bp, ops_bp]
+            users_bp, devices_bp, backups_bp, ops_bp]

@@ -5,6 +5,7 @@ import json
 
 import click
 
+from ..core.validation import ValidationError
 from . import service
 
 
@@ -40,6 +41,9 @@ def add(slug, name, model, serial, as_json):
                                             serial=serial)
     except service.DeviceError as exc:
         raise CliError(str(exc)) from None
+    except ValidationError as exc:
+        raise CliError("; ".join(f"--{k}: {v}" if k else v for k, v in exc.errors.items())) \
+            from None
     token_url = f"{config.issuer_for(slug)}/protocol/openid-connect/token"
     if as_json:
         click.echo(json.dumps({"name": device.name, "client_id": device.client_id,

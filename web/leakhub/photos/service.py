@@ -166,6 +166,13 @@ def add_photos(actor, leak: Leak, files: list[tuple[str, bytes]]) -> list[Photo]
         raise PhotoError(_("A leak can have at most %(n)d photos.", n=MAX_PHOTOS_PER_LEAK), 422)
     cleaned = [(sanitize_filename(name), clean_image(data, sanitize_filename(name)))
                for name, data in files]
+    return store_photos(actor, leak, cleaned)
+
+
+def store_photos(actor, leak: Leak, cleaned: list[tuple[str, CleanImage]]) -> list[Photo]:
+    """Store images already checked by `clean_image` and create their rows (one
+    transaction). For `add_photos` and for device ingest, which checks a whole batch of
+    findings first and files their photos with the new leaks."""
     store = photo_storage(actor.organization)
     created = []
     with database.atomic():
