@@ -11,6 +11,8 @@
 #      and Keycloak (uid 1000) cannot and should not read that directory, so a background loop
 #      copies to each just the secrets it needs, owned by its uid, mode 0600, as soon as
 #      they exist. Postgres and Keycloak wait for those copies; `leakctl setup` waits for them.
+#      The web container gets its copies the same way (owned by the app user): never the
+#      PostgreSQL superuser password nor the backup identity (backups are the worker's job).
 # The command itself runs as uid/gid 10001 through setpriv (util-linux), with no capabilities
 # (a uid change from root clears them; no-new-privileges keeps it so).
 set -eu
@@ -22,12 +24,25 @@ PG_UID=999                                # `postgres` in the postgres image
 KC_DIR=/run/service-secrets/keycloak      # keycloak_secrets volume
 KC_UID=1000                               # `keycloak` in the Keycloak image (group root)
 KC_GID=0
+WEB_DIR=/run/service-secrets/web          # web_secrets volume (the web's /run/leakhub-secrets)
 COPY_TIMEOUT="${LEAKHUB_SECRET_COPY_TIMEOUT:-900}"
 
 say() { printf 'setup-entrypoint: %s\n' "$*" >&2; }
 
 if [ "$#" -eq 0 ]; then
   set -- leakctl setup --wait 600
+fi
+
+# The env file that reached this container (env_file: LEAKHUB_ENV_FILE, default .env) must be
+# the one Compose interpolated the bundle with: a test installation started with
+# `--env-file .env.test` whose file does not name itself in LEAKHUB_ENV_FILE would otherwise
+# run with production's settings.
+if [ -n "${LEAKHUB_COMPOSE_PROJECT:-}" ] && [ -n "${COMPOSE_PROJECT_NAME:-}" ] \
+    && [ "$LEAKHUB_COMPOSE_PROJECT" != "$COMPOSE_PROJECT_NAME" ]; then
+  say "error: the settings reaching the containers are those of project '$COMPOSE_PROJECT_NAME'," \
+      "not '$LEAKHUB_COMPOSE_PROJECT': set LEAKHUB_ENV_FILE=<this env file> in the env file" \
+      "you pass with --env-file (compose/README.md, A second installation)"
+  exit 1
 fi
 
 if [ "$(id -u)" != 0 ]; then
@@ -46,6 +61,7 @@ done
 chmod 0700 "$SECRETS"
 if [ -d "$PG_DIR" ]; then chown "$PG_UID:$PG_UID" "$PG_DIR"; chmod 0700 "$PG_DIR"; fi
 if [ -d "$KC_DIR" ]; then chown "$KC_UID:$KC_GID" "$KC_DIR"; chmod 0700 "$KC_DIR"; fi
+if [ -d "$WEB_DIR" ]; then chown "$APP_UID:$APP_UID" "$WEB_DIR"; chmod 0700 "$WEB_DIR"; fi
 
 # 2. Per-server copies.
 # copy_secret NAME DIR UID GID: succeeds once DIR/NAME is an up-to-date copy (0600, UID:GID).
@@ -73,6 +89,11 @@ distribute() {
     for name in postgres-keycloak-password keycloak-bootstrap-client-secret; do
       copy_secret "$name" "$KC_DIR" "$KC_UID" "$KC_GID" || missing=1
     done
+    for name in session-key postgres-leakhub-password keycloak-service-client-secret; do
+      copy_secret "$name" "$WEB_DIR" "$APP_UID" "$APP_UID" || missing=1
+    done
+    # Optional (only when the customer's SMTP server needs a login): copied when present.
+    copy_secret smtp-password "$WEB_DIR" "$APP_UID" "$APP_UID" || :
     [ "$missing" -eq 0 ] && return 0
     if [ "$waited" -ge "$COPY_TIMEOUT" ]; then
       say "error: the secrets were not generated within ${COPY_TIMEOUT}s"

@@ -67,6 +67,9 @@ def _compose(args, *, settings, env_file: Path | None, tmp_path: Path):
         if not k.startswith(("LEAKHUB_", "COMPOSE_", "DOCKER_", "PYTHON", "VIRTUAL_ENV"))
     }
     env.update(settings)
+    # The app services' env_file is the file LEAKHUB_ENV_FILE names (default .env, which the
+    # repository does not hold): point it at the same file, as a second installation does.
+    env.setdefault("LEAKHUB_ENV_FILE", str(env_file))
     return subprocess.run(
         [_docker_compose(), "--env-file", str(env_file), "--project-directory", str(REPO),
          "-f", str(COMPOSE_FILE), *args],
@@ -229,9 +232,15 @@ def test_images_are_pinned_to_exact_versions(config):
         exact = EXACT_PG_TAG if repository == "postgres" else EXACT_TAG
         assert exact.match(tag) and tag != "latest", f"{name}: {image} is not pinned to an exact version"
         if name in APP_SERVICES:
-            assert image == f"leakhub/leakhub:{version}", f"{name}: {image} (pyproject: {version})"
+            # A local name: an accidental pull goes to no public registry.
+            assert image == f"localhost/leakhub:{version}", f"{name}: {image} (pyproject: {version})"
             assert service["build"]["dockerfile"] == "web/Dockerfile"
             assert Path(service["build"]["context"]) == REPO
+            # Built here or loaded from the delivery archive, never pulled (v2 builds it when
+            # missing; 1.29 never pulls a service it can build).
+            assert service.get("pull_policy") == "never", name
+        else:
+            assert service.get("pull_policy") in (None, "missing"), name
 
 
 def _dockerfile_stages():
@@ -292,10 +301,16 @@ def test_every_container_is_hardened(config):
 def test_networks_keep_everything_but_caddy_internal(config):
     assert config["networks"]["internal"].get("internal") is True
     assert not config["networks"]["edge"].get("internal")
+    assert not (config["networks"]["egress"] or {}).get("internal")
     for name, service in config["services"].items():
         networks = set(service["networks"])
         assert "internal" in networks, name
         assert ("edge" in networks) == (name == "caddy"), name
+        # Mail: the worker (security digest) and Keycloak (invitations, password resets)
+        # reach the customer's SMTP server; nothing else gets a route out.
+        assert ("egress" in networks) == (name in ("worker", "keycloak")), name
+        assert networks <= {"internal", "edge", "egress"}, name
+    assert "egress" in (REPO / "compose" / "README.md").read_text()
 
 
 def test_volumes(config):
@@ -305,12 +320,14 @@ def test_volumes(config):
         for name, s in config["services"].items()
     }
     assert mounts["postgres"]["pgdata"] == "/var/lib/postgresql/data"
-    for name in APP_SERVICES:
+    for name in ("worker", "setup"):
         assert mounts[name]["secrets"] == "/run/leakhub-secrets", name
+    assert mounts["web"]["web_secrets"] == "/run/leakhub-secrets"
+    for name in APP_SERVICES:
         assert mounts[name]["uploads"] == "/var/lib/leakhub/data", name
         assert mounts[name]["backups"] == "/var/lib/leakhub/backups", name
-    # Only the app's containers see the secrets volume; the servers get their own copies.
-    for name in ("caddy", "keycloak", "postgres"):
+    # Only worker and setup see the secrets volume; web and the servers get their own copies.
+    for name in ("caddy", "keycloak", "postgres", "web"):
         assert "secrets" not in mounts[name], name
     assert set(mounts["caddy"]) >= {"caddy_data", "caddy_config"}
 
@@ -328,6 +345,142 @@ def test_app_environment_matches_the_contract(config):
     keycloak = config["services"]["keycloak"]["environment"]
     assert keycloak["KC_HOSTNAME"] == "https://leakhub.example.test/auth"
     assert keycloak["KC_HEALTH_ENABLED"] == "true"
+
+
+# --- every setting reaches the app containers ---------------------------------------------------
+
+# Read from the environment by the code but not settings of an installation: the native
+# stack's tooling (which home, which virtualenv), the test suite's switch, the CLI's
+# traceback switch for one invocation, and gunicorn's counter directory (set for web only).
+NOT_SETTINGS = {"LEAKHUB_STACK_HOME", "LEAKHUB_VENV", "LEAKHUB_TESTING", "LEAKHUB_DEBUG",
+                "PROMETHEUS_MULTIPROC_DIR"}
+# Values the bundle itself sets for web, worker and setup (container paths, internal addresses,
+# the public URL derived from LEAKHUB_HOSTNAME): they arrive, with the bundle's value.
+FIXED_IN_BUNDLE = {
+    "LEAKHUB_PUBLIC_URL", "LEAKHUB_INTERNAL_URL", "DATABASE_URL", "LEAKHUB_HOME",
+    "LEAKHUB_DATA_DIR", "LEAKHUB_SECRETS_DIR", "LEAKHUB_BACKUP_DIR", "LEAKHUB_REALM_TEMPLATE",
+    "KEYCLOAK_URL", "KC_BOOTSTRAP_ADMIN_CLIENT_ID", "LEAKHUB_BIND", "LEAKHUB_METRICS_BIND",
+    "LEAKHUB_WEB_METRICS_DIR",
+}
+_SETTING_NAME = re.compile(
+    r"""["'](LEAKHUB_[A-Z0-9_]+|DATABASE_URL|KEYCLOAK_URL|KC_[A-Z0-9_]+|PROMETHEUS_MULTIPROC_DIR)["']""")
+
+
+def settings_read_by_the_code() -> set:
+    names = set()
+    for path in [*(REPO / "web" / "leakhub").rglob("*.py"), *(REPO / "worker").rglob("*.py"),
+                 REPO / "web" / "gunicorn.conf.py"]:
+        text = path.read_text()
+        if "environ" not in text and "env.get" not in text and "getenv" not in text:
+            continue
+        names |= set(_SETTING_NAME.findall(text))
+    return names - NOT_SETTINGS
+
+
+def settings_documented_in_the_readme() -> set:
+    """The first column of README.md's Configuration table; `A` / `_B` / `_C` abbreviates
+    A, A's prefix + _B, ... (e.g. LEAKHUB_BACKUP_KEEP_DAILY / _WEEKLY / _MONTHLY)."""
+    text = (REPO / "README.md").read_text()
+    section = text.split("## Configuration", 1)[1].split("\n## ", 1)[0]
+    names = set()
+    for line in section.splitlines():
+        if not line.startswith("| `"):
+            continue
+        first = line.split("|")[1]
+        full = None
+        for token in re.findall(r"`([A-Z_][A-Z0-9_]*)`", first):
+            if token.startswith("_") and full:
+                names.add(full.rsplit("_", 1)[0] + token)
+            else:
+                names.add(token)
+                full = token
+    return names
+
+
+def test_every_setting_the_code_reads_is_documented():
+    undocumented = settings_read_by_the_code() - settings_documented_in_the_readme()
+    assert not undocumented, f"read by the code, missing in README.md's Configuration table: " \
+                             f"{sorted(undocumented)}"
+
+
+def test_every_documented_setting_reaches_web_worker_and_setup(tmp_path):
+    documented = settings_documented_in_the_readme()
+    assert {"LEAKHUB_SMTP_HOST", "LEAKHUB_BACKUP_RECIPIENTS", "LEAKHUB_WORK_HOURS",
+            "LEAKHUB_MAX_UPLOAD_MB", "LEAKHUB_SESSION_IDLE_MINUTES"} <= documented
+    # A customer's .env setting every documented variable; values Compose itself interprets
+    # (ports) must be valid, the rest are recognisable markers.
+    values = {name: f"set-in-env-{name.lower()}" for name in documented}
+    values.update(REQUIRED_SETTINGS, LEAKHUB_HTTP_PORT="8080", LEAKHUB_HTTPS_PORT="8443",
+                  COMPOSE_PROJECT_NAME="leakhub")
+    env_file = tmp_path / "customer.env"
+    env_file.write_text("".join(f"{k}={v}\n" for k, v in sorted(values.items())))
+    result = _compose(["config"], settings={}, env_file=env_file, tmp_path=tmp_path)
+    assert result.returncode == 0, result.stderr
+    services = _yaml_load(result.stdout)["services"]
+    problems = []
+    for service in sorted(APP_SERVICES):
+        env = services[service].get("environment") or {}
+        for name in sorted(documented):
+            if name not in env:
+                problems.append(f"{service}: {name} does not arrive")
+            elif name not in FIXED_IN_BUNDLE and str(env[name]) != values[name]:
+                problems.append(f"{service}: {name}={env[name]!r}, .env says {values[name]!r}")
+    assert not problems, "\n".join(problems)
+
+
+# Secret files each service may read. worker and setup: the whole `secrets` volume.
+SERVICE_SECRETS = {
+    "postgres": {"postgres-superuser-password", "postgres-leakhub-password",
+                 "postgres-keycloak-password"},
+    "keycloak": {"postgres-keycloak-password", "keycloak-bootstrap-client-secret"},
+    "web": {"session-key", "postgres-leakhub-password", "keycloak-service-client-secret",
+            "smtp-password"},
+}
+SECRET_VOLUMES = {"secrets", "postgres_secrets", "keycloak_secrets", "web_secrets"}
+
+
+def _secret_copies_made_by_setup() -> dict:
+    """What compose/setup-entrypoint.sh copies into each per-service volume."""
+    script = (REPO / "compose" / "setup-entrypoint.sh").read_text()
+    dirs = {"PG": "postgres", "KC": "keycloak", "WEB": "web"}
+    copies = {service: set() for service in dirs.values()}
+    for names, var in re.findall(r'for name in ([a-z0-9 -]+); do\s+copy_secret "\$name" "\$(\w+)_DIR"',
+                                 script):
+        copies[dirs[var]] |= set(names.split())
+    for name, var in re.findall(r'^\s*copy_secret ([a-z0-9-]+) "\$(\w+)_DIR"', script, re.M):
+        copies[dirs[var]].add(name)
+    return copies
+
+
+def test_each_service_sees_only_the_secrets_it_uses(config):
+    assert _secret_copies_made_by_setup() == SERVICE_SECRETS
+    assert not {"postgres-superuser-password", "backup-identity"} & SERVICE_SECRETS["web"]
+    mounted = {
+        name: {v.split(":")[0] for v in s.get("volumes", []) if v.split(":")[0] in SECRET_VOLUMES}
+        for name, s in config["services"].items()
+    }
+    assert mounted == {
+        "caddy": set(),
+        "postgres": {"postgres_secrets"},
+        "keycloak": {"keycloak_secrets"},
+        "web": {"web_secrets"},
+        "worker": {"secrets"},
+        "setup": SECRET_VOLUMES,
+    }
+    for name in ("web", "worker", "postgres", "keycloak"):
+        for volume in config["services"][name]["volumes"]:
+            if volume.split(":")[0] in SECRET_VOLUMES:
+                assert volume.endswith(":ro"), f"{name}: {volume} must be read-only"
+
+
+def test_backup_verbs_run_where_the_backup_identity_is():
+    # web holds no backup identity: the host's leakctl and the updater run `backup` verbs in
+    # the worker.
+    leakctl = (REPO / "scripts" / "leakctl").read_text()
+    assert re.search(r'runs_in_worker\(\) \{\s+\[ "\$\{1:-\}" = "backup" \]', leakctl)
+    assert 'compose exec $t worker leakctl "$@"' in leakctl
+    update = (REPO / "web" / "leakhub" / "ops" / "update.py").read_text()
+    assert 'service = "worker" if args and args[0] == "backup" else "web"' in update
 
 
 def test_no_secret_values_in_compose_environment(raw):

@@ -75,7 +75,8 @@ def test_refusals(tmp_path, monkeypatch):
 
 def test_compose_copy(tmp_path, monkeypatch):
     (tmp_path / ".env").write_text("COMPOSE_PROJECT_NAME=leakhub\n")
-    (tmp_path / ".env.test").write_text("COMPOSE_PROJECT_NAME=leakhub-test\n")
+    (tmp_path / ".env.test").write_text("COMPOSE_PROJECT_NAME=leakhub-test\n"
+                                        "LEAKHUB_ENV_FILE=.env.test\n")
     docker = tmp_path / "docker"
     docker.write_text('#!/usr/bin/env bash\nprintf "%s|" "$@" >> "$FAKE_CALLS"; echo >> '
                       '"$FAKE_CALLS"\ncase "$*" in *"backup list --json") '
@@ -87,8 +88,8 @@ def test_compose_copy(tmp_path, monkeypatch):
                                   docker=str(docker))
     assert result == {"source": "leakhub", "target": "leakhub-test", "backup": "b9.tar.age"}
     lines = [line.rstrip("|").split("|") for line in calls.read_text().splitlines()]
-    assert lines[0][:7] == ["compose", "--env-file", str(tmp_path / ".env"), "-p", "leakhub",
-                            "exec", "-T"]
+    assert lines[0][:8] == ["compose", "--env-file", str(tmp_path / ".env"), "-p", "leakhub",
+                            "exec", "-T", "worker"]   # the backup identity is the worker's
     assert lines[1][4:] == ["leakhub-test", "stop", "web", "worker", "keycloak", "caddy"]
     restore = lines[2]
     assert restore[4:7] == ["leakhub-test", "run", "--rm"]
@@ -97,6 +98,14 @@ def test_compose_copy(tmp_path, monkeypatch):
     assert restore[-1] == "b9.tar.age" and "--identity /from-secrets/backup-identity" in \
         " ".join(restore)
     assert lines[3][4:] == ["leakhub-test", "up", "-d"]
+
+
+def test_compose_refuses_an_env_file_that_does_not_name_itself(tmp_path):
+    # Its containers would read .env (production's settings) through env_file.
+    (tmp_path / ".env").write_text("COMPOSE_PROJECT_NAME=leakhub\n")
+    (tmp_path / ".env.test").write_text("COMPOSE_PROJECT_NAME=leakhub-test\n")
+    with pytest.raises(envcopy.CopyError, match="LEAKHUB_ENV_FILE=.env.test"):
+        envcopy.copy_compose(tmp_path, "prod", "test", update.RunLog(None, quiet=True))
 
 
 def test_compose_refuses_one_project_for_both(tmp_path):

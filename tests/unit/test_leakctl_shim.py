@@ -15,12 +15,13 @@ SHIM = REPO / "scripts" / "leakctl"
 
 FAKE_DOCKER = textwrap.dedent("""\
     #!/usr/bin/env bash
-    # Records each call; answers like a Docker host where `web` runs.
+    # Records each call; answers like a Docker host where `web` and `worker` run.
     echo "$*" >> "$FAKE_DOCKER_LOG"
     case "$*" in
       "compose version") echo "Docker Compose version v2.29.0" ;;
       "info") echo "Server: fake" ;;
       "compose ps --status running -q web") [ -n "${FAKE_WEB_DOWN:-}" ] || echo abc123 ;;
+      "compose ps --status running -q worker") [ -n "${FAKE_WEB_DOWN:-}" ] || echo def456 ;;
       "compose exec -T caddy cat /data/caddy/pki/authorities/local/root.crt")
         echo "-----BEGIN CERTIFICATE-----"; echo "MIIB"; echo "-----END CERTIFICATE-----" ;;
     esac
@@ -67,8 +68,11 @@ def test_secret_writing_verbs_run_in_a_setup_container(fake_docker):
                         "/var/lib/leakhub/backups/x.age --yes"
     _, calls = fake_docker("secrets", "init")
     assert calls[-1] == "compose run --rm -T setup leakctl secrets init"
+    # Other backup verbs need the backup identity: the worker has it, web does not.
     _, calls = fake_docker("backup", "list")
-    assert calls[-1] == "compose exec -T web leakctl backup list"
+    assert calls[-1] == "compose exec -T worker leakctl backup list"
+    _, calls = fake_docker("backup", "create")
+    assert calls[-1] == "compose exec -T worker leakctl backup create"
 
 
 def test_stopped_web_falls_back_to_a_one_shot_container(fake_docker):

@@ -143,6 +143,18 @@ def project_name(path: Path) -> str:
     raise CopyError(f"{path} does not set COMPOSE_PROJECT_NAME (each installation needs its own)")
 
 
+def check_names_itself(path: Path) -> None:
+    """The app containers read their settings from the file LEAKHUB_ENV_FILE names (default
+    `.env`): an installation's own env file other than `.env` must name itself there."""
+    named = ".env"
+    for line in path.read_text().splitlines():
+        if line.startswith("LEAKHUB_ENV_FILE="):
+            named = line.split("=", 1)[1].strip() or ".env"
+    if Path(named).name != path.name:
+        raise CopyError(f"{path.name} must contain LEAKHUB_ENV_FILE={path.name} (otherwise that "
+                        f"installation's containers read the settings of {named})")
+
+
 def copy_compose(project: Path, source: str, target: str, log: RunLog,
                  docker: str = "docker") -> dict:
     src_env, dst_env = env_file(project, source), env_file(project, target)
@@ -152,13 +164,15 @@ def copy_compose(project: Path, source: str, target: str, log: RunLog,
     src_name, dst_name = project_name(src_env), project_name(dst_env)
     if src_name == dst_name:
         raise CopyError(f"{src_env.name} and {dst_env.name} name the same project {src_name!r}")
+    for path in (src_env, dst_env):
+        check_names_itself(path)
 
     def compose(env: Path, name: str, *args, input=None):
         return run([docker, "compose", "--env-file", env, "-p", name, *args], log, cwd=project,
                    input=input, timeout=3600)
 
-    rows = last_json(compose(src_env, src_name, "exec", "-T", "web", "leakctl", "backup", "list",
-                             "--json").stdout)
+    rows = last_json(compose(src_env, src_name, "exec", "-T", "worker", "leakctl", "backup",
+                             "list", "--json").stdout)
     backup = newest_verified(rows)
     log.step(f"newest verified backup of {src_name}: {backup['file']}")
     compose(dst_env, dst_name, "stop", "web", "worker", "keycloak", "caddy")

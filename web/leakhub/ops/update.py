@@ -590,7 +590,7 @@ def version_key(v: str) -> tuple[int, int, int]:
 
 class ComposeUpdater(Updater):
     """Updates a Docker Compose installation in `project` (the folder with docker-compose.yml
-    and .env): LEAKHUB_VERSION selects the image leakhub/leakhub:<version>."""
+    and .env): LEAKHUB_VERSION selects the image localhost/leakhub:<version>."""
 
     mode = "compose"
 
@@ -635,9 +635,11 @@ class ComposeUpdater(Updater):
         os.replace(tmp, self.env_file)
 
     def leakctl(self, _tree, *args, check=True, input=None, timeout=900, quiet_output=False):
-        if self.compose("ps", "--status", "running", "-q", "web", check=False).stdout.strip():
-            return self.compose("exec", "-T", "web", "leakctl", *args, check=check, input=input,
-                                timeout=timeout, quiet_output=quiet_output)
+        # Backups need the backup identity, which only the worker (not web) can read.
+        service = "worker" if args and args[0] == "backup" else "web"
+        if self.compose("ps", "--status", "running", "-q", service, check=False).stdout.strip():
+            return self.compose("exec", "-T", service, "leakctl", *args, check=check,
+                                input=input, timeout=timeout, quiet_output=quiet_output)
         return self.compose("run", "--rm", "--no-deps", "-T", "setup", "leakctl", *args,
                             check=check, input=input, timeout=timeout, quiet_output=quiet_output)
 
