@@ -1068,6 +1068,14 @@ def newest_verified() -> BackupRecord | None:
             .order_by(BackupRecord.created_at.desc()).first())
 
 
+def newest_usable() -> BackupRecord | None:
+    """The newest backup that is verified or not yet verified (a failed verification does not
+    count): right after `leakctl backup create` it is the new one."""
+    return (BackupRecord.select().where((BackupRecord.verify_status == "ok")
+                                        | BackupRecord.verify_status.is_null())
+            .order_by(BackupRecord.created_at.desc()).first())
+
+
 def staleness(config, now: dt.datetime | None = None) -> str | None:
     """A warning when the newest verified backup is too old (None: all good)."""
     settings = get_settings(config)

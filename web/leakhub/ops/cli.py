@@ -5,7 +5,7 @@ import json
 
 import click
 
-from .status import all_checks, check_worker
+from .status import all_checks, check_jobs, check_worker
 
 
 @click.group("status", invoke_without_command=True)
@@ -34,7 +34,8 @@ def status_group(ctx, as_json):
               help="Also require a heartbeat at or after this ISO 8601 time (the updater's "
                    "health gate: the new worker has run, not just the old one recently).")
 def worker_cmd(since):
-    """Exit 0 if the worker's heartbeat is recent (the worker container's health check)."""
+    """Exit 0 if the worker's heartbeat is recent and no job's last run failed (the worker
+    container's health check). With --since, only job runs since then count."""
     import datetime as dt
 
     from ..cli import CliError, load
@@ -42,20 +43,23 @@ def worker_cmd(since):
 
     load()
     check = check_worker()
-    if since and check.ok:
+    after = None
+    if since:
         try:
             after = dt.datetime.fromisoformat(since.replace("Z", "+00:00"))
         except ValueError:
             raise CliError(f"--since: not an ISO 8601 time: {since!r}") from None
         if after.tzinfo is not None:
             after = after.astimezone(dt.timezone.utc).replace(tzinfo=None)
+    if after is not None and check.ok:
         fresh = (JobRun.select().where((JobRun.job == "heartbeat") & (JobRun.status == "ok")
                                        & (JobRun.started_at >= after)).exists())
         if not fresh:
             click.echo(f"worker: no heartbeat since {since} yet")
             raise SystemExit(1)
-    click.echo(f"worker: {check.detail}")
-    if not check.ok:
+    jobs = check_jobs(after)
+    click.echo(f"worker: {check.detail}" + ("" if jobs.ok else f"; {jobs.detail}"))
+    if not (check.ok and jobs.ok):
         raise SystemExit(1)
 
 

@@ -15,6 +15,9 @@ from ..jobs.models import JobRun
 from ..orgs.models import Organization
 
 HEARTBEAT_MAX_AGE = dt.timedelta(minutes=2)
+# A new backup counts before the worker's backup-verify job (every 15 minutes) has checked it;
+# one still unverified after this is a problem (the verification does not run).
+VERIFY_GRACE = dt.timedelta(hours=2)
 
 
 @dataclass
@@ -59,6 +62,30 @@ def check_worker(now: dt.datetime | None = None) -> Check:
     return Check("worker", True, f"last heartbeat {int(age.total_seconds())} s ago")
 
 
+def failed_jobs(since: dt.datetime | None = None) -> list[JobRun]:
+    """The last finished run of every job, where that run failed: a job stays failed until a
+    later run of the same job succeeds. With `since`, only runs started at or after it count
+    (the updater's health gate asks about the new worker, not an old failure)."""
+    failed = []
+    for (job,) in JobRun.select(JobRun.job).distinct().tuples():
+        query = JobRun.select().where((JobRun.job == job) & (JobRun.status.in_(("ok", "failed"))))
+        if since is not None:
+            query = query.where(JobRun.started_at >= since)
+        last = query.order_by(JobRun.started_at.desc(), JobRun.id.desc()).first()
+        if last is not None and last.status == "failed":
+            failed.append(last)
+    return sorted(failed, key=lambda r: r.job)
+
+
+def check_jobs(since: dt.datetime | None = None) -> Check:
+    failed = failed_jobs(since)
+    if failed:
+        return Check("jobs", False, "; ".join(
+            f"{r.job} failed at {r.started_at:%Y-%m-%d %H:%M} UTC: {r.message[:160]}"
+            for r in failed))
+    return Check("jobs", True, "no job's last run failed")
+
+
 def check_disk(config, *, min_free_fraction: float = 0.10) -> list[Check]:
     checks = []
     for label, path in (("data volume", config.data_dir), ("backup volume", config.backup_dir)):
@@ -74,8 +101,9 @@ def check_disk(config, *, min_free_fraction: float = 0.10) -> list[Check]:
 
 
 def check_backups(config, now: dt.datetime | None = None) -> Check:
-    """The newest verified backup is recent enough and the last scheduled run did not fail."""
-    from ..backups.service import newest_verified
+    """The newest backup (verified, or new and not yet verified; one that failed verification
+    does not count) is recent enough, and the last scheduled run did not fail."""
+    from ..backups.service import newest_usable
     from ..backups.settings import get_settings
 
     settings = get_settings(config)
@@ -85,7 +113,7 @@ def check_backups(config, now: dt.datetime | None = None) -> Check:
             .first())
     if last is not None and last.status == "failed":
         return Check("backups", False, f"the last scheduled backup failed: {last.message[:200]}")
-    newest = newest_verified()
+    newest = newest_usable()
     if newest is None:
         first = Organization.select(pw.fn.MIN(Organization.created_at)).scalar()
         if first is None or now - first < limit:
@@ -93,9 +121,14 @@ def check_backups(config, now: dt.datetime | None = None) -> Check:
                                           f"{settings.time.strftime('%H:%M')} UTC")
         return Check("backups", False, "no verified backup")
     age = now - newest.created_at
-    detail = f"newest verified {newest.file_name} ({int(age.total_seconds() // 3600)} h old)"
+    verified = newest.verify_status == "ok"
+    detail = (f"newest {newest.file_name} ({int(age.total_seconds() // 3600)} h old, "
+              + ("verified)" if verified else "not yet verified)"))
     if age > limit:
         return Check("backups", False, detail + f", older than {settings.max_age_hours} h")
+    if not verified and age > VERIFY_GRACE:
+        return Check("backups", False, detail + f", still not verified after "
+                                                f"{int(VERIFY_GRACE.total_seconds() // 3600)} h")
     if settings.copy_dir and not newest.copied:
         return Check("backups", False, detail + f", not copied to {settings.copy_dir}")
     return Check("backups", True, detail)
@@ -123,6 +156,6 @@ def all_checks(config) -> list[Check]:
     if cert is not None:
         checks.append(cert)
     if checks[0].ok:
-        checks += [check_worker(), organizations(), check_backups(config)]
+        checks += [check_worker(), check_jobs(), organizations(), check_backups(config)]
     checks += check_disk(config)
     return checks
