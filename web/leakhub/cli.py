@@ -2,15 +2,22 @@
 this module only assembles them and turns known failures into one readable line."""
 from __future__ import annotations
 
+import logging
+import os
 import sys
+import traceback
 
 import click
 import peewee as pw
+from werkzeug.exceptions import HTTPException
 
 from .core.config import ConfigError, get_config
 from .core.db import database, init_database
 from .core.migrations import MigrationError
 from .core.secrets import SecretMissing
+from .core.validation import ValidationError
+
+log = logging.getLogger("leakhub.cli")
 
 
 class CliError(click.ClickException):
@@ -70,7 +77,22 @@ _register()
 _register_reporting()
 
 
+DEBUG_ENV = "LEAKHUB_DEBUG"
+
+
+def _fail(message: str, code: int = 1):
+    """One line on stderr, whatever the message holds (click's "Did you mean" hints, a
+    multi-line exception text), then exit `code`."""
+    text = " ".join(part.strip() for part in str(message).splitlines() if part.strip())
+    click.echo(f"leakctl: error: {text or 'failed'}", err=True)
+    sys.exit(code or 1)
+
+
 def main(argv=None):
+    """Every failure is one line `leakctl: error: ...` and a non-zero exit, never a traceback:
+    usage errors (exit 2), known failures (1), and anything unexpected (1, naming the
+    exception; the traceback goes to the log at debug level, and to stderr with
+    LEAKHUB_DEBUG=1)."""
     from .identity.keycloak_admin import KeycloakError
     from .orgs.service import OrgError
 
@@ -79,16 +101,28 @@ def main(argv=None):
     except click.exceptions.Abort:
         click.echo("leakctl: aborted", err=True)
         sys.exit(1)
+    except KeyboardInterrupt:
+        click.echo("leakctl: aborted", err=True)
+        sys.exit(130)
     except click.ClickException as exc:
-        click.echo(f"leakctl: error: {exc.format_message()}", err=True)
-        sys.exit(exc.exit_code if exc.exit_code else 1)
-    except (ConfigError, SecretMissing, MigrationError, OrgError, KeycloakError) as exc:
-        click.echo(f"leakctl: error: {exc}", err=True)
-        sys.exit(1)
+        _fail(exc.format_message(), exc.exit_code)
+    except (ConfigError, SecretMissing, MigrationError, OrgError, KeycloakError,
+            ValidationError) as exc:
+        _fail(str(exc))
     except pw.OperationalError as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        click.echo(f"leakctl: error: database not reachable: {first}", err=True)
-        sys.exit(1)
+        _fail(f"database not reachable: {first}")
+    except HTTPException as exc:  # a service's refusal (403/404 from authz)
+        _fail(f"{exc.name}: {exc.description}" if exc.description else exc.name)
+    except OSError as exc:
+        _fail(str(exc) or type(exc).__name__)
+    except Exception as exc:  # noqa: BLE001 - the last line of defence, see the docstring
+        log.debug("leakctl failed", exc_info=True)
+        if os.environ.get(DEBUG_ENV, "") not in ("", "0"):
+            traceback.print_exc()
+        hint = "" if os.environ.get(DEBUG_ENV, "") not in ("", "0") else \
+            f" (set {DEBUG_ENV}=1 for the traceback)"
+        _fail(f"unexpected {type(exc).__name__}: {exc}{hint}")
     finally:
         if database.obj is not None and not database.is_closed():
             database.close()

@@ -99,7 +99,10 @@ def init_app(app):
             abort(403, description="The request came from another site and was refused.")
         sent = request.form.get("csrf_token") or request.headers.get("X-CSRF-Token") or ""
         expected = session.get("csrf") or ""
-        if not expected or not hmac.compare_digest(sent, expected):
+        # Compared as bytes: compare_digest refuses str with non-ASCII characters (TypeError,
+        # a 500); such a token is simply wrong.
+        if not expected or not hmac.compare_digest(sent.encode("utf-8", "surrogatepass"),
+                                                   expected.encode("utf-8")):
             g.csrf_failure = "missing or wrong CSRF token"
             abort(403, description="The form has expired or was not sent from Leakhub. "
                                    "Reload the page and try again.")

@@ -91,7 +91,9 @@ def callback(slug):
             "reason": "refused_by_keycloak", "error": request.args.get("error", "")[:64]})
         return render_template("identity/signin_failed.html", org=org), 400
     if (not pending or pending.get("org") != org.slug
-            or not secrets.compare_digest(pending.get("state", ""), request.args.get("state", ""))):
+            or not secrets.compare_digest(  # bytes: a non-ASCII state is wrong, not a 500
+                str(pending.get("state", "")).encode("utf-8"),
+                request.args.get("state", "").encode("utf-8", "surrogatepass"))):
         g.security_event = "login_state_mismatch"
         record_security_event("sign_in_failed", organization=org,
                               details={"reason": "state_mismatch"})

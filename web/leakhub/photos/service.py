@@ -107,6 +107,8 @@ def clean_image(data: bytes, filename: str = "") -> CleanImage:
     if fmt is None:
         raise PhotoError(_("%(name)s is not a JPEG, PNG or WebP image.", name=shown), 422,
                          filename)
+    too_many_pixels = PhotoError(_("%(name)s has too many pixels (at most %(mp)d megapixels).",
+                                   name=shown, mp=MAX_PIXELS // 1_000_000), 422, filename)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
@@ -114,15 +116,17 @@ def clean_image(data: bytes, filename: str = "") -> CleanImage:
             allowed = [fmt, "MPO"] if fmt == "JPEG" and "MPO" in Image.OPEN else [fmt]
             img = Image.open(io.BytesIO(data), formats=allowed)
             if img.width * img.height > MAX_PIXELS:
-                raise PhotoError(_("%(name)s has too many pixels (at most %(mp)d megapixels).",
-                                   name=shown, mp=MAX_PIXELS // 1_000_000), 422, filename)
+                raise too_many_pixels
             img.seek(0)
             img.load()
             img = ImageOps.exif_transpose(img)
     except PhotoError:
         raise
-    except (UnidentifiedImageError, OSError, ValueError, SyntaxError, EOFError,
-            Image.DecompressionBombError, Image.DecompressionBombWarning):
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        # Pillow's own guard (above its MAX_IMAGE_PIXELS) fires inside open(), before the
+        # size check above: the same limit, named.
+        raise too_many_pixels from None
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError, EOFError):
         raise PhotoError(_("%(name)s could not be read as an image.", name=shown), 422,
                          filename) from None
     if max(img.size) > MAX_EDGE:
