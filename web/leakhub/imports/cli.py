@@ -15,16 +15,27 @@ def import_group():
 @import_group.command("leaks")
 @click.option("--org", "slug", required=True, help="Organization slug.")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("--mapping", "mapping_arg", default=None,
-              help='Columns → fields as JSON {"Header": "field"} or a path to such a file '
-                   "(default: suggested from the headers).")
+@click.option("--mapping", "mapping_arg", default=None, metavar="JSON|FILE",
+              help='Overrides of the suggested column mapping, as a JSON object '
+                   '{"Header in the file": "field"} or a path to a file holding one. Only the '
+                   'columns named change: "field" maps that column (and takes the field away '
+                   'from any other column), "ignore" or null drops it; every other column '
+                   'keeps its suggestion (shown in the output line "mapping:"). Fields: '
+                   'tag, location (a path SITE/BUILDING/AREA), site, building, area, survey, '
+                   'found_at, rate_lpm, pressure_bar, component, status, description, … '
+                   '(all of them in the error for an unknown one).')
 @click.option("--dry-run", is_flag=True, help="Validate and report; write nothing.")
 @click.option("--update-existing", is_flag=True,
               help="Update leaks whose tag exists with other data (default: conflict).")
 @click.option("--create-locations", is_flag=True, help="Create missing locations.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 def import_leaks(slug, file, mapping_arg, dry_run, update_existing, create_locations, as_json):
-    """Import leaks from a CSV or XLSX file (all or nothing)."""
+    """Import leaks from a CSV or XLSX file (all or nothing).
+
+    \b
+    Example: leakctl import leaks --org acme begehung.csv --dry-run \\
+               --mapping '{"Standort": "location", "Bemerkung": "ignore"}'
+    """
     from ..authz import Actor
     from ..cli import CliError, load
     from ..orgs.models import Organization
@@ -47,10 +58,16 @@ def import_leaks(slug, file, mapping_arg, dry_run, update_existing, create_locat
             by_name = json.loads(text)
             if not isinstance(by_name, dict):
                 raise ValueError("expected an object")
+        except ValueError as exc:
+            raise CliError(f"--mapping: not a JSON object ({exc})") from None
+        try:
             _fmt, headers = service.headers_of(data, file.name)
-            column_map = mapping.from_names(headers, by_name)
+        except service.formats.FormatError as exc:
+            raise CliError(f"{file.name}: {service.format_error(exc)}") from None
+        try:
+            column_map = mapping.with_overrides(headers, by_name)
         except (ValueError, KeyError) as exc:
-            raise CliError(f"--mapping: {exc}") from None
+            raise CliError(f"--mapping: {exc.args[0] if exc.args else exc}") from None
     actor = Actor.system(org, label="leakctl")
     from flask import Flask
     from flask_babel import Babel
@@ -63,16 +80,20 @@ def import_leaks(slug, file, mapping_arg, dry_run, update_existing, create_locat
             options=service.Options(update_existing=update_existing,
                                     create_locations=create_locations))
         errors = [str(e) for e in result.errors]
+        warnings = [str(w) for w in result.warnings]
         conflicts = [f"row {c.row}, tag {c.tag}: " + "; ".join(
             f"{col}: {old} → {new}" for col, old, new in c.columns) for c in result.conflicts]
     if as_json:
         click.echo(json.dumps({**result.summary(), "errors": errors, "conflicts": conflicts,
+                               "warnings": warnings,
                                "mapping": {result.headers[i]: f
                                            for i, f in result.mapping.items()}},
                               ensure_ascii=False, indent=2))
     else:
         click.echo("mapping: " + ", ".join(f"{result.headers[i]} → {f}"
                                            for i, f in sorted(result.mapping.items())))
+        for line in warnings:
+            click.echo(f"warning: {line}", err=True)
         for line in errors + conflicts:
             click.echo(line, err=True)
         s = result.summary()

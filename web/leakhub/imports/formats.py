@@ -17,10 +17,32 @@ from typing import BinaryIO, Iterator
 
 REGISTRY: list[type["Importer"]] = []
 MAX_COLUMNS = 200
+# The longest cell an import reads (characters). Far above any leak field (descriptions hold
+# 5,000 characters) and below the csv module's own limit (131,072), so every reader gives the
+# same clear error instead of the csv module's.
+MAX_FIELD_CHARS = 65_536
 
 
 class FormatError(Exception):
     """The file cannot be read at all (not a CSV/XLSX, broken, empty)."""
+
+
+class FieldTooLong(FormatError):
+    """A cell longer than MAX_FIELD_CHARS. `row`: the spreadsheet row (header = 1); `column`:
+    the column header ("" when the reader could not tell)."""
+
+    def __init__(self, row: int, column: str = "", limit: int | None = None):
+        limit = MAX_FIELD_CHARS if limit is None else limit
+        super().__init__(f"row {row}: a cell is longer than {limit:,} characters "
+                         f"(the limit per cell)")
+        self.row, self.column, self.limit = row, column, limit
+
+
+def _check_lengths(row: list, rownum: int, headers: list[str] | None) -> None:
+    for i, value in enumerate(row):
+        if isinstance(value, str) and len(value) > MAX_FIELD_CHARS:
+            column = headers[i] if headers is not None and i < len(headers) else ""
+            raise FieldTooLong(rownum, column)
 
 
 def register(cls):
@@ -43,6 +65,7 @@ def _as_bytes(file) -> bytes:
 
 
 def _headers(raw: list) -> list[str]:
+    _check_lengths(raw, 1, None)
     out = []
     for i, h in enumerate(raw):
         text = "" if h is None else str(h).strip().lstrip("\ufeff")
@@ -112,17 +135,29 @@ class CsvImporter(Importer):
         except StopIteration:
             raise FormatError("the file is empty") from None
         except csv.Error as exc:
+            if _too_long(exc):
+                raise FieldTooLong(1) from None
             raise FormatError(f"not a readable CSV file ({exc})") from None
         width = len(headers)
 
         def rows():
+            rownum = 1  # the spreadsheet row of the record being read (header = 1)
             try:
                 for row in reader:
+                    rownum += 1
                     row = row[:width] + [""] * (width - len(row))
+                    _check_lengths(row, rownum, headers)
                     yield row
             except csv.Error as exc:
-                raise FormatError(f"line {reader.line_num}: {exc}") from None
+                if _too_long(exc):
+                    raise FieldTooLong(rownum + 1) from None
+                raise FormatError(f"row {rownum + 1} (line {reader.line_num}): {exc}") from None
         return Table(headers, rows(), encoding=encoding, delimiter=delimiter)
+
+
+def _too_long(exc: csv.Error) -> bool:
+    """The csv module's own cell limit ("field larger than field limit (131072)")."""
+    return "field limit" in str(exc)
 
 
 @register
@@ -143,16 +178,21 @@ class XlsxImporter(Importer):
         import openpyxl
 
         data = _as_bytes(file)
+        # A damaged or hostile workbook can fail anywhere inside openpyxl (zip, XML, styles,
+        # cell types) with many exception types: each one is "not readable", never a crash.
         try:
             wb = openpyxl.load_workbook(io.BytesIO(data), read_only=True, data_only=True)
-        except (zipfile.BadZipFile, KeyError, OSError, ValueError) as exc:
-            raise FormatError(f"not a readable XLSX workbook ({type(exc).__name__})") from None
-        ws = wb.worksheets[0]
-        it = ws.iter_rows(values_only=True)
-        try:
+            if not wb.worksheets:
+                raise FormatError("the workbook has no worksheet")
+            ws = wb.worksheets[0]
+            it = ws.iter_rows(values_only=True)
             first = next(it)
+        except FormatError:
+            raise
         except StopIteration:
             raise FormatError("the worksheet is empty") from None
+        except Exception as exc:  # noqa: BLE001 - see above
+            raise FormatError(f"not a readable XLSX workbook ({type(exc).__name__})") from None
         # Trailing empty header cells are not columns.
         first = list(first)
         while first and (first[-1] is None or str(first[-1]).strip() == ""):
@@ -163,10 +203,20 @@ class XlsxImporter(Importer):
         width = len(headers)
 
         def rows():
-            for row in it:
-                row = list(row[:width]) + [None] * (width - len(row))
-                yield [v.isoformat() if isinstance(v, dt.time) else v for v in row]
-            wb.close()
+            rownum = 1
+            try:
+                for row in it:
+                    rownum += 1
+                    row = list(row[:width]) + [None] * (width - len(row))
+                    _check_lengths(row, rownum, headers)
+                    yield [v.isoformat() if isinstance(v, dt.time) else v for v in row]
+            except FormatError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - a damaged sheet, as above
+                raise FormatError(f"row {rownum + 1}: not readable ({type(exc).__name__})") \
+                    from None
+            finally:
+                wb.close()
         return Table(headers, rows())
 
 

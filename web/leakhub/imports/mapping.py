@@ -59,12 +59,13 @@ SYNONYMS = {
             "leaknumber", "leakno", "leaknr", "leakid", "leckagenr", "leckagenummer",
             "leckagenno", "lecknr", "lecknummer", "leckage", "leckagen", "markierung",
             "anhaenger", "anhaengernr", "kennzeichnung", "kennung", "tagnummer"],
-    "location": ["locationpath", "location", "standort", "standortpfad", "ort", "messort",
-                 "pfad", "path", "lage", "einbauort", "position", "anlage", "maschine",
-                 "machine"],
-    "site": ["site", "werk", "plant", "fabrik", "niederlassung"],
+    # The location tree is site → building → area. German files name the levels "Standort"
+    # or "Werk" (site), "Gebäude" or "Halle" (building), "Bereich" or "Messort" (area).
+    "location": ["locationpath", "location", "standortpfad", "ort", "pfad", "path", "lage",
+                 "einbauort", "position", "anlage", "maschine", "machine"],
+    "site": ["site", "standort", "werk", "plant", "fabrik", "niederlassung"],
     "building": ["building", "gebaeude", "halle", "hall"],
-    "area": ["area", "bereich", "zone", "raum", "abteilung", "department"],
+    "area": ["area", "bereich", "messort", "zone", "raum", "abteilung", "department"],
     "survey": ["survey", "audit", "begehung", "messkampagne", "kampagne", "projekt", "project"],
     "found_at": ["foundat", "date", "datum", "founddate", "found", "gefundenam", "erfasstam",
                  "aufnahmedatum", "messdatum", "datumuhrzeit", "datetime", "zeitpunkt",
@@ -122,7 +123,19 @@ for _field, _words in SYNONYMS.items():
 
 def suggest(headers: list[str]) -> dict[int, str]:
     """Column index → field. Exact synonym matches first, then headers that start with a
-    synonym ("Leckrate in l/min" → rate); each field is used once, the leftmost column wins."""
+    synonym ("Leckrate in l/min" → rate); each field is used once, the leftmost column wins.
+    A site column that is the file's only location column ("Standort" alone) is suggested as
+    the location path: it may hold "Werk Süd / Halle 3 / Montage" or a unique code."""
+    out = _suggest(headers)
+    levels = {"location", "building", "area"} & set(out.values())
+    if not levels:
+        for i, f in out.items():
+            if f == "site":
+                out[i] = "location"
+    return out
+
+
+def _suggest(headers: list[str]) -> dict[int, str]:
     out: dict[int, str] = {}
     used: set[str] = set()
     normed = [norm(h) for h in headers]
@@ -142,23 +155,41 @@ def suggest(headers: list[str]) -> dict[int, str]:
     return out
 
 
+IGNORE = (None, "", "ignore")
+
+
 def from_names(headers: list[str], by_name: dict[str, str]) -> dict[int, str]:
-    """A mapping given as {header text: field} (CLI --mapping) → column index → field.
-    Raises KeyError/ValueError naming the unknown header or field."""
+    """A mapping given as {header text: field} → column index → field (only the columns
+    named; "ignore", "" or null map nothing). Raises KeyError/ValueError naming the unknown
+    header or field."""
+    return {i: f for i, f in _named(headers, by_name).items() if f not in IGNORE}
+
+
+def _named(headers: list[str], by_name: dict) -> dict[int, str | None]:
     out = {}
     index = {h: i for i, h in reversed(list(enumerate(headers)))}
     normed = {norm(h): i for i, h in reversed(list(enumerate(headers)))}
     for header, field in by_name.items():
-        if field in (None, "", "ignore"):
-            continue
-        if field not in FIELDS:
+        if field not in IGNORE and (not isinstance(field, str) or field not in FIELDS):
             raise ValueError(f"unknown field {field!r} for column {header!r}; "
-                             f"fields: {', '.join(FIELDS)}")
-        i = index.get(header, normed.get(norm(header)))
+                             f"fields: {', '.join(FIELDS)}, ignore")
+        i = index.get(header, normed.get(norm(str(header))))
         if i is None:
             raise KeyError(f"the file has no column {header!r}")
         out[i] = field
     return out
+
+
+def with_overrides(headers: list[str], by_name: dict) -> dict[int, str]:
+    """The suggested mapping with the named columns overridden (`leakctl import --mapping`):
+    {"Standort": "location"} maps that column and keeps every other suggestion;
+    {"Bauteil": "ignore"} (or null) drops that column. A field given to a column is taken away
+    from the column the suggestion gave it to, so it is never mapped twice."""
+    named = _named(headers, by_name)
+    taken = {f for f in named.values() if f not in IGNORE}
+    out = {i: f for i, f in suggest(headers).items() if i not in named and f not in taken}
+    out.update({i: f for i, f in named.items() if f not in IGNORE})
+    return dict(sorted(out.items()))
 
 
 # ---------------------------------------------------------------- value vocabularies

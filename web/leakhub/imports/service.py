@@ -26,6 +26,7 @@ from decimal import Decimal
 
 import peewee as pw
 from flask_babel import gettext as _
+from werkzeug.exceptions import Forbidden
 
 from .. import authz
 from ..audit import writer
@@ -89,6 +90,7 @@ class Result:
     committed: bool = False
     encoding: str = ""
     delimiter: str = ""
+    warnings: list = field(default_factory=list)  # shown with the preview; do not block
 
     @property
     def ok(self) -> bool:
@@ -106,6 +108,24 @@ class ImportAborted(Exception):
 
 
 # ---------------------------------------------------------------- reading
+
+def format_error(exc: formats.FormatError) -> RowError:
+    """A reader's error as a row error: which row, which column, which limit."""
+    if isinstance(exc, formats.FieldTooLong):
+        return RowError(exc.row, exc.column, _(
+            "A cell is longer than %(n)s characters (64 KiB), the most an import reads per "
+            "cell.", n=f"{exc.limit:,}"))
+    return RowError(0, "", _("The file cannot be read: %(e)s", e=str(exc)))
+
+
+def _guarded(rows, errors: list):
+    """The table's rows until the reader fails; its error is added to `errors` (which then
+    stops the import) instead of escaping as an exception."""
+    try:
+        yield from rows
+    except formats.FormatError as exc:
+        errors.append(format_error(exc))
+
 
 def read_table(data: bytes, filename: str) -> tuple[formats.Importer, formats.Table]:
     importer = formats.importer_for(filename, data[:8192])
@@ -275,7 +295,7 @@ def run_import(actor, data: bytes, filename: str, *, column_map: dict | None = N
     try:
         importer, table = read_table(data, filename)
     except formats.FormatError as exc:
-        result.errors.append(RowError(0, "", _("The file cannot be read: %(e)s", e=str(exc))))
+        result.errors.append(format_error(exc))
         return result
     result.format, result.headers = importer.name, table.headers
     result.encoding, result.delimiter = table.encoding, table.delimiter
@@ -312,6 +332,7 @@ def run_import(actor, data: bytes, filename: str, *, column_map: dict | None = N
         surveys.setdefault(s.name.strip().lower(), s)
         surveys.setdefault(str(s.id), s)
     to_create: dict[tuple, None] = {}  # location paths to create, in order
+    missing_sites: dict[str, str] = {}  # first parts of paths that name no site
     parsed_rows = []  # (row number, tag, values, status, location parts or None)
     seen_tags: dict[str, int] = {}
 
@@ -319,7 +340,7 @@ def run_import(actor, data: bytes, filename: str, *, column_map: dict | None = N
         if len(result.errors) < MAX_ERRORS:
             result.errors.append(RowError(row, column_of.get(f_name, ""), message))
 
-    for rownum, raw_row in enumerate(table.rows, start=2):
+    for rownum, raw_row in enumerate(_guarded(table.rows, result.errors), start=2):
         if result.total >= MAX_ROWS:
             err(rownum, "", _("At most %(n)d rows per import.", n=MAX_ROWS))
             break
@@ -380,6 +401,8 @@ def run_import(actor, data: bytes, filename: str, *, column_map: dict | None = N
                 alt_loc, alt_missing = index.resolve(alt)
                 if alt_missing < 0:
                     location, missing_at = alt_loc, alt_missing
+            if missing_at == 0:
+                missing_sites.setdefault(parts[0].strip().lower(), parts[0].strip())
             if missing_at >= 0:
                 if options.create_locations:
                     for d in range(missing_at, len(parts)):
@@ -444,6 +467,14 @@ def run_import(actor, data: bytes, filename: str, *, column_map: dict | None = N
                                                "pressure_bar", "component", "priority",
                                                "description")}})
     result.missing_locations = [" / ".join(p) for p in to_create.values()]
+    result.warnings.extend(_site_warnings(index, missing_sites, options.create_locations))
+    may = _TargetCheck(actor, index, to_create)
+
+    def loc_or(f_name):  # "location" → the column that holds the location
+        if f_name != "location":
+            return f_name
+        return next((f for f in ("location", "area", "building", "site") if f in column_of),
+                    "location")
 
     # Existing leaks with the same tags (or tag numbers: "0100" is "100").
     tags = [v["tag"] for _, v, _ in parsed_rows]
@@ -473,6 +504,10 @@ def run_import(actor, data: bytes, filename: str, *, column_map: dict | None = N
         leak = existing_by_tag.get(tag) or (existing_by_number.get(number)
                                             if number is not None else None)
         if leak is None:
+            refusal = may.create(values)
+            if refusal:
+                err(rownum, loc_or(refusal[0]), refusal[1])
+                continue
             new_rows.append((rownum, values, status))
             continue
         diffs = {}
@@ -493,6 +528,10 @@ def run_import(actor, data: bytes, filename: str, *, column_map: dict | None = N
             diffs["status"] = status
         if not diffs:
             result.unchanged += 1
+            continue
+        refusal = may.change(leak, diffs)
+        if refusal:
+            err(rownum, loc_or(refusal[0]), refusal[1])
             continue
         result.changed += 1
         if options.update_existing:
@@ -515,7 +554,7 @@ def run_import(actor, data: bytes, filename: str, *, column_map: dict | None = N
     with database.atomic():
         writer.begin(actor)
         created_locs = _create_locations(actor, index, to_create)
-        _insert_new(actor, new_rows, created_locs, filename)
+        _insert_new(actor, new_rows, created_locs, filename, may)
         for rownum, leak, values, diffs in updates:
             _update_one(actor, leak, values, diffs, created_locs)
         writer.event(actor, "import", details={
@@ -524,6 +563,97 @@ def run_import(actor, data: bytes, filename: str, *, column_map: dict | None = N
             "created_locations": result.missing_locations})
     result.committed = True
     return result
+
+
+def _site_warnings(index: LocationIndex, missing_sites: dict, creating: bool) -> list[str]:
+    """A path whose first part is no site but names a building or area: the columns are
+    probably mapped in the wrong order ("Halle 3 / Montage / Werk Süd"). Said before anything
+    is written, most of all before "create missing locations" makes Halle 3 a site."""
+    out = []
+    for key, name in missing_sites.items():
+        hits = [loc for loc in index.by_name.get(key, []) + index.by_code.get(key, [])
+                if loc.kind != "site"]
+        if not hits:
+            continue
+        loc = hits[0]
+        if creating:
+            out.append(_("“%(name)s” would be created as a new site, but there is a %(kind)s of "
+                         "that name (%(loc)s). Check which columns are mapped to site, building "
+                         "and area.", name=name, kind=_(loc.kind), loc=loc.label))
+        else:
+            out.append(_("“%(name)s” is not a site, but there is a %(kind)s of that name "
+                         "(%(loc)s). Check which columns are mapped to site, building and area.",
+                         name=name, kind=_(loc.kind), loc=loc.label))
+        if len(out) >= 20:
+            break
+    return out
+
+
+class _TargetCheck:
+    """Where each row's leak would land, decided by authz before anything is written, so a
+    grant-limited user's preview names the rows outside their grants (instead of "4 new" and
+    a refusal at commit). Answers (file field, message) or None; cached per target."""
+
+    def __init__(self, actor, index: LocationIndex, to_create: dict):
+        self.actor, self.index, self.to_create = actor, index, to_create
+        self.everywhere = authz.unrestricted(actor, "create") and authz.unrestricted(actor,
+                                                                                      "edit")
+        self.cache: dict = {}
+
+    def _reach(self, action: str, target) -> bool:
+        key = (action, type(target).__name__, target.id)
+        if key not in self.cache:
+            # As the decision point answers for the target row itself: seen, and `action`
+            # allowed there (a location: its subtree granted with edit; a survey: granted).
+            self.cache[key] = (authz.can(self.actor, "view", target)
+                               and authz.can(self.actor, action, target))
+        return self.cache[key]
+
+    def _location(self, action: str, location) -> tuple | None:
+        if isinstance(location, tuple):  # to be created: the right on its deepest ancestor
+            parent, _missing = self.index.resolve(list(location))
+            if parent is None:
+                if authz.unrestricted(self.actor, "create") and authz.can(self.actor, "create"):
+                    return None
+                return ("location", _("You may not create the site “%(name)s”.",
+                                      name=self.to_create.get(location, location)[0]))
+            location = parent
+        if location is not None and not self._reach(action, location):
+            return ("location", _("You may not add, move or change leaks in “%(loc)s”: it is "
+                                  "outside the locations you may edit.", loc=location.label))
+        return None
+
+    def _survey(self, action: str, survey) -> tuple | None:
+        if survey is not None and not self._reach(action, survey):
+            return ("survey", _("You may not add, move or change leaks in the survey "
+                                "“%(s)s”.", s=survey.name))
+        return None
+
+    def create(self, values: dict) -> tuple | None:
+        if self.everywhere:
+            return None
+        # Tag numbers are unique in the whole organization: a tag used by a leak the actor
+        # cannot see is refused here as the leak form refuses it (not at the insert).
+        if values.get("tag") and leaks.tag_taken(self.actor, values["tag"]):
+            return ("tag", _("Tag number %(tag)s is already used by another leak.",
+                             tag=values["tag"]))
+        return (self._location("create", values.get("location"))
+                or self._survey("create", values.get("survey")))
+
+    def change(self, leak: Leak, diffs: dict) -> tuple | None:
+        if self.everywhere:
+            return None
+        if not authz.can(self.actor, "edit", leak):
+            return ("tag", _("You may not change leak %(tag)s.", tag=leak.tag))
+        if "location" in diffs:
+            refusal = (self._location("edit", leak.location)
+                       or self._location("edit", diffs["location"]))
+            if refusal:
+                return refusal
+        if "survey" in diffs:
+            return ((self._survey("edit", leak.survey) if leak.survey_id else None)
+                    or self._survey("edit", diffs["survey"]))
+        return None
 
 
 def _create_locations(actor, index: LocationIndex, to_create: dict) -> dict:
@@ -597,7 +727,7 @@ def _bulk_insert(model, rows: list[dict]) -> None:
         cursor.executemany(sql, params[i:i + 1000])
 
 
-def _insert_new(actor, new_rows, created_locs, filename) -> None:
+def _insert_new(actor, new_rows, created_locs, filename, may) -> None:
     """Bulk insert + one audit batch (the writer's chain, same transaction)."""
     if not new_rows:
         return
@@ -610,7 +740,11 @@ def _insert_new(actor, new_rows, created_locs, filename) -> None:
         if isinstance(loc, tuple):
             loc = created_locs[loc]
         if loc.id not in checked_locations:
-            authz.require(actor, "create", Leak(organization=org, location=loc))
+            # The preview refused rows outside the actor's grants (_TargetCheck); this is the
+            # same decision once more inside the transaction, on the created locations too.
+            refusal = may.create({**v, "location": loc, "tag": None})
+            if refusal:
+                raise Forbidden(description=refusal[1])
             checked_locations.add(loc.id)
         row = {k: v.get(k) for k in _LEAK_COLUMNS}
         row.update(

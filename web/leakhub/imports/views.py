@@ -47,6 +47,10 @@ def _staged(actor, key):
     return entry, data
 
 
+def _reason(exc: formats.FormatError) -> str:
+    return str(service.format_error(exc)) if isinstance(exc, formats.FieldTooLong) else str(exc)
+
+
 def _options(form) -> service.Options:
     return service.Options(update_existing=form.get("update_existing") == "1",
                            create_locations=form.get("create_locations") == "1")
@@ -66,11 +70,11 @@ def upload():
         return render_template("imports/upload.html", formats=formats.REGISTRY,
                                error=_("Choose a CSV or XLSX file.")), 422
     try:
-        formats.importer_for(name, data[:8192])
+        service.headers_of(data, name)  # the format and its header row are readable
     except formats.FormatError as exc:
         return render_template("imports/upload.html", formats=formats.REGISTRY,
                                error=_("%(name)s cannot be imported: %(e)s", name=name,
-                                       e=str(exc))), 422
+                                       e=_reason(exc))), 422
     store = staging(actor.organization)
     _purge(store)
     key = store.put(data)
@@ -91,7 +95,7 @@ def review(key):
     try:
         _fmt, headers = service.headers_of(data, filename)
     except formats.FormatError as exc:
-        flash(_("%(name)s cannot be imported: %(e)s", name=filename, e=str(exc)), "error")
+        flash(_("%(name)s cannot be imported: %(e)s", name=filename, e=_reason(exc)), "error")
         return redirect(url_for("imports.upload"))
     if request.method == "POST":
         column_map = service.parse_mapping_form(request.form, headers)
