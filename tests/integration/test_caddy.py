@@ -2,6 +2,7 @@
 admin/app allow lists, request ids shared with the app, /metrics hidden."""
 from __future__ import annotations
 
+import http.client
 import json
 import os
 import re
@@ -9,8 +10,10 @@ import shutil
 import socket
 import ssl
 import subprocess
+import threading
 import time
 import uuid
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -227,6 +230,72 @@ def test_organization_realms_are_reachable_from_anywhere_allowed(stack):
                      timeout=30)
     assert resp.status_code == 404            # Keycloak's answer (no such realm), not Caddy's 403
     assert http_.get(f"{stack.public_url}/healthz", timeout=10).status_code == 200
+
+
+# --- a header the app sets itself survives Caddy ------------------------------------------------
+
+PHOTO_CSP = "default-src 'none'; sandbox"
+
+
+class _OwnCspApp(BaseHTTPRequestHandler):
+    """A stand-in for the web app: /own sends its own (stricter) CSP, the rest none."""
+
+    def do_GET(self):
+        self.send_response(200)
+        if self.path == "/own":
+            self.send_header("Content-Security-Policy", PHOTO_CSP)
+        self.send_header("Content-Type", "text/plain")
+        self.send_header("Content-Length", "2")
+        self.end_headers()
+        self.wfile.write(b"ok")
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def caddy_before_stub_app(stack, tmp_path):
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _OwnCspApp)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        with second_caddy(stack, tmp_path,
+                          LEAKHUB_WEB_UPSTREAM=f"127.0.0.1:{server.server_port}") as started:
+            yield started
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def _header_list(host: str, port: int, path: str, cafile: Path) -> tuple[int, list]:
+    """GET through Caddy; every header line as sent (a repeated field appears twice)."""
+    ctx = ssl.create_default_context(cafile=str(cafile))
+    conn = http.client.HTTPSConnection("127.0.0.1", port, timeout=10, context=ctx)
+    conn.sock = ctx.wrap_socket(socket.create_connection(("127.0.0.1", port), timeout=10),
+                                server_hostname=host)
+    try:
+        conn.request("GET", path, headers={"Host": f"{host}:{port}"})
+        resp = conn.getresponse()
+        resp.read()
+        return resp.status, resp.getheaders()
+    finally:
+        conn.close()
+
+
+def test_app_set_csp_survives_caddy_and_the_default_fills_the_rest(stack, caddy_before_stub_app):
+    """Caddy's CSP is a default (`header ?Content-Security-Policy`): an app-set one (photos)
+    reaches the browser unchanged and alone; responses without one get ours."""
+    port, ca = caddy_before_stub_app
+    status, headers = _header_list(stack.hostname, port, "/own", ca)
+    assert status == 200
+    csp = [v for k, v in headers if k.lower() == "content-security-policy"]
+    assert csp == [PHOTO_CSP]
+    status, headers = _header_list(stack.hostname, port, "/other", ca)
+    csp = [v for k, v in headers if k.lower() == "content-security-policy"]
+    assert status == 200 and csp == [OUR_CSP]
+    names = {k.lower() for k, _v in headers}
+    assert {"strict-transport-security", "x-frame-options", "x-content-type-options"} <= names
+    assert "server" not in names
 
 
 # --- the application-wide allow list (a second Caddy with a narrow list) ----------------------

@@ -295,6 +295,8 @@ def test_photo_upload_strips_exif_and_refuses_a_renamed_non_image(app):
     served = app.get(f"/photos/{photo}")
     assert served.status_code == 200 and served.headers["Content-Type"] == "image/jpeg"
     assert "private" in served.headers["Cache-Control"]
+    # The photo's own CSP survives Caddy (which sets its generic one only as a default).
+    assert served.headers["Content-Security-Policy"] == "default-src 'none'; sandbox"
     for secret in (b"SecretCam", b"Model X", b"secret comment", b"Exif"):
         assert secret not in served.content
     img = Image.open(io.BytesIO(served.content))
