@@ -3,6 +3,7 @@ device tokens only; locations by full path or unique code; photos checked like u
 described in the OpenAPI document."""
 import base64
 import io
+import time
 
 import pytest
 from PIL import Image
@@ -278,3 +279,20 @@ def test_openapi_describes_ingest(client):
     for code in ("401", "403", "422"):
         assert "application/problem+json" in op["responses"][code]["content"], code
     assert {"200", "201"} <= set(op["responses"])
+
+
+def test_request_over_the_upload_limit_is_413(app, client, setup):
+    app.config["MAX_CONTENT_LENGTH"] = 1_000
+    body = {"findings": [finding("a", location="P1", photos=[
+        {"content_base64": b64(jpeg_with_exif_gps(size=(400, 400)))}])]}
+    resp = post(client, body)
+    assert resp.status_code == 413 and resp.mimetype == "application/problem+json"
+    assert Leak.select().count() == 0
+
+
+def test_long_or_repetitive_paths_are_refused_quickly(client, setup, plants):
+    started = time.monotonic()
+    for text in ("/".join(["Werk Süd"] * 110), "/" * 999, "a" * 1001):
+        resp = post(client, {"findings": [finding(location=text)]})
+        assert resp.status_code == 422 and "findings[0].location" in resp.json["errors"]
+    assert time.monotonic() - started < 5

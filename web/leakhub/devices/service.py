@@ -158,16 +158,17 @@ class LocationFinder:
                                       Location.name))
                 .order_by(Location.path).tuples())
         self.rows = {i: (parent, code, name) for i, parent, code, name in rows}
+        # parent id (None: the roots) → matching key → child ids; code → ids
         self.children: dict = {}
         self.by_code: dict = {}
-        for i, (parent, code, _name) in self.rows.items():
-            self.children.setdefault(parent if parent in self.rows else None, []).append(i)
+        for i, (parent, code, name) in self.rows.items():
+            keys = self.children.setdefault(parent if parent in self.rows else None, {})
+            for key in {_norm(k) for k in (code, name, Location.label_of(code, name)) if k}:
+                keys.setdefault(key, []).append(i)
             if code:
                 self.by_code.setdefault(_norm(code), []).append(i)
-
-    def keys(self, i: int) -> set[str]:
-        _parent, code, name = self.rows[i]
-        return {_norm(k) for k in (code, name, Location.label_of(code, name)) if k}
+        self.longest = max((len(k) for keys in self.children.values() for k in keys),
+                           default=0)
 
     def path(self, i: int) -> str:
         """The full path as shown: "W01 · Werk Süd / H3 · Halle 3 / M · Montage"."""
@@ -180,19 +181,23 @@ class LocationFinder:
 
     def by_path(self, text: str) -> set[int]:
         """Every location whose path matches; a part may itself contain "/" (a name such
-        as "Halle 3/4"), so each level tries every split."""
+        as "Halle 3/4"), so each level tries the splits up to the longest stored key."""
         segments = _norm(text).split("/")
         found: set[int] = set()
 
         def walk(parent, start):
-            for i in self.children.get(parent, ()):
-                keys = self.keys(i)
-                for end in range(start + 1, len(segments) + 1):
-                    if "/".join(segments[start:end]) in keys:
-                        if end == len(segments):
-                            found.add(i)
-                        else:
-                            walk(i, end)
+            keys = self.children.get(parent, {})
+            candidate = ""
+            for end in range(start + 1, len(segments) + 1):
+                candidate = segments[start] if end == start + 1 else \
+                    candidate + "/" + segments[end - 1]
+                if len(candidate) > self.longest:
+                    break
+                for i in keys.get(candidate, ()):
+                    if end == len(segments):
+                        found.add(i)
+                    else:
+                        walk(i, end)
         if all(segments):
             walk(None, 0)
         return found
