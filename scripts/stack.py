@@ -22,6 +22,8 @@ printed or passed on a command line (they travel in environment variables or fil
 from __future__ import annotations
 
 import argparse
+import errno
+import fcntl
 import http.client
 import json
 import os
@@ -44,6 +46,9 @@ KEYCLOAK_ENV_FILE = REPO / "compose" / "keycloak.env"
 PG_INIT_SCRIPT = REPO / "compose" / "postgres" / "init-databases.sh"
 CADDYFILE = REPO / "caddy" / "Caddyfile"
 GUNICORN_CONF = REPO / "web" / "gunicorn.conf.py"
+# Password blocklists the realms' passwordBlacklist(<file>) policy names (compose mounts the same
+# folder); a runtime SPI option, so no rebuild of Keycloak.
+PASSWORD_BLACKLISTS = REPO / "compose" / "keycloak" / "password-blacklists"
 
 DEFAULT_PORTS = {"https": 8443, "http": 8080, "web": 8000, "keycloak": 8180,
                  "keycloak_mgmt": 9000, "postgres": 5433, "metrics": 9464}
@@ -79,6 +84,53 @@ class Interrupted(Exception):
 
 def say(msg: str) -> None:
     print(f"stack: {msg}", flush=True)
+
+
+class _SafeStream:
+    """stdout/stderr of the supervisor: its output may go to a pipe that closes (`scripts/run |
+    tee log`, then Ctrl-C ends tee too) or a terminal that goes away. Writing there fails
+    (EPIPE, EIO); that must never keep the supervisor from stopping its services. After the
+    first failure the stream's descriptor points to /dev/null and output is dropped."""
+
+    def __init__(self, stream):
+        self._stream = stream
+        self.broken = False
+
+    def _gone(self) -> None:
+        self.broken = True
+        try:
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, self._stream.fileno())   # the buffered rest flushes into nothing
+            os.close(devnull)
+        except (OSError, ValueError):
+            pass
+
+    def write(self, text):
+        if self.broken:
+            return len(text)
+        try:
+            return self._stream.write(text)
+        except OSError:
+            self._gone()
+            return len(text)
+
+    def flush(self):
+        if self.broken:
+            return
+        try:
+            self._stream.flush()
+        except OSError:
+            self._gone()
+
+    def __getattr__(self, name):
+        return getattr(self._stream, name)
+
+
+def protect_output() -> None:
+    if not isinstance(sys.stdout, _SafeStream):
+        sys.stdout = _SafeStream(sys.stdout)
+    if not isinstance(sys.stderr, _SafeStream):
+        sys.stderr = _SafeStream(sys.stderr)
 
 
 # --------------------------------------------------------------------------------------------
@@ -240,6 +292,33 @@ def pid_alive(pid: int | None) -> bool:
     except (FileNotFoundError, ProcessLookupError, PermissionError):
         return False
     return stat.rsplit(")", 1)[-1].split()[0] not in ("Z", "X")
+
+
+def start_ticks(pid: int | None) -> int | None:
+    """The process's start time (clock ticks since boot, /proc/PID/stat field 22): with the pid
+    it names one process, even after the pid is reused."""
+    if not pid:
+        return None
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        return int(stat.rsplit(")", 1)[-1].split()[19])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def supervisor_alive(state: dict) -> int | None:
+    """The pid of the foreground supervisor recorded in `state` if that very process still runs
+    (same start time; older state files: a stack.py command line), else None."""
+    pid = state.get("supervisor_pid")
+    if not pid or pid == os.getpid() or not pid_alive(pid):
+        return None
+    if state.get("supervisor_start") is not None:
+        return pid if start_ticks(pid) == state["supervisor_start"] else None
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return None
+    return pid if b"stack.py" in cmdline else None
 
 
 def has_marker(pid: int, home: Path) -> bool:
@@ -468,6 +547,7 @@ def write_state(layout: Layout, services: list[Service], supervisor_pid: int | N
     state = {
         **layout.to_json(),
         "supervisor_pid": supervisor_pid,
+        "supervisor_start": start_ticks(supervisor_pid) if supervisor_pid == os.getpid() else None,
         "started_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "urls": {"public": layout.public_url, "web": layout.web_url,
                  "keycloak": layout.keycloak_url, "keycloak_management": layout.keycloak_mgmt_url},
@@ -785,7 +865,9 @@ def start_keycloak(layout: Layout, timings: dict) -> Service:
             timings["keycloak build"] = time.monotonic() - t1
         stamp.write_text(json.dumps(build, sort_keys=True) + "\n")
 
-    svc = spawn(layout, "keycloak", [kc_sh, "start", "--optimized"], env,
+    svc = spawn(layout, "keycloak", [kc_sh, "start", "--optimized",
+                                     "--spi-password-policy--password-blacklist--blacklists-path="
+                                     f"{PASSWORD_BLACKLISTS}"], env,
                 port=layout.ports["keycloak"], cwd=layout.kc_dist)
     wait_until("keycloak", lambda: http_status(f"{layout.keycloak_mgmt_url}/health/ready"),
                TIMEOUTS["keycloak"], svc, interval=1)
@@ -1049,19 +1131,66 @@ def cmd_down_only(args, home: Path, only: list[str]) -> int:
     return 0
 
 
+def supervisor_lock(home: Path):
+    """An exclusive lock on <home>/supervisor.lock, held by the `up` process for as long as it
+    lives (start-up, and the whole foreground run). The kernel drops it when that process ends
+    in any way (SIGKILL included), so a free lock means: no supervisor of this home is alive.
+    Returns the open file (keep it), or None when another supervisor holds it."""
+    fh = open(home / "supervisor.lock", "a+")
+    try:
+        fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError as exc:
+        fh.close()
+        if exc.errno in (errno.EWOULDBLOCK, errno.EACCES):
+            return None
+        raise
+    return fh
+
+
+def clean_orphans(home: Path, state: dict | None) -> None:
+    """Stop what a supervisor that is gone (SIGKILL, crash, closed session) left running in this
+    home. Only processes carrying this home's marker in their environment (and this home's
+    PostgreSQL, by its postmaster.pid) are touched."""
+    layout = layout_from_state(state) if state else Layout(home=home)
+    left = stragglers(home)
+    pg = _postmaster_pid(layout.pg_dir)
+    if not left and not (pg and pid_alive(pg)):
+        return
+    sup = (state or {}).get("supervisor_pid")
+    say(f"cleaning up {len(left)} process(es) left by a supervisor that is gone"
+        + (f" (pid {sup})" if sup else ""))
+    stop_everything(home, state, layout)
+
+
 def cmd_up(args) -> int:
     home = resolve_home(args.home)
     only = parse_only(args.only)
     if only:
         return cmd_up_only(args, home, only)
+    protect_output()
+    home.mkdir(parents=True, exist_ok=True)
+    lock = supervisor_lock(home)
     state = read_state(home)
-    if state and any_alive(state):
-        print(f"stack: error: a stack already runs with home {home}; "
+    if lock is None or (state and supervisor_alive(state)):
+        sup = (state or {}).get("supervisor_pid")
+        print(f"stack: error: a stack is starting or runs with home {home}"
+              + (f" (supervisor pid {sup})" if sup else "")
+              + f"; stop it with: scripts/stack.py down --home {home}", file=sys.stderr)
+        return 1
+    if state and not state.get("supervisor_pid") and any_alive(state):
+        print(f"stack: error: a stack already runs with home {home} (detached); "
               f"stop it with: scripts/stack.py down --home {home}", file=sys.stderr)
         return 1
-    if state:
-        (home / "stack.json").unlink(missing_ok=True)
-    home.mkdir(parents=True, exist_ok=True)
+    # No supervisor holds the lock: whatever of this home still runs is an orphan.
+    clean_orphans(home, state)
+    (home / "stack.json").unlink(missing_ok=True)
+    try:
+        return _up_locked(args, home)
+    finally:
+        lock.close()
+
+
+def _up_locked(args, home: Path) -> int:
     layout, ports_mode = resolve_layout(args, home)
     stack = Stack(layout, ports_mode)
     for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
@@ -1090,9 +1219,9 @@ def cmd_up(args) -> int:
               flush=True)
         return 0
 
-    print("  Press Ctrl-C to stop.", flush=True)
     status = 0
     try:
+        print("  Press Ctrl-C to stop.", flush=True)
         while True:
             dead = [s for s in stack.services if not s.alive()]
             if dead:
@@ -1103,10 +1232,15 @@ def cmd_up(args) -> int:
             time.sleep(1)
     except Interrupted as exc:
         say(f"{exc}: stopping")
-    say("stopping services")
-    _shield(stack.stop)
-    layout.state_file.unlink(missing_ok=True)
-    say("stopped")
+    except BaseException:
+        status = 1
+        raise
+    finally:
+        # Whatever ended the loop (a signal, a failed write, any error), the services stop.
+        say("stopping services")
+        _shield(stack.stop)
+        layout.state_file.unlink(missing_ok=True)
+        say("stopped")
     return status
 
 
@@ -1122,8 +1256,7 @@ def _shield(func) -> None:
 
 def any_alive(state: dict) -> bool:
     home = Path(state["home"])
-    if state.get("supervisor_pid") and pid_alive(state["supervisor_pid"]) \
-            and state["supervisor_pid"] != os.getpid():
+    if supervisor_alive(state):
         return True
     return any(pid_alive(s.get("pid")) and (s.get("kind") == "postgres" or has_marker(s["pid"], home))
                for s in state.get("services", []))
@@ -1146,9 +1279,18 @@ def cmd_down(args) -> int:
         return cmd_down_only(args, home, only)
     state = read_state(home)
     layout = layout_from_state(state) if state else Layout(home=home)
+    protect_output()
+    stop_everything(home, state, layout)
+    say(f"stopped (home {home})")
+    return 0
+
+
+def stop_everything(home: Path, state: dict | None, layout: Layout) -> None:
+    """The foreground supervisor (asked to stop), then every service of `state`, PostgreSQL,
+    and any process left with this home's marker; stack.json goes."""
     if state:
-        sup = state.get("supervisor_pid")
-        if sup and sup != os.getpid() and pid_alive(sup):
+        sup = supervisor_alive(state)
+        if sup:
             say(f"asking the foreground supervisor (pid {sup}) to stop")
             os.kill(sup, signal.SIGTERM)
             deadline = time.monotonic() + 4 * STOP_TIMEOUT
@@ -1182,8 +1324,6 @@ def cmd_down(args) -> int:
                 except ProcessLookupError:
                     pass
     (home / "stack.json").unlink(missing_ok=True)
-    say(f"stopped (home {home})")
-    return 0
 
 
 def cmd_status(args) -> int:
