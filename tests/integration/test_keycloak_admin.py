@@ -38,8 +38,9 @@ REPO = Path(__file__).resolve().parents[2]
 TEMPLATE = REPO / "compose" / "realm-template.json"
 EXPECTED_POLICY = (
     "length(8) and hashAlgorithm(pbkdf2-sha512) and hashIterations(210000) and notUsername "
-    "and notEmail"
+    "and notEmail and passwordBlacklist(leakhub-common-passwords.txt)"
 )
+BLOCKLIST = REPO / "compose" / "keycloak" / "password-blacklists" / "leakhub-common-passwords.txt"
 
 
 def service_secret(stack) -> str:
@@ -170,7 +171,9 @@ def test_realm_from_template_has_the_security_settings(stack, kc, realm):
     assert rep["displayName"] == f"Test org {slug}"
     assert rep["passwordPolicy"] == EXPECTED_POLICY
     assert rep["registrationAllowed"] is False
-    assert rep["resetPasswordAllowed"] is True
+    # "Forgot password?" only with a mail server: off in the template, on at org creation and
+    # setup when LEAKHUB_SMTP_HOST is set (test_reset_password_follows_the_smtp_settings).
+    assert rep["resetPasswordAllowed"] is False
     assert rep["loginWithEmailAllowed"] is True
     assert rep["duplicateEmailsAllowed"] is False
     assert rep["sslRequired"] == "external"
@@ -340,6 +343,92 @@ def test_password_policy_rejections_name_the_rule_and_roll_back(stack, kc, realm
     with pytest.raises(KeycloakError, match="username"):
         kc.reset_password(slug, user_id, "named@example.com")
     kc.reset_password(slug, user_id, "A-fine-password-42", temporary=False)
+
+
+def test_blocklist_is_shipped_lower_case_with_english_and_german_entries():
+    words = BLOCKLIST.read_text(encoding="utf-8").splitlines()
+    assert len(words) >= 2000 and len(set(words)) == len(words)
+    assert all(w and w == w.lower() and w.strip() == w for w in words)
+    assert {"password1", "passwort", "hallo123", "schatz", "qwertz123", "letmein"} <= set(words)
+
+
+@pytest.mark.parametrize("weak", ["password1", "Password1", "passwort123", "Hallo123",
+                                  "qwertz123", "sommer2024"])
+def test_common_passwords_are_refused(stack, kc, realm, weak):
+    slug, _ = realm
+    user_id = kc.create_user(slug, email=f"u{uuid.uuid4().hex[:6]}@example.com")
+    with pytest.raises(KeycloakError, match="(?i)blacklist|blocklist|password") as err:
+        kc.reset_password(slug, user_id, weak, temporary=False)
+    assert err.value.status == 400
+    with pytest.raises(KeycloakError):
+        kc.create_user(slug, email=f"v{uuid.uuid4().hex[:6]}@example.com",
+                       temporary_password=weak)
+
+
+def test_username_and_email_are_refused_and_a_strong_password_is_accepted(stack, kc, realm):
+    slug, _ = realm
+    email = f"erika.{uuid.uuid4().hex[:6]}@example.com"
+    user_id = kc.create_user(slug, email=email)
+    username = kc.get_user(slug, user_id)["username"]
+    for same in {username, email, email.upper()}:
+        with pytest.raises(KeycloakError) as err:
+            kc.reset_password(slug, user_id, same, temporary=False)
+        assert err.value.status == 400
+    kc.reset_password(slug, user_id, "Kompressor-Leck-" + secrets.token_hex(4), temporary=False)
+
+
+def test_account_flow_refuses_a_common_new_password(stack, kc, realm):
+    """The UPDATE_PASSWORD form at first sign-in (the flow an administrator goes through)."""
+    slug, _ = realm
+    email = f"admin.{uuid.uuid4().hex[:6]}@example.com"
+    temp = "Temp-" + secrets.token_urlsafe(9)
+    kc.create_user(slug, email=email, temporary_password=temp,
+                   required_actions=("UPDATE_PASSWORD",))
+    http = stack.requests_session()
+    verifier = secrets.token_urlsafe(48)
+    challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).rstrip(b"=")
+    page = http.get(f"{stack.public_url}/auth/realms/{slug}/protocol/openid-connect/auth",
+                    params={"client_id": "leakhub", "response_type": "code", "scope": "openid",
+                            "redirect_uri": f"{stack.public_url}/oidc/callback/{slug}",
+                            "code_challenge": challenge.decode(),
+                            "code_challenge_method": "S256", "state": "s", "nonce": "n"},
+                    timeout=30)
+    assert page.status_code == 200, page.text[:300]
+    action = html.unescape(re.search(r'action="([^"]+)"', page.text).group(1))
+    form = http.post(action, data={"username": email, "password": temp, "credentialId": ""},
+                     allow_redirects=True, timeout=30)
+    assert 'name="password-new"' in form.text, form.text[:500]
+    action = html.unescape(re.search(r'action="([^"]+)"', form.text).group(1))
+    refused = http.post(action, data={"password-new": "password1", "password-confirm": "password1"},
+                        allow_redirects=False, timeout=30)
+    assert refused.status_code == 200 and 'name="password-new"' in refused.text
+    assert re.search(r"(?i)blacklist|blocklist|password", refused.text)
+
+
+def test_reset_password_follows_the_smtp_settings(stack, kc):
+    """Org creation and `leakctl setup` (for existing realms) turn "Forgot password?" on only
+    with LEAKHUB_SMTP_HOST, and setup brings an old realm's password policy up to date."""
+    smtp = {"LEAKHUB_SMTP_HOST": "smtp.invalid", "LEAKHUB_SMTP_PORT": "2525"}
+    with_mail = f"sm{uuid.uuid4().hex[:8]}"
+    without = f"sn{uuid.uuid4().hex[:8]}"
+    stack.leakctl("org", "create", "--slug", with_mail, "--name", "With mail",
+                  "--admin-email", f"a@{with_mail}.example.com", env=smtp)
+    stack.leakctl("org", "create", "--slug", without, "--name", "Without mail",
+                  "--admin-email", f"a@{without}.example.com")
+    assert kc.get_realm(with_mail)["resetPasswordAllowed"] is True
+    assert kc.get_realm(without)["resetPasswordAllowed"] is False
+    assert kc.get_realm(without)["passwordPolicy"] == EXPECTED_POLICY
+
+    # A realm from before the blocklist: setup re-applies the template's policy.
+    kc._request("PUT", f"/admin/realms/{without}", json_body={"passwordPolicy": "length(8)"})
+    stack.leakctl("setup", env=smtp)
+    assert kc.get_realm(without)["resetPasswordAllowed"] is True
+    assert kc.get_realm(without)["passwordPolicy"] == EXPECTED_POLICY
+    stack.leakctl("setup")                       # idempotent, and back without mail
+    stack.leakctl("setup")
+    for slug in (with_mail, without):
+        rep = kc.get_realm(slug)
+        assert rep["resetPasswordAllowed"] is False and rep["passwordPolicy"] == EXPECTED_POLICY
 
 
 def test_disable_user_and_logout(stack, kc, realm):

@@ -117,7 +117,9 @@ def setup_group(ctx, wait_seconds):
 
 def _reapply_app_clients(config):
     """Redirect and back-channel URLs follow the configured public/internal URLs (a new
-    hostname or port): re-applied to every organization's realm on each setup run."""
+    hostname or port), and the password policy (blocklist, notUsername, notEmail) and
+    "Forgot password?" (only with LEAKHUB_SMTP_HOST) follow the template and the mail settings:
+    re-applied to every organization's realm on each setup run."""
     from ..identity.keycloak import admin_client
     from ..orgs.models import Organization
 
@@ -126,6 +128,8 @@ def _reapply_app_clients(config):
         kc.update_app_client(org.slug, public_url=config.public_url,
                              internal_url=config.internal_url, secret=org.oidc_client_secret,
                              template_path=config.realm_template)
+        kc.update_realm_policies(org.slug, template_path=config.realm_template,
+                                 reset_password_allowed=config.smtp is not None)
 
 
 def _print_first_admin(config):

@@ -737,6 +737,23 @@ class KeycloakAdmin:
         if changed:
             self._request("PUT", path, json_body=profile, what=f"update user profile of '{slug}'")
 
+    def update_realm_policies(self, slug: str, *, template_path: str | Path | None = None,
+                              reset_password_allowed: bool) -> None:
+        """Bring an existing realm to the template's password policy (length, hashing,
+        notUsername, notEmail, the blocklist) and show "Forgot password?" only when Leakhub has
+        a mail server (LEAKHUB_SMTP_HOST). Idempotent; `leakctl setup` runs it for every realm."""
+        path = Path(template_path) if template_path else DEFAULT_TEMPLATE_PATH
+        with open(path, encoding="utf-8") as fh:
+            try:
+                policy = json.load(fh).get("passwordPolicy")
+            except (json.JSONDecodeError, AttributeError) as exc:
+                raise ValueError(f"realm template {path} is not a JSON object: {exc}") from None
+        body: dict[str, Any] = {"resetPasswordAllowed": bool(reset_password_allowed)}
+        if policy:
+            body["passwordPolicy"] = policy
+        self._request("PUT", self._realm_path(slug), json_body=body,
+                      what=f"update password settings of '{slug}'")
+
     def delete_realm(self, slug: str) -> None:
         """Delete a realm and everything in it. Refuses ``master``."""
         _check_slug(slug)

@@ -77,6 +77,8 @@ def create_organization(config, *, slug: str, name: str, admin_email: str,
             config.realm_template, slug=slug, name=name, public_url=config.public_url,
             internal_url=config.internal_url, app_client_secret=client_secret,
         )
+        # "Forgot password?" only when Keycloak can send the e-mail (LEAKHUB_SMTP_HOST).
+        realm["resetPasswordAllowed"] = config.smtp is not None
         kc.create_realm(realm)
     except KeycloakConflict:
         raise OrgError(f"slug {slug!r} is taken: Keycloak already has a realm of that name") from None
