@@ -4,6 +4,7 @@ overrides single columns, and a grant-limited user's preview names the rows outs
 grants as errors (instead of "4 new" and a bare 404 at commit)."""
 from __future__ import annotations
 
+import io
 import json
 
 import pytest
@@ -86,7 +87,7 @@ def test_web_preview_shows_the_warning(actor, tree, login):
     data = ("Nr;Gebäude;Bereich;Standort;Datum;Leckrate l/min\n"
             "1;Halle 1;Montage;Werk Berlin;01.02.2024;5\n").encode()
     resp = c.post("/leaks/import", data={"csrf_token": "t", "file": (
-        __import__("io").BytesIO(data), "l.csv")}, content_type="multipart/form-data",
+        io.BytesIO(data), "l.csv")}, content_type="multipart/form-data",
         base_url=BASE)
     url = resp.headers["Location"]
     resp = c.post(url, data={"csrf_token": "t", "action": "preview", "col_0": "tag",
