@@ -26,6 +26,7 @@ from ..leaks.models import COMPONENTS, ESTIMATE_CLASSES_CFM, METHODS, PRIORITIES
 from ..locations import service as locations
 from ..locations.models import KINDS, Location
 from ..photos import service as photos
+from ..security.events import record_http_error
 from ..surveys import service as surveys
 from ..surveys.models import STATUSES as SURVEY_STATUSES
 from ..surveys.models import Survey, SurveyScope
@@ -147,6 +148,15 @@ def _etag(obj) -> dict:
 def _invalid(exc: ValidationError):
     detail = "; ".join(f"{k}: {v}" if k else str(v) for k, v in exc.errors.items())
     return problem(422, "Unprocessable", detail, errors={k: str(v) for k, v in exc.errors.items()})
+
+
+@bp.errorhandler(authz.TargetForbidden)
+def _target_refused(exc: authz.TargetForbidden):
+    # A write into (or out of) a location or survey the caller may see but not write there:
+    # 403 naming the field, recorded like every other refusal.
+    record_http_error(403)
+    return problem(403, "Forbidden", f"{exc.field}: {exc.message}",
+                   errors={exc.field: exc.message})
 
 
 @bp.errorhandler(photos.PhotoError)
@@ -781,7 +791,10 @@ def create_leak():
 @bp.patch(f"/leaks/<{ID}:leak_id>")
 @operation(summary="Change a leak", tag="leaks", headers=[IF_MATCH], body=json_body(LEAK_PATCH),
            description="Optimistic concurrency: send the `version` you edited (or If-Match); "
-                       "if someone saved in between, 409 with the current leak.",
+                       "if someone saved in between, 409 with the current leak. Moving the "
+                       "leak (`location`, `survey`) needs edit where it leaves and where it "
+                       "lands: 403 with `errors` naming the field otherwise. References not "
+                       "sent keep their value, also those you may not see.",
            responses={200: ("Saved.", LEAK, "application/json", ETAG_HEADERS),
                       409: ("Changed by someone else meanwhile.", conflict_problem(LEAK)),
                       428: R_428, **WRITE_ERRORS})

@@ -5,7 +5,10 @@ Every view, API endpoint, export, report and leakctl command asks here:
   and to what the actor may `action` (filtering in SQL, never in Python);
 - `get_or_404(actor, Model, id, action)` — one row, or 404 when it belongs to another
   organization or the actor may not see it (existence is not leaked);
-- `require(actor, action, obj)` / `can(...)` — a yes/no on one object or on a model.
+- `require(actor, action, obj)` / `can(...)` — a yes/no on one object or on a model;
+- `require_target(...)` / `require_move(...)` — a write that points a reference (a leak's
+  location or survey, a survey's scope, a location's parent, an ingested or imported leak's
+  location and survey) at a row needs the right there too, not only on the row it changes.
 Decided from the database on every request (the Actor is rebuilt per request).
 """
 from __future__ import annotations
@@ -13,8 +16,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import peewee as pw
+from flask_babel import gettext as _
 from werkzeug.exceptions import Forbidden, NotFound
 
+from ..core.validation import ValidationError
 from ..identity.models import User
 from ..orgs.models import Organization
 
@@ -238,3 +243,81 @@ def get_or_404(actor: Actor, model, obj_id, action: str = "view"):
     if action != "view":
         require(actor, action, obj)
     return obj
+
+
+# ------------------------------------------------------------------ where writes land
+
+class TargetForbidden(Forbidden):
+    """403 for a write that would put a row into (or take it out of) a location, survey or
+    other referenced row that the actor may see but not write there. `field` names the input
+    (the web form shows the message at it, the API lists it under `errors`)."""
+
+    def __init__(self, field: str, message: str):
+        super().__init__(description=message)
+        self.field = field
+        self.message = message
+
+
+def _visible_target(actor: Actor, target, action: str) -> bool:
+    if not _same_org(actor, target):
+        return False
+    if action == "create" and actor.role == "device":
+        return True  # a device files findings anywhere in its organization, sees nothing
+    return can(actor, "view", target)
+
+
+def can_reach(actor: Actor, action: str, target) -> bool:
+    """May a write by `actor` point a reference at `target` (a stored row: a location, a
+    survey)? The same decision as `can`, made on the target: "create" when a new row is put
+    there, "edit" when an existing row is moved there (or away from there)."""
+    return target is not None and _visible_target(actor, target, action) and \
+        can(actor, action, target)
+
+
+def _refusal(target, leaving: bool) -> str:
+    name = str(target)
+    kind = getattr(type(target), "AUDIT_TYPE", "")
+    if kind == "survey":
+        return (_("You may not take anything out of the survey %(name)s: you may see it, but "
+                  "not change it.", name=name) if leaving else
+                _("You may not add anything to the survey %(name)s: you may see it, but not "
+                  "change it.", name=name))
+    if kind == "location":
+        return (_("You may not take anything out of %(name)s: you may see it, but not change "
+                  "data there.", name=name) if leaving else
+                _("You may not put anything into %(name)s: you may see it, but not change data "
+                  "there.", name=name))
+    return _("You may see this, but not change data there.")
+
+
+def require_target(actor: Actor, action: str, target, field: str, *,
+                   leaving: bool = False) -> None:
+    """The write sets `field` to `target` (or, `leaving`, takes it away from `target`): the
+    actor needs `action` on the target. A target the actor cannot see is answered like an id
+    that does not exist (ValidationError on `field`: existence is not leaked); one the actor
+    sees without the right is TargetForbidden (403) naming the field. Leaving a row the actor
+    cannot see (a leak's survey not shared with them) is refused the same way: such a
+    reference is kept, never changed."""
+    if target is None:
+        return
+    if not _visible_target(actor, target, action):
+        if leaving:
+            raise TargetForbidden(field, _("The current value is not shared with you; it "
+                                           "cannot be changed here."))
+        raise ValidationError(_("Choose one of the offered values."), field)
+    if not can(actor, action, target):
+        raise TargetForbidden(field, _refusal(target, leaving))
+
+
+def require_move(actor: Actor, action: str, old, new, field: str) -> None:
+    """A reference changes from `old` to `new` (stored rows or None): "edit" on the row it
+    leaves and `action` on the row it lands on. Unchanged: nothing to decide (the row being
+    written was authorized by `require`)."""
+    old_id = getattr(old, "id", None)
+    new_id = getattr(new, "id", None)
+    if old_id == new_id:
+        return
+    if old is not None:
+        require_target(actor, "edit", old, field, leaving=True)
+    if new is not None:
+        require_target(actor, action, new, field)

@@ -188,30 +188,67 @@ def parse_leak_form(data, *, tzname: str | None, creating: bool) -> dict:
     return out
 
 
+REFERENCES = ("location", "survey", "found_by_user", "previous_leak")
+
+
+def _ref_id(value):
+    if isinstance(value, pw.Model):
+        return value.get_id()
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def kept_references(leak: Leak | None, values: dict) -> dict:
+    """The references of `leak` that `values` leave as they are (not given, or given with
+    the leak's own id): they stay without being looked up again in the actor's scope. The
+    leak itself is authorized; its location, survey or finder may be rows the actor does not
+    see (a survey grant without the site, a site grant without the survey), and editing the
+    leak must neither wipe nor refuse them."""
+    if leak is None:
+        return {}
+    kept = {}
+    for name in REFERENCES:
+        current = getattr(leak, name + "_id")
+        if current is not None and (name not in values or _ref_id(values[name]) == current):
+            kept[name] = getattr(leak, name)
+    return kept
+
+
 def check_values(actor, values: dict, *, leak: Leak | None = None) -> dict:
-    """Rules across fields and references to other rows; ids → rows of this organization."""
+    """Rules across fields and references to other rows; ids → rows of this organization.
+    Editing (`leak` given): a reference left unchanged is kept as it is (kept_references)."""
     errors: dict[str, str] = {}
     v = dict(values)
+    kept = kept_references(leak, values)
+    v.update(kept)
     try:
         v["location"] = (v["location"] if isinstance(v.get("location"), Location)
                          else resolve_location(actor, v.get("location")))
     except ValidationError as exc:
         errors.update(exc.errors)
-    if v.get("survey") not in (None, ""):
+    if "survey" in kept:
+        pass
+    elif v.get("survey") not in (None, ""):
         sid = v["survey"].id if isinstance(v["survey"], Survey) else v["survey"]
         v["survey"] = authz.scope(actor, Survey, "view").where(Survey.id == sid).first()
         if v["survey"] is None:
             errors["survey"] = _("Choose a survey of this organization.")
     else:
         v["survey"] = None
-    if v.get("found_by_user") not in (None, ""):
+    if "found_by_user" in kept:
+        pass
+    elif v.get("found_by_user") not in (None, ""):
         uid = v["found_by_user"].id if isinstance(v["found_by_user"], User) else v["found_by_user"]
         v["found_by_user"] = authz.scope(actor, User, "view").where(User.id == uid).first()
         if v["found_by_user"] is None:
             errors["found_by_user"] = _("Choose a user of this organization.")
     else:
         v["found_by_user"] = None
-    if v.get("previous_leak") not in (None, ""):
+    if "previous_leak" in kept:
+        pass
+    elif v.get("previous_leak") not in (None, ""):
         pid = v["previous_leak"].id if isinstance(v["previous_leak"], Leak) else v["previous_leak"]
         prev = authz.scope(actor, Leak, "view").where(Leak.id == pid).first()
         if prev is None or (leak is not None and prev.id == leak.id):
@@ -267,6 +304,10 @@ def create_leak(actor, /, **values) -> Leak:
         raise ValidationError(_("A new leak starts as open or to review."), "status")
     source = values.pop("source", "manual")
     v = check_values(actor, values)
+    # Where the leak lands: "create" at its location and in its survey (not only one of
+    # them, which is all the writer's check on the new row asks for).
+    authz.require_target(actor, "create", v["location"], "location")
+    authz.require_target(actor, "create", v["survey"], "survey")
     fields = {k: v.get(k) for k in EDIT_FIELDS if k in v or k in values}
     fields.update(status=status, source=source)
     if tag is not None and tag_taken(actor, tag):
@@ -298,6 +339,10 @@ def update_leak(actor, leak: Leak, /, *, expected_version: int | None, **values)
                 else getattr(leak, k)) for k in EDIT_FIELDS}
     base.update(values)
     v = check_values(actor, base, leak=leak)
+    # Moving the leak: "edit" where it leaves and where it lands (location and survey).
+    authz.require_move(actor, "edit", leak.location, v["location"], "location")
+    authz.require_move(actor, "edit", leak.survey if leak.survey_id else None, v["survey"],
+                       "survey")
     changes = {k: v.get(k) for k in EDIT_FIELDS}
     if tag != leak.tag:
         if tag_taken(actor, tag, exclude_id=leak.id):

@@ -18,6 +18,7 @@ from ..identity.login import current_actor
 from ..identity.models import User
 from ..locations import service as locations
 from ..locations.settings import SettingsResolver
+from ..security.events import record_http_error
 from ..surveys.models import Survey, SurveyScope
 from . import calc, service
 from .models import COMPONENTS, STATUSES, Leak
@@ -63,6 +64,20 @@ FORM_FIELDS = ("tag", "location", "survey", "found_at", "found_by_user", "found_
                "rate_high_lpm", "pressure_bar", "gas", "component", "priority", "description",
                "recommended_action", "spare_part", "due_date", "repaired_at", "repaired_by",
                "repair_cost", "verification_note")
+
+
+def _unseen_references(actor, leak: Leak | None) -> dict:
+    """The leak's references the actor may not see (a survey grant without the site, a site
+    grant without the survey, a finder among users only managers see): the form shows them
+    as kept instead of offering a choice that would replace them (issue 12)."""
+    if leak is None:
+        return {}
+    out = {}
+    for name in ("location", "survey", "found_by_user"):
+        if getattr(leak, name + "_id") is not None and not authz.can(actor, "view",
+                                                                      getattr(leak, name)):
+            out[name] = True
+    return out
 
 
 def _form_of(leak: Leak) -> dict:
@@ -134,7 +149,7 @@ def bulk_status():
 def new():
     actor = current_actor()
     authz.require(actor, "create")
-    errors = {}
+    errors, code = {}, 200
     if request.method == "POST":
         form = request.form.to_dict()
         try:
@@ -147,6 +162,9 @@ def new():
             return redirect(url_for("leaks.detail", leak_id=leak.id))
         except ValidationError as exc:
             errors = exc.errors
+        except authz.TargetForbidden as exc:
+            errors, code = {exc.field: exc.message}, 403
+            record_http_error(403)
     else:
         now_local = utc_to_local(utcnow(), org_tz())
         form = {"found_at": now_local.strftime("%Y-%m-%dT%H:%M"), "method": "device",
@@ -166,8 +184,8 @@ def new():
         if loc_id.isdigit():
             form["location"] = int(loc_id)
     return render_template("leaks/form.html", leak=None, form=form, errors=errors, version=None,
-                           conflict=[], **_form_options(actor), **_labels()), \
-        (422 if errors else 200)
+                           conflict=[], unseen={}, **_form_options(actor), **_labels()), \
+        (code if code != 200 else 422 if errors else 200)
 
 
 @bp.route("/leaks/<int:leak_id>")
@@ -235,17 +253,24 @@ def _normalize_for_compare(name, value):
 def edit(leak_id):
     actor = current_actor()
     leak = authz.get_or_404(actor, Leak, leak_id, "edit")
-    errors, version = {}, leak.version
+    errors, version, code = {}, leak.version, 200
+    unseen = _unseen_references(actor, leak)
     form = request.form.to_dict() if request.method == "POST" else _form_of(leak)
     if request.method == "POST":
         try:
-            values = service.parse_leak_form(request.form, tzname=org_tz(), creating=False)
+            data = request.form.copy()
+            if unseen.get("location"):  # not offered: kept, as the API keeps a field not sent
+                data.setdefault("location", str(leak.location_id))
+            values = service.parse_leak_form(data, tzname=org_tz(), creating=False)
             expected = parse_int(request.form.get("version"), "version")
             service.update_leak(actor, leak, expected_version=expected, **values)
             flash(_("Saved."), "success")
             return redirect(url_for("leaks.detail", leak_id=leak.id))
         except ValidationError as exc:
             errors = exc.errors
+        except authz.TargetForbidden as exc:
+            errors, code = {exc.field: exc.message}, 403
+            record_http_error(403)
         except ConflictError as exc:
             current = exc.current
             if current is None:
@@ -254,10 +279,11 @@ def edit(leak_id):
                                  fmt=_normalize_for_compare)
             return render_template("leaks/form.html", leak=current, form=form, errors={},
                                    version=current.version, conflict=rows,
+                                   unseen=_unseen_references(actor, current),
                                    **_form_options(actor), **_labels()), 409
     return render_template("leaks/form.html", leak=leak, form=form, errors=errors,
-                           version=version, conflict=[], **_form_options(actor), **_labels()), \
-        (422 if errors else 200)
+                           version=version, conflict=[], unseen=unseen, **_form_options(actor),
+                           **_labels()), (code if code != 200 else 422 if errors else 200)
 
 
 @bp.route("/leaks/<int:leak_id>/status", methods=["POST"])

@@ -156,8 +156,9 @@ def create_location(actor, *, kind: str, code: str, name: str, parent=None,
         raise ValidationError(
             _("A %(kind)s must be placed in a %(parents)s.", kind=_(kind),
               parents=" / ".join(_(p) for p in PARENT_KINDS[kind])), "parent")
-    if parent is not None:
-        authz.require(actor, "create", parent)
+    # Where the new location lands: "create" below its parent (the decision point's target
+    # check; the parent is the only reference a location has, and it never changes later).
+    authz.require_target(actor, "create", parent, "parent")
     if len((parent.path if parent else "/")) > 230:
         raise ValidationError(_("The location tree is too deep here."), "parent")
     _check_code_unique(actor, parent.id if parent else None, code)

@@ -54,24 +54,32 @@ def parse_survey_form(data) -> dict:
     return out
 
 
-def _resolve(actor, values: dict) -> dict:
-    """Turn ids into rows of this organization (ValidationError naming the field)."""
+def _resolve(actor, values: dict, survey: Survey | None = None) -> dict:
+    """Turn ids into rows of this organization (ValidationError naming the field). `scope`
+    becomes the locations to add (ids not in `survey`'s scope yet); `scope_ids` all ids
+    given. Locations already in the scope are not looked up again: the actor may not see
+    them (they are kept, see update_survey)."""
     values = dict(values)
     uid = values.get("auditor_user")
     if uid not in (None, ""):
         if isinstance(uid, User):
             uid = uid.id
-        user = authz.scope(actor, User, "view").where(User.id == uid).first()
+        user = (survey.auditor_user if survey is not None and survey.auditor_user_id
+                and str(uid) == str(survey.auditor_user_id)  # kept: the actor may not see it
+                else authz.scope(actor, User, "view").where(User.id == uid).first())
         if user is None:
             raise ValidationError(_("Choose a user of this organization."), "auditor_user")
         values["auditor_user"] = user
     else:
         values["auditor_user"] = None
-    ids = [i.id if isinstance(i, Location) else int(i) for i in values.get("scope") or []]
-    locs = list(authz.scope(actor, Location, "view").where(Location.id.in_(ids))) if ids else []
-    if len(locs) != len(set(ids)):
+    ids = {i.id if isinstance(i, Location) else int(i) for i in values.get("scope") or []}
+    new_ids = ids - (scope_ids(survey) if survey is not None else frozenset())
+    locs = (list(authz.scope(actor, Location, "view").where(Location.id.in_(new_ids)))
+            if new_ids else [])
+    if len(locs) != len(new_ids):
         raise ValidationError(_("Choose locations of this organization."), "scope")
-    values["scope"] = locs
+    values["scope"] = sorted(locs, key=lambda loc: loc.path)
+    values["scope_ids"] = ids
     return values
 
 
@@ -81,6 +89,8 @@ _FIELDS = ("name", "period_start", "period_end", "auditor_user", "auditor_compan
 
 def create_survey(actor, /, **values) -> Survey:
     values = _resolve(actor, values)
+    for loc in values["scope"]:  # where the survey reaches: "create" at each location
+        authz.require_target(actor, "create", loc, "scope")
     with database.atomic():
         survey = writer.create(actor, Survey, **{k: values.get(k) for k in _FIELDS
                                                  if values.get(k) is not None})
@@ -90,7 +100,20 @@ def create_survey(actor, /, **values) -> Survey:
 
 
 def update_survey(actor, survey: Survey, /, *, expected_version: int | None, **values) -> Survey:
-    values = _resolve(actor, values)
+    """`scope` replaces the locations the actor sees in the scope; locations in the scope
+    that the actor does not see stay. Adding or removing a location needs "edit" there."""
+    authz.require(actor, "edit", survey)
+    values = _resolve(actor, values, survey)
+    wanted = values["scope_ids"]
+    existing = {s.location_id: s for s in authz.scope(actor, SurveyScope, "view")
+                .where(SurveyScope.survey == survey.id)}
+    seen = {loc.id: loc for loc in scope_locations(actor, survey)}
+    removed = [(seen[loc_id], row) for loc_id, row in existing.items()
+               if loc_id not in wanted and loc_id in seen]
+    for loc, _row in removed:
+        authz.require_target(actor, "edit", loc, "scope", leaving=True)
+    for loc in values["scope"]:
+        authz.require_target(actor, "edit", loc, "scope")
     with database.atomic():
         changes = {k: values.get(k) for k in _FIELDS}
         for k in ("auditor_company", "device", "notes"):
@@ -98,15 +121,10 @@ def update_survey(actor, survey: Survey, /, *, expected_version: int | None, **v
         changes["status"] = changes["status"] or survey.status
         changes["updated_at"] = utcnow()
         writer.update(actor, survey, changes, expected_version=expected_version)
-        wanted = {loc.id: loc for loc in values["scope"]}
-        existing = {s.location_id: s for s in authz.scope(actor, SurveyScope, "view")
-                    .where(SurveyScope.survey == survey.id)}
-        for loc_id, row in existing.items():
-            if loc_id not in wanted:
-                writer.delete(actor, row)
-        for loc_id, loc in wanted.items():
-            if loc_id not in existing:
-                writer.create(actor, SurveyScope, survey=survey, location=loc)
+        for _loc, row in removed:
+            writer.delete(actor, row)
+        for loc in values["scope"]:
+            writer.create(actor, SurveyScope, survey=survey, location=loc)
     return survey
 
 
