@@ -8,6 +8,7 @@ import base64
 import io
 import json
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -106,6 +107,15 @@ def test_device_add_token_ingest_with_photo_replay_and_disable(stack):
     assert [d["id"] for d in replay.json()["duplicates"]] == ["ld500-0001", "ld500-0002"]
     assert counts() == (2, 1)
 
+    # The same new batch four times at once: created once, the others see duplicates.
+    batch = {"findings": [{"id": "ld500-0100", "location": "W01 / H1", "rate_lpm": 2}]}
+    with ThreadPoolExecutor(4) as pool:
+        answers = list(pool.map(lambda _: http.post(ingest, headers=auth, json=batch),
+                                range(4)))
+    assert sorted(r.status_code for r in answers) == [200, 200, 200, 201], \
+        [(r.status_code, r.text[:200]) for r in answers]
+    assert counts() == (3, 1)
+
     listed = json.loads(stack.leakctl("device", "list", "--org", slug, "--json").stdout)
     assert listed[0]["enabled"] and listed[0]["last_contact_at"]
 
@@ -118,7 +128,7 @@ def test_device_add_token_ingest_with_photo_replay_and_disable(stack):
     assert refused.headers["Content-Type"].startswith("application/problem+json")
     # ... and Keycloak issues no new one.
     assert token(http, token_url, client_id, secret).status_code in (400, 401)
-    assert counts() == (2, 1)
+    assert counts() == (3, 1)
 
     # The secret was printed once by leakctl and is in no log of the stack.
     for log in Path(stack.logs_dir).glob("*.log"):

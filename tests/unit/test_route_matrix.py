@@ -36,6 +36,8 @@ from pathlib import Path
 
 import pytest
 
+from leakhub.devices.models import Device
+
 ROLES = ("admin", "manager", "editor", "viewer", "external", "pending", "anon", "other")
 STATE_CHANGING = ("POST", "PUT", "PATCH", "DELETE")
 
@@ -294,8 +296,6 @@ def make_world(people) -> dict:
                          email=f"target-{n}@a.test", name=f"Target {mark}")
     grant = Grant.create(organization=people["a"], user=target, location=site, level="view",
                          note=mark[:40])
-    from leakhub.devices.models import Device
-
     device = Device.create(organization=people["a"], name=f"D{n}", client_id=f"device-d{n}",
                            model=mark[:100])
     csv = f"tag,location,found_at,rate_lpm\nX{n},{mark},2024-03-01,5\n".encode()

@@ -357,6 +357,10 @@ def ingest(actor: Actor, findings: list[dict]) -> dict:
     # Phase 2: one transaction.
     created, duplicates = [], []
     with database.atomic():
+        # Queued behind the organization's other writers (the audit chain head): a second
+        # delivery of the same batch at the same moment waits here and then sees the
+        # receipts of the first, instead of failing on their unique index.
+        writer.begin(actor)
         again = {r.external_id: r.leak_id for r in IngestReceipt.select().where(
             (IngestReceipt.device == device) & IngestReceipt.external_id.in_(list(seen)))}
         new = []
