@@ -477,3 +477,189 @@ def test_absurd_ids_never_give_a_server_error(env, people):
             if resp.status_code >= 500 or resp.status_code == 405:
                 errors.append(f"{method} {path}: {resp.status_code}")
     assert not errors, "\n".join(errors)
+
+
+# ---------------------------------------------------------------- moving a leak (issue 12)
+# Writes are authorized where they land: moving a leak into a location needs edit there
+# (viewable without edit: 403 naming the field; not even viewable: the answer of an unknown
+# id, 422 naming the field), and moving it out of a location needs edit there too. A refused
+# move changes nothing. Web form and API PATCH answer alike.
+
+@pytest.fixture
+def moves(env, people):
+    """Organization A: a leak at site W02 (in a survey), a target hall below site W03."""
+    from leakhub.authz import Actor
+    from leakhub.authz.models import Grant
+    from leakhub.leaks import service as leaks
+    from leakhub.locations import service as locations
+    from leakhub.surveys import service as surveys
+
+    n = next(_counter)
+    a = Actor(organization=people["a"], kind="user", user=people["users"]["admin"])
+    w02 = locations.create_location(a, kind="site", code=f"W02-{n}", name="Werk 2")
+    w03 = locations.create_location(a, kind="site", code=f"W03-{n}", name="Werk 3")
+    hall3 = locations.create_location(a, kind="building", code="H3", name="Halle 3", parent=w03)
+    survey = surveys.create_survey(a, name=f"Survey move {n}", period_start=dt.date(2024, 3, 1),
+                                   scope=[])
+    leak = leaks.create_leak(a, location=w02.id, survey=survey.id,
+                             found_at=dt.datetime(2024, 3, 2, 9), rate_lpm=D("20"))
+    made = []
+
+    def grant(role, level, location=None, survey=None):
+        made.append(Grant.create(organization=people["a"], user=people["users"][role],
+                                 location=location, survey=survey, level=level).id)
+
+    mode = people["a"].security_mode
+    yield {"w02": w02, "w03": w03, "hall3": hall3, "survey": survey, "leak": leak,
+           "grant": grant}
+    Grant.delete().where(Grant.id.in_(made)).execute()
+    people["a"].security_mode = mode
+    people["a"].save()
+
+
+def _signed_in(env, user):
+    client = env["app"].test_client()
+    with client.session_transaction(base_url=BASE) as s:
+        s.update({"csrf": "t", "org_id": user.organization_id, "_user_id": str(user.id),
+                  "_fresh": True})
+    return client
+
+
+def _move(env, people, role, surface, leak, location_id):
+    user = people["users"][role]
+    if surface == "api":
+        resp = env["app"].test_client().patch(
+            f"/api/v1/leaks/{leak.id}", base_url=BASE, headers=bearer(env, user),
+            json={"location": location_id, "version": leak.version})
+        return resp, (resp.get_json() or {}).get("errors", {})
+    resp = _signed_in(env, user).post(
+        f"/leaks/{leak.id}/edit", base_url=BASE,
+        data={"csrf_token": "t", "version": leak.version, "location": location_id,
+              "rate_lpm": "20", "method": "device", "component": "other", "priority": "2"})
+    body = resp.get_data(as_text=True)
+    return resp, {name: True for name in ("location", "survey")
+                  if f'data-testid="error-{name}"' in body}
+
+
+MOVES = {
+    # case: (web, API) outcome, the field named (None: the leak itself is refused)
+    "into viewable, not editable": (("403", "403"), "location"),
+    "into a location not seen": (("422", "422"), "location"),
+    "into ungranted, mode 2 editor": (("403", "403"), "location"),
+    "out of a view-only location": (("403", "403"), None),
+    "out of a view-only location, leak editable via its survey": (("403", "403"), "location"),
+    "between two edit grants": (("3xx", "200"), None),
+}
+
+
+@pytest.mark.parametrize("surface", ["web", "api"])
+@pytest.mark.parametrize("case", list(MOVES))
+def test_move_into_and_out_of(env, people, moves, surface, case):
+    from leakhub.leaks.models import Leak
+
+    grant, role = moves["grant"], "external"
+    if case == "into viewable, not editable":
+        grant("external", "edit", location=moves["w02"])
+        grant("external", "view", location=moves["w03"])
+    elif case == "into a location not seen":
+        grant("external", "edit", location=moves["w02"])
+    elif case == "into ungranted, mode 2 editor":
+        people["a"].security_mode = 2
+        people["a"].save()
+        role = "editor"
+        grant("editor", "edit", location=moves["w02"])
+    elif case == "out of a view-only location":
+        grant("external", "view", location=moves["w02"])
+        grant("external", "edit", location=moves["w03"])
+    elif case == "out of a view-only location, leak editable via its survey":
+        grant("external", "view", location=moves["w02"])
+        grant("external", "edit", survey=moves["survey"])
+        grant("external", "edit", location=moves["w03"])
+    else:
+        grant("external", "edit", location=moves["w02"])
+        grant("external", "edit", location=moves["w03"])
+    (web, api), field = MOVES[case]
+    leak = moves["leak"]
+    resp, errors = _move(env, people, role, surface, leak, moves["hall3"].id)
+    assert outcome(resp) == (api if surface == "api" else web), resp.get_data(as_text=True)
+    assert resp.status_code < 500
+    after = Leak.get_by_id(leak.id)
+    if outcome(resp) in ("200", "3xx"):
+        assert after.location_id == moves["hall3"].id
+        assert after.survey_id == moves["survey"].id  # not sent: kept
+        return
+    assert (after.location_id, after.version) == (moves["w02"].id, leak.version), \
+        "a refused move changed the leak"
+    if field is not None:
+        assert field in errors, errors
+    if case == "into a location not seen":
+        # the same answer as for an id that does not exist: nothing about the location leaks
+        _resp, unknown = _move(env, people, role, surface, leak, 2147483000)
+        assert _resp.status_code == resp.status_code
+        if surface == "api":
+            assert unknown == errors
+
+
+@pytest.mark.parametrize("surface", ["web", "api"])
+def test_recording_a_leak_into_a_location_without_edit_is_refused(env, people, moves, surface):
+    from leakhub.leaks.models import Leak
+
+    moves["grant"]("external", "edit", location=moves["w02"])
+    moves["grant"]("external", "view", location=moves["w03"])
+    user = people["users"]["external"]
+    count = Leak.select().where(Leak.location == moves["hall3"]).count()
+    if surface == "api":
+        resp = env["app"].test_client().post(
+            "/api/v1/leaks", base_url=BASE, headers=bearer(env, user),
+            json={"location": moves["hall3"].id, "found_at": "2024-03-02T09:00:00Z",
+                  "rate_lpm": 3})
+        assert resp.status_code == 403
+        assert "location" in resp.get_json()["errors"]
+    else:
+        resp = _signed_in(env, user).post(
+            "/leaks/new", base_url=BASE,
+            data={"csrf_token": "t", "location": moves["hall3"].id, "found_at":
+                  "2024-03-02T09:00", "rate_lpm": "3", "method": "device",
+                  "component": "other", "priority": "2", "status": "open"})
+        assert resp.status_code == 403
+        assert 'data-testid="error-location"' in resp.get_data(as_text=True)
+    assert Leak.select().where(Leak.location == moves["hall3"]).count() == count
+
+
+@pytest.mark.parametrize("surface", ["web", "api"])
+def test_a_survey_the_user_cannot_see_is_kept_when_editing_the_leak(env, people, moves,
+                                                                     surface):
+    """An external user with edit on the leak's site but no grant on its survey: the edit
+    form shows the survey as kept (no "— none —" to wipe it), the API answers 200 to a PATCH
+    that does not touch it, and the survey stays; trying to remove it is refused."""
+    from leakhub.leaks.models import Leak
+
+    moves["grant"]("external", "edit", location=moves["w02"])
+    user = people["users"]["external"]
+    leak = moves["leak"]
+    if surface == "api":
+        client = env["app"].test_client()
+        resp = client.patch(f"/api/v1/leaks/{leak.id}", base_url=BASE,
+                            headers=bearer(env, user),
+                            json={"description": "checked again", "version": leak.version})
+        assert resp.status_code == 200, resp.get_data(as_text=True)
+        assert resp.get_json()["survey"] == moves["survey"].id
+        refused = client.patch(f"/api/v1/leaks/{leak.id}", base_url=BASE,
+                               headers=bearer(env, user),
+                               json={"survey": None, "version": leak.version + 1})
+        assert refused.status_code == 403
+        assert "survey" in refused.get_json()["errors"]
+    else:
+        client = _signed_in(env, user)
+        page = client.get(f"/leaks/{leak.id}/edit", base_url=BASE).get_data(as_text=True)
+        assert 'data-testid="kept-survey"' in page
+        assert 'name="survey"' not in page
+        resp = client.post(f"/leaks/{leak.id}/edit", base_url=BASE,
+                           data={"csrf_token": "t", "version": leak.version,
+                                 "location": moves["w02"].id, "rate_lpm": "20",
+                                 "method": "device", "component": "other", "priority": "2",
+                                 "description": "checked again"})
+        assert outcome(resp) == "3xx", resp.get_data(as_text=True)
+    after = Leak.get_by_id(leak.id)
+    assert after.description == "checked again"
+    assert after.survey_id == moves["survey"].id
