@@ -296,3 +296,16 @@ def test_long_or_repetitive_paths_are_refused_quickly(client, setup, plants):
         resp = post(client, {"findings": [finding(location=text)]})
         assert resp.status_code == 422 and "findings[0].location" in resp.json["errors"]
     assert time.monotonic() - started < 5
+
+
+def test_a_location_the_device_may_not_write_is_403_naming_the_finding(client, setup, plants,
+                                                                        monkeypatch):
+    def refuse(actor, action, target, field, **kw):
+        if target.id == plants["W02"].id:
+            raise authz.TargetForbidden(field, "not here")
+    monkeypatch.setattr(service, "require_target", refuse)
+    resp = post(client, {"findings": [finding("a", location="W01 / H3 / M"),
+                                      finding("b", location="W02 / H3 / M")]})
+    assert resp.status_code == 403 and resp.mimetype == "application/problem+json"
+    assert resp.json["errors"] == {"findings[1].location": "not here"}
+    assert Leak.select().count() == 0

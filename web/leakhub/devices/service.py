@@ -25,7 +25,7 @@ from flask_babel import gettext as _
 
 from ..api import openapi
 from ..audit import writer
-from ..authz import Actor, get_or_404, require, scope
+from ..authz import Actor, get_or_404, require, require_target, scope
 from ..core.db import database, utcnow
 from ..core.validation import ValidationError
 from ..identity.keycloak import admin_client
@@ -342,6 +342,7 @@ def ingest(actor: Actor, findings: list[dict]) -> dict:
         field, text = _location_text(finding, where)
         finder = finder or LocationFinder(actor)
         location = resolve_location(actor, text, field, finder=finder)
+        require_target(actor, "create", location, field)   # the decision point, per finding
         form["location"] = str(location.id)
         if not form.get("found_at"):
             form["found_at"] = utcnow().strftime("%Y-%m-%dT%H:%M")

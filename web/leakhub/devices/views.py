@@ -19,6 +19,7 @@ from ..core.validation import ValidationError
 from ..identity.login import current_actor
 from ..leaks.models import COMPONENTS, ESTIMATE_CLASSES_CFM, METHODS, PRIORITIES
 from ..photos.service import MAX_FILE_BYTES, MAX_PIXELS, human_size
+from ..security.events import record_http_error
 from . import service
 
 bp = Blueprint("devices_api", __name__, url_prefix=openapi.API_PREFIX)
@@ -34,6 +35,14 @@ def _invalid(exc: ValidationError):
     extra = {"candidates": exc.candidates} if isinstance(exc, service.AmbiguousLocation) else {}
     return problem(422, "Unprocessable", detail,
                    errors={k: str(v) for k, v in exc.errors.items()}, **extra)
+
+
+@bp.errorhandler(authz.TargetForbidden)
+def _target_refused(exc: authz.TargetForbidden):
+    # A location the device may not file findings in: 403 naming the finding's field.
+    record_http_error(403)
+    return problem(403, "Forbidden", f"{exc.field}: {exc.message}",
+                   errors={exc.field: exc.message})
 
 
 @bp.after_request
@@ -151,6 +160,8 @@ INGEST_PROBLEM = openapi.component("IngestProblem", {
                400: ("The body is not valid JSON.", openapi.PROBLEM),
                413: ("The request is larger than the upload limit.", openapi.PROBLEM),
                415: ("The body is not application/json.", openapi.PROBLEM),
+               403: ("Not a device token, or a location the device may not file findings "
+                     "in (`errors` names the finding's field).", openapi.PROBLEM),
                422: ("Invalid input; `errors` names each finding's field or photo; "
                      "`candidates` lists the matches of an ambiguous location.",
                      INGEST_PROBLEM)})
