@@ -8,7 +8,9 @@ import contextlib
 import datetime as dt
 import fcntl
 import hashlib
+import random
 import threading
+import time
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
@@ -41,24 +43,54 @@ class PooledPostgres(PooledPsycopg3Database):
         return False
 
 
+# Writers queue for SQLite's write lock in Python, not in SQLite's busy handler (see
+# WriteLockingSqlite); the handler only bridges the short waits of readers.
+SQLITE_BUSY_TIMEOUT_MS = 50
+# How long a writer queues before it gives up: long enough for the largest single
+# transaction (an import of thousands of rows), short of gunicorn's timeout.
+SQLITE_WRITE_LOCK_TIMEOUT_S = 30.0
+_WRITE_VERBS = ("INSERT", "UPDATE", "DELETE", "REPLACE")
+
+
+def _is_write(sql: str) -> bool:
+    return sql.lstrip()[:7].upper().startswith(_WRITE_VERBS)
+
+
 class WriteLockingSqlite(pw.SqliteDatabase):
-    """SQLite whose transactions take the write lock when they begin (`BEGIN IMMEDIATE`).
+    """SQLite whose writers take the write lock before they do anything (`BEGIN IMMEDIATE`).
 
     A deferred transaction that reads and then writes cannot wait for the lock: when another
     connection wrote meanwhile, SQLite answers SQLITE_BUSY at once (waiting could deadlock),
-    whatever busy_timeout says. Concurrent requests then failed with "database is locked"
-    after a few ms. Taking the lock at BEGIN makes writers queue (up to busy_timeout) before
-    they read anything; readers outside transactions are never blocked (WAL). Every write
-    path (web, API, worker, leakctl, imports) opens its transaction through `atomic()`, so
-    this one place covers them all. PostgreSQL keeps its own MVCC behaviour."""
+    whatever busy_timeout says; concurrent requests failed with "database is locked" after a
+    few ms. So every transaction begins IMMEDIATE, and a write statement outside a
+    transaction gets one of its own. Readers outside transactions are never blocked (WAL).
+
+    The wait for the lock happens here, in Python, with the connection idle: SQLite's busy
+    handler sleeps while holding the connection's mutex, and the garbage collector of the
+    thread that holds the write lock may finalize a cursor of that very connection (a query
+    left unfinished inside a reference cycle), which needs the mutex: both threads then
+    waited for each other until the busy timeout ran out (30 s stalls, then 500s).
+
+    Every write path (web, API, worker, leakctl, imports) goes through `atomic()` or a
+    write statement, so this one class covers them all. PostgreSQL keeps its behaviour."""
 
     def begin(self, lock_type: str | None = "IMMEDIATE"):
-        super().begin(lock_type)
+        deadline = time.monotonic() + SQLITE_WRITE_LOCK_TIMEOUT_S
+        pause = 0.002
+        while True:
+            try:
+                return super().begin(lock_type)
+            except pw.OperationalError as exc:
+                if "locked" not in str(exc) or time.monotonic() > deadline:
+                    raise
+            time.sleep(pause * random.uniform(0.5, 1.5))
+            pause = min(pause * 2, 0.05)
 
-
-# How long a writer queues for SQLite's write lock before it gives up. Long enough for the
-# largest single transaction (an import of thousands of rows), short of gunicorn's timeout.
-SQLITE_BUSY_TIMEOUT_MS = 30_000
+    def execute_sql(self, sql, params=None, commit=None):
+        if _is_write(sql) and not self.in_transaction():
+            with self.atomic():
+                return super().execute_sql(sql, params)
+        return super().execute_sql(sql, params)
 
 
 def open_database(url: str, *, password_file: Path | None = None,
