@@ -321,3 +321,22 @@ def scratch_database(stack: Stack, name: str):
         with superuser(stack) as conn:
             conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)")
                          .format(sql.Identifier(name)))
+
+
+def sql(stack: Stack, query: str, *args):
+    """One statement on the stack's Leakhub database, PostgreSQL or SQLite (%s placeholders,
+    autocommit). Returns the rows of a query, else the number of rows changed."""
+    import sqlite3
+
+    import psycopg
+
+    url = stack.env["DATABASE_URL"]
+    if url.startswith("sqlite:///"):
+        with contextlib.closing(sqlite3.connect(url[len("sqlite:///"):], timeout=30,
+                                                isolation_level=None)) as conn:
+            cur = conn.execute(query.replace("%s", "?"), args)
+            return cur.fetchall() if cur.description else cur.rowcount
+    password = (Path(stack.home) / "secrets" / "postgres-leakhub-password").read_text().strip()
+    with psycopg.connect(url, password=password, autocommit=True) as conn:
+        cur = conn.execute(query, args)
+        return cur.fetchall() if cur.description else cur.rowcount

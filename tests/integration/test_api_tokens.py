@@ -25,6 +25,7 @@ from urllib.parse import parse_qs, urljoin, urlsplit
 import pytest
 
 from kc import form_action, new_org
+from stackctl import sql
 
 pytestmark = pytest.mark.integration
 
@@ -43,19 +44,6 @@ def b64json(obj) -> str:
 
 def unb64json(part: str) -> dict:
     return json.loads(base64.urlsafe_b64decode(part + "=" * (-len(part) % 4)))
-
-
-def db(stack):
-    import psycopg
-
-    password = (Path(stack.home) / "secrets" / "postgres-leakhub-password").read_text().strip()
-    return psycopg.connect(stack.env["DATABASE_URL"], password=password, autocommit=True)
-
-
-def sql(stack, query, *args):
-    with db(stack) as conn:
-        cur = conn.execute(query, args)
-        return cur.fetchall() if cur.description else cur.rowcount
 
 
 def client_secret(stack, slug) -> str:

@@ -310,21 +310,22 @@ def create_leak(actor, /, **values) -> Leak:
     authz.require_target(actor, "create", v["survey"], "survey")
     fields = {k: v.get(k) for k in EDIT_FIELDS if k in v or k in values}
     fields.update(status=status, source=source)
-    if tag is not None and tag_taken(actor, tag):
-        raise _tag_error(tag)
-    for attempt in range(5):
-        use_tag = tag if tag is not None else str(next_tag_number(actor))
-        try:
-            with database.atomic():
-                leak = writer.create(actor, Leak, tag=use_tag, tag_number=tag_number_of(use_tag),
-                                     **fields)
-                _history(actor, leak, None, status)
-            return leak
-        except pw.IntegrityError:
-            # A concurrent save took the tag between our check and the insert.
-            if tag is not None or attempt == 4:
-                raise _tag_error(use_tag) from None
-    raise AssertionError("unreachable")
+    use_tag = tag
+    try:
+        with database.atomic():
+            # Queued behind the organization's other writers (writer.begin), the check and the
+            # next number hold until this transaction commits: concurrent saves never collide.
+            writer.begin(actor)
+            if tag is not None and tag_taken(actor, tag):
+                raise _tag_error(tag)
+            use_tag = tag if tag is not None else str(next_tag_number(actor))
+            leak = writer.create(actor, Leak, tag=use_tag, tag_number=tag_number_of(use_tag),
+                                 **fields)
+            _history(actor, leak, None, status)
+    except pw.IntegrityError:
+        # Only a writer that bypasses writer.begin (a hand-made SQL insert) can get here.
+        raise _tag_error(use_tag or "") from None
+    return leak
 
 
 def update_leak(actor, leak: Leak, /, *, expected_version: int | None, **values) -> Leak:
