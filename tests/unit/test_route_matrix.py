@@ -663,3 +663,26 @@ def test_a_survey_the_user_cannot_see_is_kept_when_editing_the_leak(env, people,
     after = Leak.get_by_id(leak.id)
     assert after.description == "checked again"
     assert after.survey_id == moves["survey"].id
+
+
+def test_an_auditor_the_user_cannot_see_is_kept_when_editing_the_survey(env, people, moves):
+    """An external user with edit on a survey sees no user list: the survey form shows its
+    auditor as kept (no "— external or none —" to wipe it) and saving keeps it."""
+    from leakhub.surveys.models import Survey
+
+    survey = moves["survey"]
+    Survey.update(auditor_user=people["users"]["admin"]).where(Survey.id == survey.id).execute()
+    moves["grant"]("external", "edit", survey=survey)
+    client = _signed_in(env, people["users"]["external"])
+    page = client.get(f"/surveys/{survey.id}/edit", base_url=BASE).get_data(as_text=True)
+    assert 'data-testid="kept-auditor_user"' in page
+    assert 'name="auditor_user"' not in page
+    current = Survey.get_by_id(survey.id)
+    resp = client.post(f"/surveys/{survey.id}/edit", base_url=BASE,
+                       data={"csrf_token": "t", "version": current.version,
+                             "name": current.name, "period_start": "2024-03-01",
+                             "status": "in_progress", "notes": "second walk"})
+    assert outcome(resp) == "3xx", resp.get_data(as_text=True)[:2000]
+    after = Survey.get_by_id(survey.id)
+    assert after.notes == "second walk" and after.status == "in_progress"
+    assert after.auditor_user_id == people["users"]["admin"].id

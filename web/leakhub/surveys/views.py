@@ -4,6 +4,7 @@ from __future__ import annotations
 import peewee as pw
 from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
+from werkzeug.datastructures import MultiDict
 
 from .. import authz
 from ..audit.writer import ConflictError
@@ -51,6 +52,20 @@ def _posted_form() -> dict:
     form = request.form.to_dict()
     form["scope"] = [int(i) for i in request.form.getlist("scope") if i.isdigit()]
     return form
+
+
+def _auditor_unseen(survey: Survey | None, options: dict) -> bool:
+    """The survey's auditor is a user the reader may not see (an external user sees no user
+    list): the form shows it as kept and saving keeps it, instead of offering "none"."""
+    return bool(survey is not None and survey.auditor_user_id
+                and survey.auditor_user_id not in {uid for uid, _label in options["users"]})
+
+
+def _submitted(survey: Survey | None, options: dict) -> MultiDict:
+    data = MultiDict(request.form)
+    if _auditor_unseen(survey, options):
+        data["auditor_user"] = str(survey.auditor_user_id)
+    return data
 
 
 @bp.route("/surveys")
@@ -119,9 +134,11 @@ def edit(survey_id):
     survey = authz.get_or_404(actor, Survey, survey_id, "edit")
     form = _posted_form() if request.method == "POST" else _form_of(actor, survey)
     errors, version = {}, survey.version
+    options = _options(actor)
+    unseen = {"auditor_user": _auditor_unseen(survey, options)}
     if request.method == "POST":
         try:
-            values = service.parse_survey_form(request.form)
+            values = service.parse_survey_form(_submitted(survey, options))
             expected = parse_int(request.form.get("version"), "version")
             service.update_survey(actor, survey, expected_version=expected, **values)
             flash(_("Saved."), "success")
@@ -137,10 +154,10 @@ def edit(survey_id):
                       ("notes", _("Notes"))]
             rows = conflict_rows(fields, form, theirs)
             return render_template("surveys/form.html", survey=current, form=form, errors={},
-                                   version=current.version, conflict=rows,
-                                   **_options(actor)), 409
+                                   version=current.version, conflict=rows, unseen=unseen,
+                                   **options), 409
     return render_template("surveys/form.html", survey=survey, form=form, errors=errors,
-                           version=version, conflict=[], **_options(actor)), \
+                           version=version, conflict=[], unseen=unseen, **options), \
         (422 if errors else 200)
 
 
