@@ -334,6 +334,18 @@ def ensure_app_image(tag: str, context: Path = REPO, key: str | None = None) -> 
     return build(tag, context / "web" / "Dockerfile", context, key)
 
 
+def bundle_copy(dest: Path) -> Path:
+    """The delivered bundle: every tracked file of this tree (as it is in the work tree)."""
+    files = subprocess.run(["git", "-C", str(REPO), "ls-files", "-z"], capture_output=True,
+                           text=True, check=True).stdout.split("\0")
+    for name in filter(None, files):
+        src = REPO / name
+        if src.is_file():
+            (dest / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(src, dest / name)
+    return dest
+
+
 def main(argv: list[str]) -> int:
     if not argv or argv[0] not in ("images", "service"):
         print(__doc__)

@@ -1,0 +1,242 @@
+"""The compose appliance as a customer runs it: `.env` → `docker compose up -d` → the setup
+one-shot → the first admin's one-time password from its log → sign-in with Chromium through the
+published Caddy port (trusting `scripts/leakctl tls export-root`) → a leak with a photo →
+`scripts/leakctl backup create` → down / up: data kept → `down -v`, restore into fresh
+volumes: same user and password, same rows and photo checksums.
+
+Runs docker-compose.yml unchanged under podman with the stand-in images (README.md here)."""
+from __future__ import annotations
+
+import io
+import json
+import os
+import re
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+from PIL import Image
+from playwright.sync_api import expect, sync_playwright
+
+import composeharness
+from browser import launch
+
+pytestmark = [
+    pytest.mark.compose, pytest.mark.e2e, pytest.mark.timeout(3000),
+    # Opt-in until it passes under podman: PostgreSQL (read-only root, uid 999) cannot create
+    # its socket lock in the /var/run/postgresql tmpfs there (podman mounts its own /run tmpfs
+    # into read-only containers); see tests/compose/README.md, "Status".
+    pytest.mark.skipif(os.environ.get("LEAKHUB_COMPOSE_SCENARIO") != "1",
+                       reason="compose scenario is opt-in (LEAKHUB_COMPOSE_SCENARIO=1) until it "
+                              "passes under podman"),
+]
+
+EMAIL = "admin@example.test"
+PASSWORD = "Leak-hub-2026!"
+ROWS_SQL = ("select l.id, l.tag, l.description, p.sha256 from leak l "
+            "left join photo p on p.leak_id = l.id order by l.id, p.sha256")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Project:
+    def __init__(self, engine, folder: Path, env_file: str = ".env", name: str = "leakhub"):
+        self.engine, self.folder, self.env_file, self.name = engine, folder, env_file, name
+
+    def run(self, *cmd, check=True, timeout=1800, input=None) -> subprocess.CompletedProcess:
+        proc = subprocess.run([str(c) for c in cmd], cwd=self.folder, env=self.engine.env(),
+                              capture_output=True, text=True, timeout=timeout, input=input)
+        if check and proc.returncode != 0:
+            raise AssertionError(f"{' '.join(map(str, cmd))} exited {proc.returncode}:\n"
+                                 f"{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}\n"
+                                 f"{self.diagnose()}")
+        return proc
+
+    def compose(self, *args, **kw):
+        return self.run("docker", "compose", "--env-file", self.env_file, "-p", self.name,
+                        *args, **kw)
+
+    def diagnose(self) -> str:
+        try:
+            ps = subprocess.run(["docker", "compose", "--env-file", self.env_file, "-p", self.name,
+                                 "ps"], cwd=self.folder, env=self.engine.env(),
+                                capture_output=True, text=True, timeout=120).stdout
+            logs = subprocess.run(["docker", "compose", "--env-file", self.env_file, "-p",
+                                   self.name, "logs", "--tail", "25", "--no-color"],
+                                  cwd=self.folder, env=self.engine.env(), capture_output=True,
+                                  text=True, timeout=120).stdout
+            return f"--- ps\n{ps}\n--- logs\n{logs[-12000:]}"
+        except Exception as exc:   # diagnostics never hide the failure
+            return f"(no diagnostics: {exc})"
+
+    def sql(self, query: str) -> str:
+        return self.compose(
+            "exec", "-T", "worker", "sh", "-c",
+            'PGPASSWORD="$(cat /run/leakhub-secrets/postgres-leakhub-password)" '
+            'psql -h postgres -U leakhub -d leakhub -AtX -c "$1"', "sh", query).stdout
+
+    def upload_checksums(self) -> str:
+        return self.compose("exec", "-T", "worker", "sh", "-c",
+                            "cd /var/lib/leakhub/data && find . -type f -path '*photo*' "
+                            "| sort | xargs -r sha256sum").stdout
+
+    def up(self):
+        started = time.monotonic()
+        self.compose("up", "-d", timeout=2400)
+        self.wait_healthy()
+        return time.monotonic() - started
+
+    def wait_healthy(self, timeout: float = 900):
+        deadline = time.monotonic() + timeout
+        while True:
+            out = self.compose("ps", "--format", "json").stdout
+            states = {}
+            for line in out.splitlines():
+                item = json.loads(line)
+                states[item["Service"]] = item["Health"] or item["State"]
+            want = ("web", "worker", "keycloak", "caddy", "postgres")
+            if all(states.get(s) == "healthy" for s in want):
+                return
+            if time.monotonic() > deadline:
+                raise AssertionError(f"not healthy: {states}\n{self.diagnose()}")
+            time.sleep(5)
+
+
+def jpeg() -> bytes:
+    out = io.BytesIO()
+    Image.new("RGB", (320, 240), (40, 90, 160)).save(out, "JPEG")
+    return out.getvalue()
+
+
+def sign_in(page, base: str, password: str, one_time: str | None = None):
+    page.goto(f"{base}/login/main")
+    page.fill("#username", EMAIL)
+    page.fill("#password", one_time or password)
+    page.locator("#kc-login").click()
+    if one_time:
+        page.wait_for_selector("#password-new")
+        page.fill("#password-new", password)
+        page.fill("#password-confirm", password)
+        page.locator("[type=submit]").first.click()
+    page.wait_for_url(re.compile(re.escape(base) + r"/(?!auth).*"))
+    expect(page.get_by_test_id("org-name")).to_be_visible()
+
+
+@pytest.fixture(scope="module")
+def project(engine, tmp_path_factory):
+    folder = composeharness.bundle_copy(tmp_path_factory.mktemp("bundle"))
+    https, http = free_port(), free_port()
+    # .env as a customer writes it (compose/.env.example with the required lines filled in).
+    text = (folder / "compose" / ".env.example").read_text()
+    text = text.replace("LEAKHUB_HOSTNAME=\n", "LEAKHUB_HOSTNAME=localhost\n")
+    text = text.replace("LEAKHUB_ADMIN_EMAIL=\n", f"LEAKHUB_ADMIN_EMAIL={EMAIL}\n")
+    text += (f"LEAKHUB_HTTP_PORT={http}\nLEAKHUB_HTTPS_PORT={https}\n"
+             f"LEAKHUB_PUBLIC_PORT_SUFFIX=:{https}\nLEAKHUB_ORG_NAME=Werk Nord\n")
+    (folder / ".env").write_text(text)
+    started = time.monotonic()
+    composeharness.ensure_app_image("localhost/leakhub:0.1.0", folder)
+    print(f"\napp image ready in {time.monotonic() - started:.0f} s")
+    p = Project(engine, folder)
+    p.base = f"https://localhost:{https}"
+    yield p
+    p.compose("down", "-v", "--remove-orphans", check=False, timeout=600)
+
+
+def test_install_sign_in_record_backup_restart_and_restore(project, tmp_path):
+    timings = {}
+    timings["first up"] = project.up()
+
+    # The setup one-shot completed and printed the first admin's one-time password.
+    logs = project.compose("logs", "--no-color", "setup").stdout
+    match = re.search(r"user (\S+), one-time password (\S+) ", logs)
+    assert match and match.group(1) == EMAIL, logs[-3000:]
+    one_time = match.group(2)
+
+    # Least privilege, as the containers see it.
+    web_secrets = set(project.compose("exec", "-T", "web", "ls", "/run/leakhub-secrets").stdout.split())
+    assert "postgres-superuser-password" not in web_secrets and "backup-identity" not in web_secrets
+    assert {"session-key", "postgres-leakhub-password"} <= web_secrets
+
+    # The internal CA's root from the host verb; Chromium trusts exactly it.
+    ca_dir = tmp_path / "ca"
+    ca_dir.mkdir()
+    project.run("scripts/leakctl", "tls", "export-root", "--out", ca_dir / "root.crt")
+    photo = tmp_path / "Kupplung.jpg"
+    photo.write_bytes(jpeg())
+    with sync_playwright() as pw:
+        ctx = launch(pw, ca_dir, tmp_path / "chromium")
+        page = ctx.new_page()
+        page.set_default_timeout(30_000)
+        sign_in(page, project.base, PASSWORD, one_time)
+        page.goto(f"{project.base}/locations/new")
+        page.select_option("#f-kind", "site")
+        page.fill("#f-code", "NORD")
+        page.fill("#f-name", "Werk Nord")
+        page.get_by_test_id("save").click()
+        page.wait_for_url(re.compile(r".*/locations/\d+$"))
+        site_id = page.url.rsplit("/", 1)[1]
+        page.goto(f"{project.base}/leaks/new")
+        page.select_option("#f-location", site_id)
+        page.fill("#f-tag", "T-0815")
+        page.fill("#f-rate_lpm", "12,5")
+        page.fill("#f-description", "Kupplung zischt")
+        page.get_by_test_id("save").click()
+        page.wait_for_url(re.compile(r".*/leaks/\d+$"))
+        photos = page.get_by_test_id("photos")
+        page.set_input_files("#photo-files", str(photo))
+        photos.locator("button[type=submit]").click()
+        expect(photos.locator("img")).to_have_count(1)
+        ctx.close()
+    rows = project.sql(ROWS_SQL)
+    assert "T-0815" in rows and "Kupplung zischt" in rows, rows
+    files = project.upload_checksums()
+    assert files.strip(), "no photo files in the uploads volume"
+
+    # Backup through the host verb (runs in the worker); keep the archive and the key off-host.
+    project.run("scripts/leakctl", "backup", "create", timeout=1200)
+    listing = project.compose("exec", "-T", "worker", "ls", "/var/lib/leakhub/backups").stdout
+    archive = sorted(n for n in listing.split() if n.endswith(".age"))[-1]
+    key = project.run("scripts/leakctl", "backup", "export-key").stdout
+    (project.folder / "restore").mkdir()
+    (project.folder / "restore" / "backup-key.txt").write_text(key)
+    worker_id = project.compose("ps", "-q", "worker").stdout.split()[0]
+    project.run("docker", "cp", f"{worker_id}:/var/lib/leakhub/backups/{archive}",
+                project.folder / "restore" / archive)
+
+    # down / up: everything is still there.
+    project.compose("down", timeout=600)
+    timings["restart"] = project.up()
+    assert project.sql(ROWS_SQL) == rows
+    assert project.upload_checksums() == files
+
+    # down -v: a fresh installation, then the backup restored into it.
+    project.compose("down", "-v", timeout=600)
+    timings["fresh up"] = project.up()
+    assert "T-0815" not in project.sql(ROWS_SQL)
+    project.compose("stop", "web", "worker", "keycloak", "caddy", timeout=600)
+    project.compose("run", "--rm", "--no-deps", "-T", "-v",
+                    f"{project.folder / 'restore'}:/restore:ro", "setup", "sh", "-c",
+                    'cp "/restore/$1" /var/lib/leakhub/backups/ && leakctl backup restore '
+                    '"/var/lib/leakhub/backups/$1" --identity /restore/backup-key.txt --yes',
+                    "sh", archive, timeout=1800)
+    timings["restored up"] = project.up()
+    assert project.sql(ROWS_SQL) == rows
+    assert project.upload_checksums() == files
+
+    # The same user signs in with the same password (no one-time password any more).
+    project.run("scripts/leakctl", "tls", "export-root", "--out", ca_dir / "root.crt")
+    with sync_playwright() as pw:
+        ctx = launch(pw, ca_dir, tmp_path / "chromium-2")
+        page = ctx.new_page()
+        page.set_default_timeout(30_000)
+        sign_in(page, project.base, PASSWORD)
+        page.goto(f"{project.base}/leaks")
+        expect(page.locator("body")).to_contain_text("T-0815")
+        ctx.close()
+    print("\n" + ", ".join(f"{k}: {v:.0f} s" for k, v in timings.items()))
