@@ -96,3 +96,30 @@ def test_a_write_outside_a_transaction_waits_for_the_lock(tmp_path):
         db.execute_sql("INSERT INTO t VALUES (2)")   # autocommit: queued, not refused
         t.join()
         assert db.execute_sql("SELECT count(*) FROM t").fetchone()[0] == 2
+
+
+def test_a_writer_that_queued_too_long_gets_a_clear_503_error(tmp_path, monkeypatch):
+    from leakhub.core import db as core_db
+    from leakhub.core.errors import Unavailable
+
+    monkeypatch.setattr(core_db, "SQLITE_WRITE_LOCK_TIMEOUT_S", 0.3)
+    db = open_database(f"sqlite:///{tmp_path}/leakhub.db")
+    holding, release = threading.Event(), threading.Event()
+
+    def holder():
+        with db.connection_context(), db.atomic():
+            holding.set()
+            release.wait(5)
+
+    t = threading.Thread(target=holder)
+    t.start()
+    holding.wait(5)
+    try:
+        with db.connection_context():
+            with pytest.raises(Unavailable, match="busy with other writers") as info:
+                with db.atomic():
+                    pass
+        assert info.value.status == 503
+    finally:
+        release.set()
+        t.join()

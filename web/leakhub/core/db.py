@@ -19,6 +19,8 @@ import psycopg
 from playhouse.pool import PooledDatabase, PooledPsycopg3Database
 from playhouse.psycopg3_ext import Psycopg3Database
 
+from .errors import Unavailable
+
 database = pw.DatabaseProxy()
 
 
@@ -56,6 +58,10 @@ def _is_write(sql: str) -> bool:
     return sql.lstrip()[:7].upper().startswith(_WRITE_VERBS)
 
 
+class DatabaseBusy(Unavailable):
+    """The write lock stayed taken for longer than a writer queues (SQLite)."""
+
+
 class WriteLockingSqlite(pw.SqliteDatabase):
     """SQLite whose writers take the write lock before they do anything (`BEGIN IMMEDIATE`).
 
@@ -81,8 +87,12 @@ class WriteLockingSqlite(pw.SqliteDatabase):
             try:
                 return super().begin(lock_type)
             except pw.OperationalError as exc:
-                if "locked" not in str(exc) or time.monotonic() > deadline:
+                if "locked" not in str(exc):
                     raise
+                if time.monotonic() > deadline:
+                    raise DatabaseBusy(
+                        f"the database stayed busy with other writers for "
+                        f"{SQLITE_WRITE_LOCK_TIMEOUT_S:.0f} s; try again") from exc
             time.sleep(pause * random.uniform(0.5, 1.5))
             pause = min(pause * 2, 0.05)
 
