@@ -15,6 +15,7 @@ from flask_babel import gettext as _
 from flask_login import login_required
 
 from .. import authz
+from ..core.errors import Invalid
 from ..identity.login import current_actor
 from . import writer
 from .activity import audit_for, decode_changes
@@ -56,10 +57,11 @@ def audit_activity(entity, limit: int = 100):
     return audit_for(current_actor(), entity, limit=limit)
 
 
-class FilterError(ValueError):
+class FilterError(Invalid, ValueError):
     def __init__(self, field: str, message: str):
         super().__init__(message)
         self.field = field
+        self.errors = {field: message}
 
 
 def date_range(args, org) -> tuple[dt.datetime | None, dt.datetime | None, dict]:

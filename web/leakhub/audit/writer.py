@@ -24,12 +24,13 @@ import peewee as pw
 
 from .. import authz
 from ..core.db import database, is_postgres, utcnow
+from ..core.errors import Conflict
 from .models import AuditChainHead, AuditEntry
 
 GENESIS = "0" * 64
 
 
-class ConflictError(Exception):
+class ConflictError(Conflict):
     """Someone else saved first. Carries the current row so the UI can show both."""
 
     def __init__(self, current, attempted: dict):

@@ -39,6 +39,8 @@ from pathlib import Path
 import pyrage
 from pyrage import x25519
 
+from ..core.errors import Invalid
+
 FORMAT_NAME = "leakhub-backup"
 FORMAT_VERSION = 1
 SUFFIX = ".tar.age"
@@ -49,7 +51,7 @@ NAME_RE = re.compile(
 _MAC_CONTEXT = b"leakhub-backup-manifest-mac-v1\0"
 
 
-class ArchiveError(Exception):
+class ArchiveError(Invalid):
     """The archive cannot be used; the message says why, for an operator."""
 
 

@@ -19,10 +19,11 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
+from ..core.errors import LeakhubError
 from ..core.secrets import read_secret
 
 
-class DatabaseError(Exception):
+class DatabaseError(LeakhubError):
     """A dump/restore step failed; the message is meant for the operator."""
 
 

@@ -22,10 +22,12 @@ from urllib.parse import urlsplit
 
 import requests
 
+from ..core.errors import LeakhubError
+
 REPO = Path(__file__).resolve().parents[3]
 
 
-class NativeStackError(Exception):
+class NativeStackError(LeakhubError):
     """Starting or stopping part of the native stack failed."""
 
 STACK_PY = REPO / "scripts" / "stack.py"

@@ -34,6 +34,7 @@ import peewee as pw
 
 from ..core import migrations
 from ..core.db import database, init_database, open_database, utcnow
+from ..core.errors import Conflict, LeakhubError
 from ..core.files import fsync_dir
 from ..core.secrets import ensure_all, read_secret, write_secret
 from . import archive, databases
@@ -54,11 +55,11 @@ MANIFEST_SUMMARY_KEYS = ("format", "leakhub_version", "schema_version", "keycloa
                          "organizations", "realms", "uploads", "public_url", "recipients")
 
 
-class BackupError(Exception):
+class BackupError(LeakhubError):
     """A backup operation failed or was refused; the message is for the operator."""
 
 
-class BackupBusy(BackupError):
+class BackupBusy(BackupError, Conflict):
     pass
 
 

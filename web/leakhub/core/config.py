@@ -11,8 +11,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from .errors import LeakhubError
 
-class ConfigError(Exception):
+
+class ConfigError(LeakhubError):
     """A setting is missing or malformed; the message names the variable."""
 
 

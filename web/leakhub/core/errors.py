@@ -26,10 +26,6 @@ class LeakhubError(Exception):
     exit_code: int = 1
     title: str = "Internal error"
 
-    @property
-    def message(self) -> str:
-        return str(self)
-
 
 class Invalid(LeakhubError):
     """Bad input. `errors` maps a field name (or "" for the whole input) to a message.
@@ -40,9 +36,11 @@ class Invalid(LeakhubError):
     status = 422
     title = "Unprocessable"
 
-    def __init__(self, errors: dict[str, str] | str = "", field: str | None = None):
-        if not isinstance(errors, dict):
-            errors = {field or "": str(errors)} if (errors or field) else {}
+    def __init__(self, errors: dict[str, str] | str | None = None, field: str | None = None):
+        if errors is None:
+            errors = {}
+        elif not isinstance(errors, (dict, list, tuple)):
+            errors = {field or "": errors}
         self.errors = dict(errors)
         super().__init__("; ".join(f"{k}: {v}" if k else v for k, v in self.errors.items()))
 
@@ -76,7 +74,8 @@ class Unavailable(LeakhubError):
 
 
 def status_of(exc: BaseException, default: int = 500) -> int:
-    """The HTTP status for any exception: a LeakhubError's class status, else `default`."""
+    """The HTTP status for any exception: a LeakhubError's class status, else `default`.
+    Read from the class: KeycloakError keeps Keycloak's own answer in its instance `status`."""
     if isinstance(exc, LeakhubError):
         status = getattr(type(exc), "status", default)
         return status if isinstance(status, int) else default

@@ -8,6 +8,7 @@ import os
 import secrets as _random
 from pathlib import Path
 
+from .errors import LeakhubError
 from .files import atomic_write
 
 
@@ -30,7 +31,7 @@ GENERATED = {
 }
 
 
-class SecretMissing(Exception):
+class SecretMissing(LeakhubError):
     pass
 
 

@@ -19,15 +19,15 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from flask_babel import gettext as _
 
+from .errors import Invalid
 
-class ValidationError(Exception):
-    """`errors` maps a field name (or "" for the whole form) to a readable message."""
+
+class ValidationError(Invalid):
+    """`errors` maps a field name (or "" for the whole form) to a readable message: the
+    field parsers' and services' name for core.errors.Invalid (422)."""
 
     def __init__(self, errors: dict[str, str] | str, field: str | None = None):
-        if isinstance(errors, str):
-            errors = {field or "": errors}
-        self.errors = dict(errors)
-        super().__init__("; ".join(f"{k}: {v}" if k else v for k, v in self.errors.items()))
+        super().__init__(errors, field)
 
 
 _MISSING = object()

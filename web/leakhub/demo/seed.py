@@ -21,6 +21,7 @@ from decimal import Decimal
 from .. import authz
 from ..audit import writer
 from ..core.db import database, utcnow
+from ..core.errors import Invalid
 from ..leaks import calc
 from ..leaks.models import Leak, LeakStatusChange
 from ..leaks.service import next_tag_number
@@ -87,7 +88,7 @@ ORIFICES_MM = [Decimal("0.3"), Decimal("0.5"), Decimal("0.8"), Decimal("1"), Dec
                Decimal("2")]
 
 
-class SeedError(Exception):
+class SeedError(Invalid):
     """One readable line for the CLI."""
 
 

@@ -27,6 +27,7 @@ from ..api import openapi
 from ..audit import writer
 from ..authz import Actor, get_or_404, require, require_target, scope
 from ..core.db import database, utcnow
+from ..core.errors import Invalid
 from ..core.validation import ValidationError
 from ..identity.keycloak import admin_client
 from ..identity.keycloak_admin import KeycloakConflict, KeycloakError
@@ -46,7 +47,7 @@ FINDING_FIELDS = ("tag", "rate_lpm", "rate_low_lpm", "rate_high_lpm", "pressure_
 PHOTO_FIELDS = ("filename", "content_base64")
 
 
-class DeviceError(Exception):
+class DeviceError(Invalid):
     pass
 
 

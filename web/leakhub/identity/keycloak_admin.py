@@ -52,6 +52,8 @@ from urllib.parse import quote, urlsplit
 
 import requests
 
+from ..core.errors import Conflict, LeakhubError, NotFound, Unavailable
+
 log = logging.getLogger(__name__)
 
 __all__ = [
@@ -101,7 +103,7 @@ _CONTROL_RE = re.compile(r"[\x00-\x1f\x7f]")
 # --------------------------------------------------------------------------- errors
 
 
-class KeycloakError(Exception):
+class KeycloakError(LeakhubError):
     """A Keycloak call failed. ``str(err)`` is one readable line without secrets."""
 
     def __init__(self, message: str, *, status: int | None = None, kc_error: str | None = None):
@@ -110,15 +112,15 @@ class KeycloakError(Exception):
         self.kc_error = kc_error
 
 
-class KeycloakUnreachable(KeycloakError):
+class KeycloakUnreachable(KeycloakError, Unavailable):
     """Keycloak did not answer (connection refused, timeout, DNS, TLS, 502/503/504)."""
 
 
-class KeycloakConflict(KeycloakError):
+class KeycloakConflict(KeycloakError, Conflict):
     """HTTP 409: the realm, user or client already exists."""
 
 
-class KeycloakNotFound(KeycloakError):
+class KeycloakNotFound(KeycloakError, NotFound):
     """HTTP 404: no such realm, user or client."""
 
 

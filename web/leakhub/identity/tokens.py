@@ -15,6 +15,8 @@ from joserfc import jwt
 from joserfc.errors import JoseError
 from joserfc.jwk import KeySet
 
+from ..core.errors import Forbidden
+
 # Asymmetric only: no "none", no HMAC (a realm's public key must never work as a secret).
 ALLOWED_ALGORITHMS = ["RS256", "PS256", "ES256"]
 LEEWAY_SECONDS = 30
@@ -22,8 +24,11 @@ _METADATA_TTL = 300
 _JWKS_MIN_REFRESH = 10
 
 
-class TokenError(Exception):
+class TokenError(Forbidden):
     """The token is not acceptable. The message is safe to log (no token content)."""
+
+    status = 401
+    title = "Unauthorized"
 
 
 class RealmKeys:

@@ -15,6 +15,8 @@ import zipfile
 from dataclasses import dataclass
 from typing import BinaryIO, Iterator
 
+from ..core.errors import Invalid
+
 REGISTRY: list[type["Importer"]] = []
 MAX_COLUMNS = 200
 # The longest cell an import reads (characters). Far above any leak field (descriptions hold
@@ -23,7 +25,7 @@ MAX_COLUMNS = 200
 MAX_FIELD_CHARS = 65_536
 
 
-class FormatError(Exception):
+class FormatError(Invalid):
     """The file cannot be read at all (not a CSV/XLSX, broken, empty)."""
 
 

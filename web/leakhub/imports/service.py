@@ -31,6 +31,7 @@ from werkzeug.exceptions import Forbidden
 from .. import authz
 from ..audit import writer
 from ..core.db import database, is_postgres, utcnow
+from ..core.errors import LeakhubError
 from ..core.validation import ValidationError, parse_date
 from ..leaks import service as leaks
 from ..leaks.models import STATUSES, Leak, LeakStatusChange
@@ -103,7 +104,7 @@ class Result:
                 "created_locations": self.missing_locations if self.committed else []}
 
 
-class ImportAborted(Exception):
+class ImportAborted(LeakhubError):
     pass
 
 

@@ -15,6 +15,7 @@ import logging
 import peewee as pw
 
 from ..core.db import database, utcnow
+from ..core.errors import Invalid
 from .models import RESULTS, Deployment
 
 log = logging.getLogger("leakhub.ops")
@@ -22,7 +23,7 @@ log = logging.getLogger("leakhub.ops")
 LOG_EXCERPT_MAX = 8000
 
 
-class DeploymentError(ValueError):
+class DeploymentError(Invalid, ValueError):
     """An entry the updater sent is malformed; the message names the field."""
 
 

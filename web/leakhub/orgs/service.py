@@ -9,6 +9,7 @@ from ..audit import writer
 from ..authz import Actor
 from ..core.config import SLUG_RE
 from ..core.db import database
+from ..core.errors import Invalid
 from ..identity.keycloak import admin_client
 from ..identity.keycloak_admin import KeycloakConflict, KeycloakError, render_realm
 from ..identity.models import User
@@ -17,7 +18,7 @@ from .models import Organization
 RESERVED_SLUGS = {"master", "admin", "auth", "api", "static", "oidc", "login", "logout"}
 
 
-class OrgError(Exception):
+class OrgError(Invalid):
     """One readable line for the CLI and the web."""
 
 

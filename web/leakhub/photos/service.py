@@ -21,6 +21,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from .. import authz
 from ..audit import writer
 from ..core.db import database, utcnow
+from ..core.errors import Invalid
 from ..leaks.models import Leak
 from .models import Photo
 from .storage import photo_storage
@@ -37,7 +38,7 @@ THUMB_EDGE = 320
 MAX_PHOTOS_PER_LEAK = 50
 
 
-class PhotoError(Exception):
+class PhotoError(Invalid):
     """A refused upload. `status` is the HTTP status (413 too large, 422 not acceptable)."""
 
     def __init__(self, message: str, status: int = 422, filename: str = ""):

@@ -19,6 +19,7 @@ import logging
 
 from ..core.config import get_config
 from ..core.db import database, utcnow
+from ..core.errors import Unavailable
 from ..identity.models import User
 from ..orgs.models import Organization
 from .events import clean_ip, scrub
@@ -54,7 +55,7 @@ LOGIN_TYPES = {
 LOCKOUT_ERRORS = {"user_temporarily_disabled"}
 
 
-class SyncError(Exception):
+class SyncError(Unavailable):
     """One or more organizations could not be synchronised (message names them)."""
 
 

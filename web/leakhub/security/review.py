@@ -27,6 +27,7 @@ from flask_babel import lazy_gettext as _l
 from ..audit.models import AuditEntry
 from ..core.config import get_config
 from ..core.db import database, utcnow
+from ..core.errors import Unavailable
 from ..core.secrets import read_secret
 from ..identity.models import User
 from ..orgs.models import Organization
@@ -408,7 +409,7 @@ def send_digests(orgs, *, now, config, smtp) -> tuple[int, list[str]]:
     return sent, problems
 
 
-class ReviewError(Exception):
+class ReviewError(Unavailable):
     """The review ran, but the digest could not be delivered everywhere."""
 
 

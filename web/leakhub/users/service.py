@@ -34,6 +34,7 @@ from ..audit import writer
 from ..authz.models import LEVELS, Grant
 from ..core.config import smtp_from_env
 from ..core.db import database, is_postgres, utcnow
+from ..core.errors import Invalid
 from ..core.secrets import SecretMissing, read_secret
 from ..core.validation import Fields, ValidationError, local_to_utc, utc_to_local
 from ..identity import keycloak
@@ -85,7 +86,7 @@ LANGUAGE_LABELS = {"en": "English", "de": "Deutsch"}
 assert set(MODE_LABELS) == set(SECURITY_MODES)
 
 
-class UserError(Exception):
+class UserError(Invalid):
     """One readable line (CLI, flash message)."""
 
 

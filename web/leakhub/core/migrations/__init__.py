@@ -15,11 +15,12 @@ from dataclasses import dataclass
 import peewee as pw
 
 from ..db import database, exclusive_lock, utcnow
+from ..errors import LeakhubError
 
 _NAME = re.compile(r"^m(\d{4})_(\w+)$")
 
 
-class MigrationError(Exception):
+class MigrationError(LeakhubError):
     pass
 
 
