@@ -8,9 +8,9 @@ Starts a throw-away PostgreSQL of the native stack (scripts/stack.py's start_pos
 temporary home), seeds one organization with N leaks (`leakctl demo seed`'s code) and M MB of
 random JPEG-like photo files, then times
 
-- `leakhub backup`: backups.service.create_backup (pg_dump of Leakhub's and Keycloak's
+- `leakhub backup`: backups.create_backup (pg_dump of Leakhub's and Keycloak's
   databases in one snapshot each, tar with per-file SHA-256, age encryption, fsync, rename,
-  record) and backups.service.restore_backup (decrypt + check into staging, pg_restore into a
+  record) and backups.restore_backup (decrypt + check into staging, pg_restore into a
   new database, migrations, swap, uploads and secrets);
 - the bare pipeline on the same data: `pg_dump -Fc` to a file, GNU tar of the dump and the
   uploads piped into pyrage.encrypt_io (the age CLI is not installed; pyrage is the same
@@ -87,7 +87,10 @@ def main() -> int:
         "LEAKHUB_ORG_SLUG": "bench", "LEAKHUB_LOG_LEVEL": "WARNING",
     }
     os.environ.update(env)
-    from leakhub.backups import native, service
+    from leakhub.backups import native
+    from leakhub.backups.create import create_backup
+    from leakhub.backups.keys import local_identities
+    from leakhub.backups.restore import restore_backup
     from leakhub.backups.databases import pg_targets, pg_tool
     from leakhub.backups.settings import get_settings
     from leakhub.core import logging as app_logging
@@ -131,7 +134,7 @@ def main() -> int:
             drop_caches_hint()
             t = time.perf_counter()
             t0 = time.perf_counter()
-            created = service.create_backup(config, kind="manual", log_fn=(
+            created = create_backup(config, kind="manual", log_fn=(
                 (lambda m: print(f"  {time.perf_counter() - t0:7.2f}s {m}", flush=True))
                 if args.verbose else None))
             dt_ = time.perf_counter() - t
@@ -143,7 +146,7 @@ def main() -> int:
             drop_caches_hint()
             t = time.perf_counter()
             t0 = time.perf_counter()
-            service.restore_backup(config, str(created.path), log_fn=(
+            restore_backup(config, str(created.path), log_fn=(
                 (lambda m: print(f"  {time.perf_counter() - t0:7.2f}s {m}", flush=True))
                 if args.verbose else None))
             dt_ = time.perf_counter() - t
@@ -152,10 +155,10 @@ def main() -> int:
         # ---------------------------------------------------------------- bare pipeline
         import pyrage
 
-        from leakhub.backups.service import recipients
+        from leakhub.backups.keys import recipients
 
         keys = recipients(config)
-        idents = service.local_identities(config)
+        idents = local_identities(config)
         work = home / "bare"
         best_bare, best_bare_restore = None, None
         for _ in range(args.runs):

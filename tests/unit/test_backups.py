@@ -17,7 +17,8 @@ from pathlib import Path
 import pytest
 from pyrage import x25519
 
-from leakhub.backups import archive, jobs, rotation, service
+from leakhub.backups import (archive, create, inventory, jobs, keys, lock, restore, rotation,
+                             service, verify)
 from leakhub.backups.models import BackupDownload, BackupRecord
 from leakhub.backups.settings import BackupSettings, set_settings
 from leakhub.core import migrations
@@ -92,19 +93,19 @@ def test_identity_generated_with_secrets_and_exportable(config):
     text = read_secret(config.secrets_dir, "backup-identity")
     assert text.startswith("# created: ") and "AGE-SECRET-KEY-1" in text
     assert oct((config.secrets_dir / "backup-identity").stat().st_mode & 0o777) == "0o600"
-    assert service.export_identity(config).strip() == text.strip()
-    public = service.export_identity(config, public=True).strip()
+    assert keys.export_identity(config).strip() == text.strip()
+    public = keys.export_identity(config, public=True).strip()
     assert public.startswith("age1") and public in text
 
 
 def test_archive_contents_and_manifest(app, config, seeded):
-    created = service.create_backup(config, kind="manual")
+    created = create.create_backup(config, kind="manual")
     assert archive.parse_name(created.name)[1] == "manual"
     assert created.path.exists() and created.path.stat().st_mode & 0o777 == 0o600
     assert not [p for p in Path(config.backup_dir).iterdir() if p.name.startswith(".work")]
     # decrypt with the exported identity, as an operator would with `age -d`
     ident = x25519.Identity.from_str(
-        [ln for ln in service.export_identity(config).splitlines()
+        [ln for ln in keys.export_identity(config).splitlines()
          if ln.startswith("AGE-")][0])
     import io
 
@@ -136,11 +137,11 @@ def test_archive_contents_and_manifest(app, config, seeded):
 
 def test_round_trip_restore_brings_everything_back(app, config, seeded):
     before = fingerprint(config)
-    created = service.create_backup(config, kind="manual")
-    assert service.verify_backup(config, created.name).ok
+    created = create.create_backup(config, kind="manual")
+    assert verify.verify_backup(config, created.name).ok
     # wipe: database content, uploads, secrets (but keep the exported key offline)
     key_file = Path(config.data_dir).parent / "offline-key.txt"
-    key_file.write_text(service.export_identity(config))
+    key_file.write_text(keys.export_identity(config))
     from leakhub.leaks.models import Leak
 
     Leak.update(description="changed after the backup").execute()
@@ -150,16 +151,16 @@ def test_round_trip_restore_brings_everything_back(app, config, seeded):
     for p in Path(config.secrets_dir).iterdir():
         p.unlink()
     database.close()
-    report = service.restore_backup(config, str(created.path), identity_files=[key_file])
+    report = restore.restore_backup(config, str(created.path), identity_files=[key_file])
     assert report["organizations"] == ["acme"]
     assert "session-key" in report["secrets"]
     after = fingerprint(config)
     assert after == before
     # the restored identity is back (archives made before keep decrypting)
-    assert service.verify_backup(config, created.name).ok
+    assert verify.verify_backup(config, created.name).ok
     assert (Path(config.data_dir) / service.REHOST_MARKER).exists()
     # the records agree with the directory (the dump predates its own row)
-    assert [r.file_name for r in service.records()] == [created.name]
+    assert [r.file_name for r in inventory.records()] == [created.name]
     from leakhub.audit.models import AuditEntry
 
     assert AuditEntry.select().where(AuditEntry.action == "backup.restored").count() == 1
@@ -175,13 +176,13 @@ def test_restore_of_an_older_schema_migrates_forward(config, tmp_path):
         "INSERT INTO organization (slug, name, timezone, language, security_mode, "
         "oidc_client_secret, created_at) VALUES ('acme', 'ACME old', 'UTC', 'en', 1, 's', ?)",
         (utcnow(),))
-    old = service.create_backup(config, kind="pre-update")
+    old = create.create_backup(config, kind="pre-update")
     assert old.manifest["schema_version"] == migrations.head() - 1
     # the installation is upgraded and gets new data, then the old backup is restored
     migrations.migrate(config.data_dir, log=lambda m: None)
     database.execute_sql("UPDATE organization SET name = 'renamed later'")
     database.close()
-    report = service.restore_backup(config, str(old.path))
+    report = restore.restore_backup(config, str(old.path))
     assert report["migrations_applied"] == [migrations.head()]
     database.connect(reuse_if_open=True)
     assert migrations.current_version() == migrations.head()
@@ -205,26 +206,26 @@ def _tamper(path: Path, how: str) -> Path:
     ("truncate", "damaged, truncated or was tampered with"),
 ])
 def test_damaged_archives_are_refused_before_anything_changes(app, config, seeded, how, message):
-    created = service.create_backup(config)
+    created = create.create_backup(config)
     bad = _tamper(created.path, how)
     before = fingerprint(config)
     secrets_before = {p.name: p.read_bytes() for p in config.secrets_dir.iterdir()}
     with pytest.raises(service.BackupError, match=message):
-        service.restore_backup(config, str(bad))
+        restore.restore_backup(config, str(bad))
     assert fingerprint(config) == before
     assert {p.name: p.read_bytes() for p in config.secrets_dir.iterdir()} == secrets_before
-    assert not service.verify_backup(config, str(bad), record_result=False).ok
+    assert not verify.verify_backup(config, str(bad), record_result=False).ok
     assert not [p for p in Path(config.data_dir).iterdir() if p.name.startswith(".restore")]
 
 
 def test_wrong_identity_is_refused(app, config, seeded, tmp_path):
-    created = service.create_backup(config)
+    created = create.create_backup(config)
     other = tmp_path / "other-key.txt"
     other.write_text(archive.new_identity_text())
     (config.secrets_dir / "backup-identity").write_text(other.read_text())   # key was lost
     before = fingerprint(config)
     with pytest.raises(service.BackupError, match="none of the identities opens this archive"):
-        service.restore_backup(config, str(created.path), identity_files=[other])
+        restore.restore_backup(config, str(created.path), identity_files=[other])
     assert fingerprint(config) == before
 
 
@@ -232,44 +233,44 @@ def test_newer_backup_is_refused(app, config, seeded):
     head = migrations.head()
     database.execute_sql("INSERT INTO schema_version (version, name, applied_at) VALUES (?, ?, ?)",
                          (head + 1, "from_the_future", utcnow()))
-    created = service.create_backup(config)
+    created = create.create_backup(config)
     database.execute_sql("DELETE FROM schema_version WHERE version = ?", (head + 1,))
     before = fingerprint(config)
     with pytest.raises(service.BackupError,
                        match=rf"newer Leakhub .*schema {head + 1}.*schema {head}\."):
-        service.restore_backup(config, str(created.path))
+        restore.restore_backup(config, str(created.path))
     assert fingerprint(config) == before
-    result = service.verify_backup(config, created.name)
+    result = verify.verify_backup(config, created.name)
     assert not result.ok and "newer" in result.message
 
 
 def test_forged_archive_with_only_the_public_key_is_refused(app, config, seeded, tmp_path):
     """age proves who can read, not who wrote: the manifest MAC needs the appliance key."""
-    created = service.create_backup(config)
+    created = create.create_backup(config)
     staging = tmp_path / "unpacked"
     staging.mkdir()
-    extracted = archive.extract_archive(created.path, service.local_identities(config), staging)
+    extracted = archive.extract_archive(created.path, keys.local_identities(config), staging)
     assert extracted.authentic
     forger = x25519.Identity.generate()
     entries = [archive.Entry(name, path=staging / name) for name in extracted.manifest["files"]]
     forged = Path(config.backup_dir) / archive.archive_name(utcnow(), "manual", 7)
     archive.write_archive(forged, entries, lambda files: dict(extracted.manifest, files=files),
-                          recipients=service.recipients(config), signer=forger)
+                          recipients=keys.recipients(config), signer=forger)
     with pytest.raises(service.BackupError, match="MAC does not match"):
-        service.restore_backup(config, str(forged))
-    result = service.verify_backup(config, forged.name)
+        restore.restore_backup(config, str(forged))
+    result = verify.verify_backup(config, forged.name)
     assert not result.ok and "not written by this appliance" in result.message
 
 
 def test_restore_refuses_while_serving(app, config, seeded, monkeypatch):
     from leakhub.backups import native
 
-    created = service.create_backup(config)
+    created = create.create_backup(config)
     monkeypatch.setattr(native, "serving", lambda cfg: native.Serving(["web (pid 4242)"]))
     with pytest.raises(service.BackupError, match=r"Leakhub is running \(web \(pid 4242\)\)"):
-        service.restore_backup(config, str(created.path))
+        restore.restore_backup(config, str(created.path))
     with pytest.raises(service.BackupError, match="native stack only"):
-        service.restore_backup(config, str(created.path), stop_services=True)
+        restore.restore_backup(config, str(created.path), stop_services=True)
 
 
 def test_customer_recipient_can_decrypt(app, config, seeded, tmp_path):
@@ -277,21 +278,21 @@ def test_customer_recipient_can_decrypt(app, config, seeded, tmp_path):
     set_settings(BackupSettings(keycloak_db="h2",
                                 keycloak_h2_dir=Path(config.data_dir).parent / "keycloak" / "h2",
                                 recipients=(str(customer.to_public()),)))
-    created = service.create_backup(config)
+    created = create.create_backup(config)
     assert str(customer.to_public()) in created.manifest["recipients"]
     key = tmp_path / "customer.txt"
     key.write_text(str(customer) + "\n")
     (config.secrets_dir / "backup-identity").write_text(archive.new_identity_text())
     with pytest.raises(service.BackupError, match="--allow-unsigned"):
-        service.restore_backup(config, str(created.path), identity_files=[key])
-    service.restore_backup(config, str(created.path), identity_files=[key], allow_unsigned=True)
+        restore.restore_backup(config, str(created.path), identity_files=[key])
+    restore.restore_backup(config, str(created.path), identity_files=[key], allow_unsigned=True)
 
 
 def test_copy_dir_gets_the_archive(app, config, seeded, tmp_path):
     copy_dir = tmp_path / "nas"
     set_settings(BackupSettings(keycloak_db="h2", copy_dir=copy_dir,
                                 keycloak_h2_dir=Path(config.data_dir).parent / "keycloak" / "h2"))
-    created = service.create_backup(config)
+    created = create.create_backup(config)
     assert (copy_dir / created.name).read_bytes() == created.path.read_bytes()
     assert BackupRecord.get(BackupRecord.file_name == created.name).copied
 
@@ -380,9 +381,9 @@ def test_rotate_deletes_files_from_both_directories(app, config, tmp_path):
             folder.mkdir(parents=True, exist_ok=True)
             (folder / name).write_bytes(b"x")
         names.append(name)
-    service.reconcile(config)
+    inventory.reconcile(config)
     BackupRecord.update(verify_status="ok").where(BackupRecord.file_name == names[0]).execute()
-    keep, delete = service.rotate(config)
+    keep, delete = rotation.rotate(config)
     assert {i.name for i in keep} == {names[4], names[3], names[0]}
     assert sorted(p.name for p in Path(config.backup_dir).iterdir()
                   if p.name.endswith(".age")) == sorted({names[4], names[3], names[0]})
@@ -397,9 +398,9 @@ def _holder_script(config) -> str:
         "import sys, time\n"
         f"sys.path.insert(0, {str(REPO / 'web')!r})\n"
         "from leakhub.core.config import Config\n"
-        "from leakhub.backups import service\n"
+        "from leakhub.backups import lock\n"
         f"cfg = Config.from_env({_env(Path(config.data_dir).parent)!r})\n"
-        "with service.backup_lock(cfg, what='test holder'):\n"
+        "with lock.backup_lock(cfg, what='test holder'):\n"
         "    print('locked', flush=True)\n"
         "    open(cfg.backup_dir / '.leakhub-backup-x.partial', 'w').write('half')\n"
         "    time.sleep(60)\n")
@@ -411,13 +412,13 @@ def test_lock_refuses_concurrent_runs_and_a_killed_holder_leaves_no_stale_lock(a
     try:
         assert proc.stdout.readline().strip() == "locked"
         with pytest.raises(service.BackupBusy, match="test holder"):
-            service.create_backup(config)
-        assert not service.lock_is_free(config)
+            create.create_backup(config)
+        assert not lock.lock_is_free(config)
     finally:
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait()
-    assert service.lock_is_free(config)
-    created = service.create_backup(config)          # recovered; leftovers cleaned up
+    assert lock.lock_is_free(config)
+    created = create.create_backup(config)          # recovered; leftovers cleaned up
     assert created.path.exists()
     assert not (config.backup_dir / ".leakhub-backup-x.partial").exists()
 
@@ -444,7 +445,7 @@ def test_worker_jobs_are_recorded_and_interrupted_runs_reported(app, config, see
 def test_failed_verification_fails_the_job(app, config, seeded):
     from leakhub.jobs.service import run_recorded
 
-    created = service.create_backup(config)
+    created = create.create_backup(config)
     data = bytearray(created.path.read_bytes())
     data[len(data) // 2] ^= 0xFF
     created.path.write_bytes(bytes(data))
@@ -470,8 +471,8 @@ def test_status_check(app, config, seeded):
     assert check_backups(config).ok                            # young installation
     later = utcnow() + dt.timedelta(days=3)
     assert not check_backups(config, now=later).ok
-    created = service.create_backup(config)
-    assert service.verify_backup(config, created.name).ok
+    created = create.create_backup(config)
+    assert verify.verify_backup(config, created.name).ok
     assert check_backups(config).ok
     check = check_backups(config, now=later)
     assert not check.ok and "older than 36 h" in check.detail
@@ -480,7 +481,7 @@ def test_status_check(app, config, seeded):
 # ---------------------------------------------------------------------------- admin page
 
 def test_only_operator_admins_see_the_page(app, client, config, login, make_user, other_org):
-    created = service.create_backup(config)
+    created = create.create_backup(config)
     record_id = BackupRecord.get(BackupRecord.file_name == created.name).id
     for role, code in (("manager", 403), ("editor", 403), ("viewer", 403)):
         c = login(make_user(role))
@@ -528,7 +529,7 @@ def test_admin_lists_creates_and_downloads_with_a_log(app, client, config, login
     text = c.get("/admin/backups", base_url=BASE).get_data(as_text=True)
     assert 'data-testid="download-row"' in text and "10.1.2.3" in text
     # verified now: the banner goes away
-    assert service.verify_backup(config, row.file_name).ok
+    assert verify.verify_backup(config, row.file_name).ok
     text = c.get("/admin/backups", base_url=BASE).get_data(as_text=True)
     assert 'data-testid="backup-warning"' not in text and "verified" in text
 

@@ -242,7 +242,7 @@ def people(env):
     users["other"] = User.create(organization=org_b, sub="sub-other", email="admin@b.test",
                                  role="admin")
     # A backup archive on disk (appliance-wide, shown to the operator organization's admins).
-    from leakhub.backups import archive, service as backups
+    from leakhub.backups import archive, inventory as backups
     from leakhub.backups.models import BackupRecord
 
     config = env["config"]

@@ -59,7 +59,8 @@ def backup_group():
 def create_cmd(kind, as_json):
     """Write one encrypted archive of databases, uploads, secrets and configuration."""
     from ..cli import load
-    from .service import BackupError, create_backup
+    from .create import create_backup
+    from .service import BackupError
 
     config = load()
     progress, finish = _progress()
@@ -87,7 +88,7 @@ def create_cmd(kind, as_json):
 def list_cmd(as_json):
     """Backups in the backup directory, newest first, with their verification status."""
     from ..cli import load
-    from .service import records, reconcile
+    from .inventory import reconcile, records
 
     config = load()
     reconcile(config)
@@ -117,7 +118,9 @@ def verify_cmd(backup, identities, as_json):
     """Decrypt BACKUP (a file name in the backup directory or a path; default: the newest),
     check every checksum and trial-restore it into scratch databases."""
     from ..cli import CliError, load
-    from .service import BackupError, reconcile, records, verify_backup
+    from .inventory import reconcile, records
+    from .service import BackupError
+    from .verify import verify_backup
 
     config = load()
     if not backup:
@@ -167,7 +170,8 @@ def restore_cmd(backup, identities, stop_services, allow_unsigned, yes, as_json)
     stack's PostgreSQL is started for the restore when it is not running.
     """
     from ..cli import load
-    from .service import BackupError, restore_backup
+    from .restore import restore_backup
+    from .service import BackupError
 
     config = load()
 
@@ -216,7 +220,8 @@ def restore_cmd(backup, identities, stop_services, allow_unsigned, yes, as_json)
 def prune_cmd(keep_daily, keep_weekly, keep_monthly, dry_run, yes):
     """Delete the backups that rotation does not keep (never the newest verified one)."""
     from ..cli import load
-    from .service import BackupError, rotate
+    from .rotation import rotate
+    from .service import BackupError
 
     config = load()
     kw = dict(keep_daily=keep_daily, keep_weekly=keep_weekly, keep_monthly=keep_monthly)
@@ -248,7 +253,8 @@ def export_key_cmd(out, public):
 
     from ..cli import load
     from ..core.files import atomic_write
-    from .service import BackupError, export_identity
+    from .keys import export_identity
+    from .service import BackupError
 
     config = load(db=False)
     try:
@@ -267,7 +273,7 @@ def rehost_cmd():
     """Point every organization's Keycloak client at this installation's URLs (after a
     restore onto another host; `leakctl setup` does it by itself after a restore)."""
     from ..cli import load
-    from .service import rehost
+    from .restore import rehost
 
     config = load()
     click.echo(rehost(config))

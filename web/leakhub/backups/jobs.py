@@ -16,9 +16,14 @@ import datetime as dt
 from ..core.config import get_config
 from ..core.db import utcnow
 from ..jobs.models import JobRun
-from . import service
+from .create import create_backup
+from .inventory import archives_on_disk, reconcile
+from .lock import backup_lock, lock_is_free
 from .models import BackupRecord
+from .rotation import rotate
+from .service import BackupBusy, BackupError
 from .settings import get_settings
+from .verify import verify_backup
 
 BACKUP_JOBS = ("backup", "backup-verify", "backup-rotate")
 
@@ -46,9 +51,9 @@ def _mark_interrupted() -> int:
 def scheduled_backup() -> str:
     config = get_config()
     interrupted = 0
-    if service.lock_is_free(config):
+    if lock_is_free(config):
         interrupted = _mark_interrupted()
-    created = service.create_backup(config, kind="scheduled", label="worker")
+    created = create_backup(config, kind="scheduled", label="worker")
     message = (f"{created.name}: {created.size / 2**20:.1f} MiB in {created.seconds:.1f} s"
                + (f"; copied to {get_settings(config).copy_dir}" if created.record is not None
                   and created.record.copied else ""))
@@ -62,9 +67,9 @@ def scheduled_backup() -> str:
 def verify_pending() -> str:
     config = get_config()
     try:
-        with service.backup_lock(config, what="reconcile"):
-            service.reconcile(config)
-    except service.BackupBusy:
+        with backup_lock(config, what="reconcile"):
+            reconcile(config)
+    except BackupBusy:
         return "skipped: another backup operation is running"
     newest = (BackupRecord.select().order_by(BackupRecord.created_at.desc(),
                                              BackupRecord.file_name.desc()).first())
@@ -73,19 +78,19 @@ def verify_pending() -> str:
     if newest.verify_status is not None:
         return f"{newest.file_name} already verified ({newest.verify_status})"
     try:
-        result = service.verify_backup(config, newest.file_name)
-    except service.BackupBusy:
+        result = verify_backup(config, newest.file_name)
+    except BackupBusy:
         return "skipped: another backup operation is running"
     if not result.ok:
-        raise service.BackupError(f"{newest.file_name}: verification FAILED: {result.message}")
+        raise BackupError(f"{newest.file_name}: verification FAILED: {result.message}")
     return f"{newest.file_name}: verified ({result.message})"
 
 
 def rotate_backups() -> str:
     config = get_config()
     try:
-        keep, delete = service.rotate(config)
-    except service.BackupBusy:
+        keep, delete = rotate(config)
+    except BackupBusy:
         return "skipped: another backup operation is running"
     return f"kept {len(keep)}, deleted {len(delete)}" + (
         ": " + ", ".join(i.name for i in delete) if delete else "")
@@ -97,7 +102,7 @@ def backup_overdue(now: dt.datetime | None = None) -> bool:
     settings = get_settings(config)
     now = now or utcnow()
     try:
-        newest = service.archives_on_disk(config)
+        newest = archives_on_disk(config)
     except OSError:
         return False
     if not newest:

@@ -10,11 +10,19 @@ Always kept as well: the newest verified backup (DESIGN §7: rotation never dele
 good backup) and the newest backup of all (its verification may still be pending).
 Backups whose verification failed fill no slot, so rotation removes them — unless one of the
 two "always" rules holds it.
+
+`plan` decides; `rotate` applies it to the backup directory and the copy dir.
 """
 from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
+
+from ..core.files import fsync_dir
+from .inventory import reconcile, records
+from .lock import backup_lock
+from .service import audit, say, target_dirs
+from .settings import get_settings
 
 
 @dataclass(frozen=True)
@@ -52,3 +60,31 @@ def plan(items: list[Item], *, keep_daily: int, keep_weekly: int,
     if ordered:
         keep.add(ordered[0].name)
     return ([i for i in ordered if i.name in keep], [i for i in ordered if i.name not in keep])
+
+
+def rotate(config, *, dry_run: bool = False, keep_daily=None, keep_weekly=None,
+           keep_monthly=None, log_fn=None) -> tuple[list, list]:
+    """Delete what the keep-daily/weekly/monthly rules do not keep (backup dir and copy dir)."""
+    settings = get_settings(config)
+    with backup_lock(config, what="rotation"):
+        reconcile(config)
+        rows = records()
+        items = [Item(r.file_name, r.created_at, r.verify_status) for r in rows]
+        keep, delete = plan(
+            items,
+            keep_daily=settings.keep_daily if keep_daily is None else keep_daily,
+            keep_weekly=settings.keep_weekly if keep_weekly is None else keep_weekly,
+            keep_monthly=settings.keep_monthly if keep_monthly is None else keep_monthly)
+        if dry_run or not delete:
+            return keep, delete
+        for item in delete:
+            for d in target_dirs(config):
+                (d / item.name).unlink(missing_ok=True)
+            say(log_fn, f"deleted {item.name}")
+        for d in target_dirs(config):
+            if d.is_dir():
+                fsync_dir(d)
+        reconcile(config)
+        audit(config, "backup.deleted", {"files": [i.name for i in delete],
+                                         "reason": "rotation"}, label="rotation")
+    return keep, delete

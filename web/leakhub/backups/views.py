@@ -17,8 +17,12 @@ from ..audit import writer
 from ..core.db import database, utcnow
 from ..identity.login import current_actor
 from ..jobs.models import JobRun
-from . import archive, service
+from . import archive
+from .create import create_backup
+from .inventory import reconcile, records, staleness
+from .lock import lock_is_free
 from .models import BackupDownload, BackupRecord
+from .service import BackupBusy, BackupError
 from .settings import get_settings
 
 bp = Blueprint("backups", __name__)
@@ -56,7 +60,7 @@ def backup_warning():
     if not _is_operator_admin(current_actor()):
         return None
     try:
-        return service.staleness(current_app.config["LEAKHUB"])
+        return staleness(current_app.config["LEAKHUB"])
     except Exception:   # a banner must never break a page
         return None
 
@@ -67,15 +71,15 @@ def index():
     _require_operator_admin()
     config = current_app.config["LEAKHUB"]
     settings = get_settings(config)
-    service.reconcile(config)
+    reconcile(config)
     last_run = {job: JobRun.select().where(JobRun.job == job)
                 .order_by(JobRun.started_at.desc()).first()
                 for job in ("backup", "backup-verify", "backup-rotate")}
     downloads = list(BackupDownload.select().order_by(BackupDownload.at.desc()).limit(50))
     return render_template(
-        "backups/index.html", records=service.records(), last_run=last_run,
-        downloads=downloads, settings=settings, warning=service.staleness(config),
-        busy=not service.lock_is_free(config), backup_dir=config.backup_dir)
+        "backups/index.html", records=records(), last_run=last_run,
+        downloads=downloads, settings=settings, warning=staleness(config),
+        busy=not lock_is_free(config), backup_dir=config.backup_dir)
 
 
 @bp.route("/admin/backups/create", methods=["POST"])
@@ -84,11 +88,11 @@ def create():
     actor = _require_operator_admin()
     config = current_app.config["LEAKHUB"]
     try:
-        created = service.create_backup(config, kind="manual", actor=actor)
-    except service.BackupBusy:
+        created = create_backup(config, kind="manual", actor=actor)
+    except BackupBusy:
         flash(_("Another backup operation is running; try again when it has finished."),
               "error")
-    except service.BackupError as exc:
+    except BackupError as exc:
         flash(_("The backup failed: %(error)s", error=str(exc)), "error")
     else:
         flash(_("Backup %(name)s created; the worker verifies it within 15 minutes.",

@@ -107,7 +107,7 @@ def setup_group(ctx, wait_seconds):
             _print_first_admin(config)
         else:
             click.echo(f"organization {result.organization.slug!r} exists")
-    from ..backups.service import rehost_if_pending
+    from ..backups.restore import rehost_if_pending
 
     rehosted = rehost_if_pending(config)   # after a restore: Keycloak clients -> this URL
     if rehosted:

@@ -189,7 +189,7 @@ def _parse_time(value: str):
 
 def _newest_verified_backup():
     try:
-        from ..backups.service import newest_verified
+        from ..backups.inventory import newest_verified
     except ImportError:     # a release without backups
         return None
     row = newest_verified()

@@ -103,7 +103,7 @@ def check_disk(config, *, min_free_fraction: float = 0.10) -> list[Check]:
 def check_backups(config, now: dt.datetime | None = None) -> Check:
     """The newest backup (verified, or new and not yet verified; one that failed verification
     does not count) is recent enough, and the last scheduled run did not fail."""
-    from ..backups.service import newest_usable
+    from ..backups.inventory import newest_usable
     from ..backups.settings import get_settings
 
     settings = get_settings(config)
