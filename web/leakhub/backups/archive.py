@@ -40,6 +40,7 @@ import pyrage
 from pyrage import x25519
 
 from ..core.errors import Invalid
+from ..core.secrets import new_identity_text  # noqa: F401 (generated with the secrets)
 
 FORMAT_NAME = "leakhub-backup"
 FORMAT_VERSION = 1
@@ -80,13 +81,6 @@ def safe_member_name(name: str) -> bool:
 
 
 # ---------------------------------------------------------------------------- keys
-
-def new_identity_text() -> str:
-    """An age identity file (the format of age-keygen) for the secret `backup-identity`."""
-    ident = x25519.Identity.generate()
-    created = dt.datetime.now(dt.timezone.utc).replace(microsecond=0).isoformat()
-    return (f"# created: {created}\n# public key: {ident.to_public()}\n{ident}")
-
 
 def parse_identities(text: str) -> list[x25519.Identity]:
     found = []

@@ -4,19 +4,23 @@
 """
 from __future__ import annotations
 
+import datetime as dt
 import os
 import secrets as _random
 from pathlib import Path
+
+from pyrage import x25519
 
 from .errors import LeakhubError
 from .files import atomic_write
 
 
-def _backup_identity() -> str:
-    """The appliance's age key for backups (leakhub.backups; `leakctl backup export-key`)."""
-    from ..backups.archive import new_identity_text
-
-    return new_identity_text()
+def new_identity_text() -> str:
+    """An age identity file (the format of age-keygen) for the secret `backup-identity`: the
+    appliance's key for backups (leakhub.backups; `leakctl backup export-key`)."""
+    ident = x25519.Identity.generate()
+    created = dt.datetime.now(dt.timezone.utc).replace(microsecond=0).isoformat()
+    return (f"# created: {created}\n# public key: {ident.to_public()}\n{ident}")
 
 
 # name -> generator. Passwords are URL-safe so they survive DSNs and env files unquoted.
@@ -27,7 +31,7 @@ GENERATED = {
     "postgres-keycloak-password": lambda: _random.token_urlsafe(32),
     "keycloak-bootstrap-client-secret": lambda: _random.token_urlsafe(32),
     "keycloak-service-client-secret": lambda: _random.token_urlsafe(32),
-    "backup-identity": _backup_identity,
+    "backup-identity": new_identity_text,
 }
 
 
