@@ -1,4 +1,10 @@
-"""Request plumbing shared by every blueprint: request id, CSRF, safe redirects, errors."""
+"""Request plumbing shared by every blueprint: request id, CSRF, safe redirects, errors.
+
+Errors are mapped to pages here, once: an HTTP error (abort(404), a refused CSRF token) and
+every core.errors.LeakhubError (its class's status and title, its message) get the error
+page — or, under /api/, a problem document —, anything else a 500 without a stack trace.
+Features that want to hear about refusals (security events: 403, 429) register a listener
+with `on_http_error(app, fn)`; core imports no feature."""
 from __future__ import annotations
 
 import hmac
@@ -10,9 +16,10 @@ import uuid
 from urllib.parse import urlsplit
 
 from flask import abort, current_app, g, jsonify, render_template, request, session
+from werkzeug.exceptions import HTTPException
 from werkzeug.routing import BaseConverter
 
-from ..security.events import record_http_error
+from .errors import LeakhubError, status_of
 
 log = logging.getLogger("leakhub.web")
 
@@ -74,6 +81,20 @@ class IdConverter(BaseConverter):
         return str(int(value))
 
 
+HTTP_ERROR_LISTENERS = "leakhub.http_error_listeners"
+
+
+def on_http_error(app, listener) -> None:
+    """`listener(code)` is called for every error answer the app-wide handlers render (before
+    rendering; it must not raise)."""
+    app.extensions.setdefault(HTTP_ERROR_LISTENERS, []).append(listener)
+
+
+def _notify(code: int) -> None:
+    for listener in current_app.extensions.get(HTTP_ERROR_LISTENERS, ()):
+        listener(code)
+
+
 def init_app(app):
     # Every number in Leakhub's URLs is a record id: `<int:...>` and `<id:...>` both get the
     # bounded converter (a 20-digit id is a 404, not an overflow deep in the database).
@@ -123,7 +144,9 @@ def init_app(app):
     def _error(code, default_title):
         def handler(exc):
             description = getattr(exc, "description", None) or ""
-            record_http_error(code)  # 403/429 -> security event (CSRF, permission, rate limit)
+            if isinstance(exc, LeakhubError):
+                description = str(exc)
+            _notify(code)  # 403/429 -> security event (CSRF, permission, rate limit)
             if request.path.startswith("/api/"):
                 body = {"type": "about:blank", "title": default_title, "status": code,
                         "detail": description}
@@ -141,10 +164,15 @@ def init_app(app):
                         (500, "Internal error"), (503, "Service unavailable")):
         app.register_error_handler(code, _error(code, title))
 
+    @app.errorhandler(LeakhubError)
+    def _leakhub_error(exc):
+        code = status_of(exc)
+        if code >= 500:
+            log.error("request failed: %s: %s", type(exc).__name__, exc)
+        return _error(code, type(exc).title)(exc)
+
     @app.errorhandler(Exception)
     def _unhandled(exc):
-        from werkzeug.exceptions import HTTPException
-
         if isinstance(exc, HTTPException):
             return _error(exc.code or 500, exc.name)(exc)
         log.exception("unhandled error")

@@ -7,11 +7,14 @@
 - views: /security for administrators; cli: `leakctl security review|sync|retention`.
 """
 
+from ..core import web
+from . import events
+from .views import bp
+
 
 def init_app(app):
-    """Blueprint and the request hook that notices expired sessions."""
-    from . import events
-    from .views import bp
-
+    """Blueprint, the request hook that notices expired sessions, and the listener that
+    records refusals (403, 429) as security events."""
     events.init_app(app)
+    web.on_http_error(app, events.record_http_error)
     app.register_blueprint(bp)
