@@ -11,10 +11,12 @@ from click.testing import CliRunner
 import leakhub.identity.keycloak as keycloak
 from leakhub import authz
 from leakhub.audit.models import AuditEntry
+from leakhub.authz import access, grants
 from leakhub.authz.models import Grant
 from leakhub.cli import cli
 from leakhub.core.db import utcnow
 from leakhub.core.validation import ValidationError
+from leakhub.identity import sessions
 from leakhub.identity.keycloak_admin import KeycloakConflict, KeycloakError
 from leakhub.identity.models import User, WebSession
 from leakhub.leaks.models import Leak
@@ -374,18 +376,18 @@ def test_grant_add_and_revoke_with_audit(app, org, kc, admin, admin_client, make
 def test_grant_validation_names_fields(org, kc, actor, make_user, tree):
     ext = make_user("external")
     with pytest.raises(ValidationError) as exc:
-        service.add_grant(actor, ext, level="view")
+        grants.add_grant(actor, ext, level="view")
     assert set(exc.value.errors) == {"location"}
     with pytest.raises(ValidationError) as exc:
-        service.add_grant(actor, ext, location_id=tree["site"].id, level="own",
+        grants.add_grant(actor, ext, location_id=tree["site"].id, level="own",
                           expires="2001-01-01")
     assert set(exc.value.errors) == {"level", "expires"}
     with pytest.raises(ValidationError) as exc:
-        service.add_grant(actor, ext, location_id=tree["site"].id, survey_id=tree["survey"].id)
+        grants.add_grant(actor, ext, location_id=tree["site"].id, survey_id=tree["survey"].id)
     assert set(exc.value.errors) == {"survey"}
-    service.add_grant(actor, ext, survey_id=tree["survey"].id, level="edit")
+    grants.add_grant(actor, ext, survey_id=tree["survey"].id, level="edit")
     with pytest.raises(ValidationError) as exc:
-        service.add_grant(actor, ext, survey_id=tree["survey"].id, level="edit")
+        grants.add_grant(actor, ext, survey_id=tree["survey"].id, level="edit")
     assert set(exc.value.errors) == {"survey"}
 
 
@@ -416,7 +418,7 @@ def test_grant_cli(config, org, kc, make_user, tree):
 # ------------------------------------------------------------------------------- effective access
 
 def explain(actor, user, leak):
-    result = service.effective_access(actor, user, leak)
+    result = access.effective_access(actor, user, leak)
     assert all(d.consistent for d in result.decisions)
     return {d.action: d for d in result.decisions}, result
 
@@ -450,7 +452,7 @@ def test_effective_access_mode_3_viewer_without_grant(org, kc, actor, make_user,
 def test_effective_access_external_with_inherited_location_grant(org, kc, actor, make_user,
                                                                  tree, app, admin_client):
     ext = make_user("external")
-    grant = service.add_grant(actor, ext, location_id=tree["site"].id, level="view")
+    grant = grants.add_grant(actor, ext, location_id=tree["site"].id, level="view")
     d, result = explain(actor, ext, tree["leak"])
     assert d["view"].allowed and d["view"].grant.id == grant.id
     assert "reaches leaks only through grants" in d["view"].reason
@@ -485,7 +487,7 @@ def test_effective_access_expired_grant(org, kc, actor, make_user, tree):
 def test_effective_access_survey_grant_and_disabled_and_pending(org, kc, actor, make_user,
                                                                 tree):
     ext = make_user("external")
-    service.add_grant(actor, ext, survey_id=tree["survey"].id, level="edit")
+    grants.add_grant(actor, ext, survey_id=tree["survey"].id, level="edit")
     d, _ = explain(actor, ext, tree["surveyed"])
     assert d["edit"].allowed and "survey Spring" in d["edit"].reason
     ext.enabled = False
@@ -583,7 +585,7 @@ def test_my_sessions_lists_and_ends_one_session(app, org, kc, login, make_user):
     assert page.count('data-testid="current-session"') == 1
     assert "Firefox on Linux" in page and "192.0.2.7" in page
     assert _row_of(other, app).id not in page  # the database key is not exposed
-    ref = service.session_ref(_row_of(other, app))
+    ref = sessions.session_ref(_row_of(other, app))
     resp = me.post("/account/sessions/end", data=csrf({"session": ref}))
     assert resp.status_code == 302
     assert ("logout_session", ("acme", "sid-other"), {}) in kc.calls
@@ -591,7 +593,7 @@ def test_my_sessions_lists_and_ends_one_session(app, org, kc, login, make_user):
     assert me.get("/leaks").status_code == 200
     # Someone else's session reference does nothing.
     stranger = login(make_user("viewer"), app.test_client())
-    ref = service.session_ref(_row_of(stranger, app))
+    ref = sessions.session_ref(_row_of(stranger, app))
     me.post("/account/sessions/end", data=csrf({"session": ref}))
     assert stranger.get("/leaks").status_code == 200
 

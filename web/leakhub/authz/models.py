@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import peewee as pw
+from flask_babel import lazy_gettext as _l
 
 from ..core.db import OrgScoped, utcnow
 from ..identity.models import User
@@ -9,6 +10,8 @@ from ..orgs.models import Organization
 from ..surveys.models import Survey
 
 LEVELS = ("view", "edit")
+LEVEL_LABELS = {"view": _l("view"), "edit": _l("view and edit")}
+ACTION_LABELS = {"view": _l("see"), "edit": _l("edit")}
 
 
 class Grant(OrgScoped):

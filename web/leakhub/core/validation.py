@@ -233,3 +233,15 @@ class Fields:
     def check(self) -> None:
         if self.errors:
             raise ValidationError(self.errors)
+
+
+EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+
+
+def validate_email(f: Fields, name: str = "email") -> str:
+    """The one e-mail rule (invitations, an organization's first administrator): required,
+    at most 254 characters, name@domain.tld without spaces; returned lowercased."""
+    email = (f.text(name, required=True, max_length=254) or "").lower()
+    if email and not EMAIL_RE.match(email):
+        f.error(name, _("Enter a valid e-mail address, e.g. anna.berg@example.com."))
+    return email

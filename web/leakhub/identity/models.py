@@ -1,11 +1,26 @@
 from __future__ import annotations
 
 import peewee as pw
+from flask_babel import lazy_gettext as _l
 
 from ..core.db import BaseModel, OrgScoped, utcnow
 from ..orgs.models import Organization
 
 ROLES = ("admin", "manager", "editor", "viewer", "external")
+ROLE_LABELS = {
+    "admin": _l("Administrator"),
+    "manager": _l("Manager"),
+    "editor": _l("Editor"),
+    "viewer": _l("Viewer"),
+    "external": _l("External"),
+}
+ROLE_HINTS = {
+    "admin": _l("everything, including users, grants, settings and backups"),
+    "manager": _l("all data and the audit log, regardless of the security mode"),
+    "editor": _l("reads and writes data as the security mode and grants allow"),
+    "viewer": _l("reads data as the security mode and grants allow; never writes"),
+    "external": _l("only what grants give (e.g. an external auditor)"),
+}
 
 
 class User(OrgScoped):

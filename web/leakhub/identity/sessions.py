@@ -13,10 +13,11 @@ import json
 import secrets
 
 from flask.sessions import SessionInterface, SessionMixin
+from flask_babel import gettext as _
 from werkzeug.datastructures import CallbackDict
 
 from ..core.db import utcnow
-from .models import WebSession
+from .models import User, WebSession
 
 _TOUCH_EVERY = dt.timedelta(seconds=60)
 
@@ -134,3 +135,34 @@ def purge_expired(config) -> int:
     return WebSession.delete().where(
         (WebSession.expires_at <= now) | (WebSession.last_seen_at <= now - idle)
     ).execute()
+
+
+# --------------------------------------------------------------------------- the sessions page
+
+def session_ref(row: WebSession) -> str:
+    """A handle for a session in forms and links; not the database key."""
+    return hashlib.sha256(("ref:" + row.id).encode()).hexdigest()[:24]
+
+
+def live_sessions(config, user: User) -> list[WebSession]:
+    now = utcnow()
+    idle = dt.timedelta(minutes=config.session_idle_minutes)
+    return list(WebSession.select().where(
+        (WebSession.user == user) & (WebSession.organization == user.organization_id)
+        & (WebSession.expires_at > now) & (WebSession.last_seen_at > now - idle))
+        .order_by(WebSession.last_seen_at.desc()))
+
+
+def describe_agent(ua: str | None) -> str:
+    """"Firefox on Linux" from a User-Agent header (for people, not for decisions)."""
+    ua = ua or ""
+    browser = next((name for key, name in (
+        ("Edg/", "Edge"), ("OPR/", "Opera"), ("Firefox/", "Firefox"), ("Chromium/", "Chromium"),
+        ("Chrome/", "Chrome"), ("Safari/", "Safari"), ("curl/", "curl"),
+        ("python-requests", "Python requests")) if key in ua), "")
+    system = next((name for key, name in (
+        ("Android", "Android"), ("iPhone", "iOS"), ("iPad", "iPadOS"), ("Windows", "Windows"),
+        ("Mac OS X", "macOS"), ("CrOS", "ChromeOS"), ("Linux", "Linux")) if key in ua), "")
+    if browser and system:
+        return _("%(browser)s on %(system)s", browser=browser, system=system)
+    return browser or system or (ua[:60] if ua else _("unknown browser"))

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import peewee as pw
+from flask_babel import lazy_gettext as _l
 
 from ..core.db import BaseModel, utcnow
 
@@ -9,6 +10,26 @@ SECURITY_MODES = {
     2: "everybody reads all data, writes only where granted",
     3: "reads and writes only where granted",
 }
+# The wording of SECURITY_MODES, translatable.
+MODE_LABELS = {
+    1: _l("everybody reads and writes all data"),
+    2: _l("everybody reads all data, writes only where granted"),
+    3: _l("reads and writes only where granted"),
+}
+MODE_HINTS = {
+    1: _l("Editors create and change every leak, viewers read everything. Grants matter only "
+          "for external users."),
+    2: _l("Editors and viewers read everything; editors change only locations or surveys they "
+          "were granted with level “edit”."),
+    3: _l("Editors and viewers see only the locations and surveys they were granted. "
+          "Administrators and managers always see everything."),
+}
+
+assert set(MODE_LABELS) == set(SECURITY_MODES)
+
+# The languages of the user interface (an organization chooses one).
+LANGUAGES = ("en", "de")
+LANGUAGE_LABELS = {"en": "English", "de": "Deutsch"}
 
 
 class Organization(BaseModel):

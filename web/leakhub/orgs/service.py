@@ -10,6 +10,7 @@ from ..authz import Actor
 from ..core.config import SLUG_RE
 from ..core.db import database
 from ..core.errors import Invalid
+from ..core.validation import Fields, validate_email
 from ..identity.keycloak import admin_client
 from ..identity.keycloak_admin import KeycloakConflict, KeycloakError, render_realm
 from ..identity.models import User
@@ -44,12 +45,12 @@ def validate_slug(slug: str) -> str:
     return slug
 
 
-def validate_email(email: str) -> str:
-    email = (email or "").strip()
-    if "@" not in email or email.startswith("@") or email.endswith("@") or " " in email \
-            or len(email) > 254:
-        raise OrgError(f"admin e-mail {email!r} is not a valid address")
-    return email.lower()
+def _admin_email(email: str) -> str:
+    f = Fields({"admin_email": email})
+    value = validate_email(f, "admin_email")
+    if f.errors:
+        raise OrgError(f"admin e-mail {(email or '').strip()!r} is not a valid address")
+    return value
 
 
 def create_organization(config, *, slug: str, name: str, admin_email: str,
@@ -63,7 +64,7 @@ def create_organization(config, *, slug: str, name: str, admin_email: str,
     name = (name or "").strip()
     if not name or len(name) > 200:
         raise OrgError("name must be 1-200 characters")
-    admin_email = validate_email(admin_email)
+    admin_email = _admin_email(admin_email)
     existing = Organization.get_or_none(Organization.slug == slug)
     if existing is not None:
         if exist_ok:

@@ -8,6 +8,10 @@ import json
 import click
 
 from .. import authz
+from ..authz.access import effective_access, find_leak
+from ..authz.grants import (add_grant, find_grants, grant_active, grant_target, grant_valid_through,
+                            list_grants, location_by_code, revoke_grant)
+from ..identity.signout import sign_out_everywhere
 from . import service
 
 ROLE_CHOICE = click.Choice(["admin", "manager", "editor", "viewer", "external"])
@@ -160,7 +164,7 @@ def sign_out(slug, email):
     actor = _actor(slug)
     with _errors():
         user = service.user_by_email(actor, email)
-    ended, kc_error = service.sign_out_everywhere(config, actor, user)
+    ended, kc_error = sign_out_everywhere(config, actor, user)
     if kc_error:
         raise CliError(f"{ended} Leakhub session(s) ended, but Keycloak failed: {kc_error}")
     click.echo(f"{user.email}: {ended} Leakhub session(s) and the Keycloak sessions ended")
@@ -182,8 +186,8 @@ def access(slug, email, tag, leak_id, as_json):
     actor = _actor(slug)
     with _errors():
         user = service.user_by_email(actor, email)
-        leak = service.find_leak(actor, tag=tag, leak_id=leak_id)
-        result = service.effective_access(actor, user, leak)
+        leak = find_leak(actor, tag=tag, leak_id=leak_id)
+        result = effective_access(actor, user, leak)
     if as_json:
         click.echo(json.dumps({
             "user": user.email, "leak": {"id": leak.id, "tag": leak.tag},
@@ -212,9 +216,9 @@ def _grant_json(g, tz):
             "location": (g.location.code or g.location.name) if g.location_id else None,
             "survey_id": g.survey_id, "survey": g.survey.name if g.survey_id else None,
             "expires_at": _iso(g.expires_at),
-            "valid_through": (service.grant_valid_through(g, tz).isoformat()
+            "valid_through": (grant_valid_through(g, tz).isoformat()
                               if g.expires_at else None),
-            "active": service.grant_active(g), "note": g.note}
+            "active": grant_active(g), "note": g.note}
 
 
 @grant_group.command("add")
@@ -236,13 +240,13 @@ def grant_add(slug, email, code, survey_id, level, expires, note, as_json):
     actor = _actor(slug)
     with _errors():
         user = service.user_by_email(actor, email)
-        location_id = service.location_by_code(actor, code).id if code else None
-        grant = service.add_grant(actor, user, location_id=location_id, survey_id=survey_id,
+        location_id = location_by_code(actor, code).id if code else None
+        grant = add_grant(actor, user, location_id=location_id, survey_id=survey_id,
                                   level=level, expires=expires, note=note)
     if as_json:
         click.echo(json.dumps(_grant_json(grant, actor.organization.timezone)))
     else:
-        click.echo(f"grant {grant.id} given: {user.email} {level} on {service.grant_target(grant)}"
+        click.echo(f"grant {grant.id} given: {user.email} {level} on {grant_target(grant)}"
                    + (f", valid through {expires}" if expires else ""))
 
 
@@ -258,7 +262,7 @@ def grant_list(slug, email, as_json):
     actor = _actor(slug)
     with _errors():
         user = service.user_by_email(actor, email) if email else None
-    rows = service.list_grants(actor, user)
+    rows = list_grants(actor, user)
     tz = actor.organization.timezone
     if as_json:
         click.echo(json.dumps([_grant_json(g, tz) for g in rows]))
@@ -266,9 +270,9 @@ def grant_list(slug, email, as_json):
     if not rows:
         click.echo("no grants")
     for g in rows:
-        through = service.grant_valid_through(g, tz)
-        state = "" if service.grant_active(g) else " EXPIRED"
-        click.echo(f"{g.id:6} {g.user.email:40} {g.level:5} {service.grant_target(g)}"
+        through = grant_valid_through(g, tz)
+        state = "" if grant_active(g) else " EXPIRED"
+        click.echo(f"{g.id:6} {g.user.email:40} {g.level:5} {grant_target(g)}"
                    + (f" through {through.isoformat()}" if through else "") + state)
 
 
@@ -299,17 +303,17 @@ def grant_revoke(slug, grant_id, email, code, survey_id, level):
             if not email or bool(code) == (survey_id is not None):
                 raise CliError("give --id, or --email with exactly one of --location or --survey")
             user = service.user_by_email(actor, email)
-            location = service.location_by_code(actor, code) if code else None
+            location = location_by_code(actor, code) if code else None
             survey = None
             if survey_id is not None:
                 survey = authz.scope(actor, Survey, "view").where(
                     Survey.id == survey_id).first()
                 if survey is None:
                     raise CliError(f"no survey {survey_id} in {slug}")
-            grants = service.find_grants(actor, user, location=location, survey=survey,
+            grants = find_grants(actor, user, location=location, survey=survey,
                                          level=level)
             if not grants:
                 raise CliError(f"{user.email} has no such grant")
         for grant in grants:
-            service.revoke_grant(actor, grant)
+            revoke_grant(actor, grant)
     click.echo(f"{len(grants)} grant(s) revoked")

@@ -8,12 +8,20 @@ from flask_babel import gettext as _
 from flask_login import current_user, login_required, logout_user
 
 from .. import authz
-from ..authz.models import LEVELS
+from ..authz.access import effective_access, find_leak
+from ..authz import grants as grant_service
+from ..authz.grants import get_grant, grant_active, grant_target, grant_valid_through, list_grants
+from ..authz.models import LEVEL_LABELS, LEVELS
 from ..core.pages import install, member_required
 from ..core.validation import ValidationError
 from ..identity.login import current_actor
-from ..identity.models import ROLES
+from ..identity.models import ROLE_HINTS, ROLE_LABELS, ROLES
+from ..identity.sessions import describe_agent, live_sessions, session_ref
+from ..identity import signout
+from ..identity.signout import sign_out_everywhere
 from ..locations import service as locations
+from ..orgs.models import LANGUAGE_LABELS, LANGUAGES, MODE_HINTS, MODE_LABELS
+from ..orgs.settings import timezones, update_settings
 from ..surveys.models import Survey
 from . import service
 
@@ -32,10 +40,10 @@ def _admin():
 
 
 def _labels():
-    return {"role_labels": service.ROLE_LABELS, "role_hints": service.ROLE_HINTS,
-            "level_labels": service.LEVEL_LABELS, "mode_labels": service.MODE_LABELS,
-            "roles": [(r, service.ROLE_LABELS[r]) for r in ROLES],
-            "levels": [(lv, service.LEVEL_LABELS[lv]) for lv in LEVELS]}
+    return {"role_labels": ROLE_LABELS, "role_hints": ROLE_HINTS,
+            "level_labels": LEVEL_LABELS, "mode_labels": MODE_LABELS,
+            "roles": [(r, ROLE_LABELS[r]) for r in ROLES],
+            "levels": [(lv, LEVEL_LABELS[lv]) for lv in LEVELS]}
 
 
 @bp.app_template_global("users_nav_links")
@@ -88,18 +96,18 @@ def invite():
 def _detail(actor, user, *, grant_form=None, grant_errors=None, role_errors=None,
             access=None, access_form=None, access_errors=None, code=200):
     tz = actor.organization.timezone
-    grants = service.list_grants(actor, user)
+    grants = list_grants(actor, user)
     return render_template(
         "users/detail.html", user=user,
-        grants=[(g, service.grant_target(g), service.grant_active(g),
-                 service.grant_valid_through(g, tz)) for g in grants],
+        grants=[(g, grant_target(g), grant_active(g),
+                 grant_valid_through(g, tz)) for g in grants],
         locations=locations.tree_options(actor),
         surveys=[(s.id, s.name) for s in authz.scope(actor, Survey, "view")
                  .order_by(Survey.period_start.desc(), Survey.name)],
         grant_form=grant_form or {"level": "view"}, grant_errors=grant_errors or {},
         role_errors=role_errors or {}, access=access, access_form=access_form or {},
         access_errors=access_errors or {},
-        sessions=service.live_sessions(_config(), user), describe_agent=service.describe_agent,
+        sessions=live_sessions(_config(), user), describe_agent=describe_agent,
         **_labels()), code
 
 
@@ -125,10 +133,10 @@ def set_role(user_id):
         return _detail(actor, user, role_errors=exc.errors, code=422)
     if was_pending:
         flash(_("%(email)s may now use Leakhub as %(role)s.", email=user.email,
-                role=service.ROLE_LABELS[user.role]), "success")
+                role=ROLE_LABELS[user.role]), "success")
     else:
         flash(_("Role of %(email)s is now %(role)s.", email=user.email,
-                role=service.ROLE_LABELS[user.role]), "success")
+                role=ROLE_LABELS[user.role]), "success")
     if request.form.get("from") == "list":
         return redirect(url_for("users.index"))
     return redirect(url_for("users.detail", user_id=user.id))
@@ -167,7 +175,7 @@ def sign_out_user(user_id):
     user = service.get_user(actor, user_id)
     if user.id == actor.user.id:
         return redirect(url_for("users.my_sessions"))
-    ended, kc_error = service.sign_out_everywhere(_config(), actor, user)
+    ended, kc_error = sign_out_everywhere(_config(), actor, user)
     flash(_("%(n)d session(s) of %(email)s ended.", n=ended, email=user.email), "success")
     if kc_error:
         flash(_("The sign-in service could not end the user's sessions: %(error)s",
@@ -185,7 +193,7 @@ def add_grant(user_id):
     form = request.form.to_dict()
     target = form.get("target", "location")
     try:
-        service.add_grant(
+        grant_service.add_grant(
             actor, user, level=form.get("level", ""), expires=form.get("expires", ""),
             note=form.get("note", ""),
             location_id=form.get("location") if target == "location" else None,
@@ -201,10 +209,10 @@ def add_grant(user_id):
 def revoke_grant(user_id, grant_id):
     actor = _admin()
     user = service.get_user(actor, user_id)
-    grant = service.get_grant(actor, grant_id)
+    grant = get_grant(actor, grant_id)
     if grant.user_id != user.id:
         abort(404)
-    service.revoke_grant(actor, grant)
+    grant_service.revoke_grant(actor, grant)
     flash(_("Grant revoked; it no longer applies from %(email)s's next click.",
             email=user.email), "success")
     return redirect(url_for("users.detail", user_id=user.id))
@@ -218,11 +226,11 @@ def access(user_id):
     form = {"leak": (request.args.get("leak") or "").strip()[:32],
             "leak_id": (request.args.get("leak_id") or "").strip()[:18]}
     try:
-        leak = service.find_leak(actor, tag=form["leak"], leak_id=form["leak_id"])
+        leak = find_leak(actor, tag=form["leak"], leak_id=form["leak_id"])
     except ValidationError as exc:
         return _detail(actor, user, access_form=form, access_errors=exc.errors, code=422)
     form["leak"] = leak.tag
-    return _detail(actor, user, access=service.effective_access(actor, user, leak),
+    return _detail(actor, user, access=effective_access(actor, user, leak),
                    access_form=form)
 
 
@@ -239,19 +247,17 @@ def org_settings():
     if request.method == "POST":
         form = request.form.to_dict()
         try:
-            service.update_settings(actor, request.form)
+            update_settings(actor, request.form)
         except ValidationError as exc:
             errors = exc.errors
         else:
             flash(_("Organization settings saved."), "success")
             return redirect(url_for("users.org_settings"))
-    from ..app import LANGUAGES
-
     return render_template(
         "users/settings.html", org=org, form=form, errors=errors,
-        modes=[(m, service.MODE_LABELS[m], service.MODE_HINTS[m]) for m in sorted(service.MODE_LABELS)],
-        timezones=service.timezones(),
-        languages=[(code, service.LANGUAGE_LABELS.get(code, code)) for code in LANGUAGES],
+        modes=[(m, MODE_LABELS[m], MODE_HINTS[m]) for m in sorted(MODE_LABELS)],
+        timezones=timezones(),
+        languages=[(code, LANGUAGE_LABELS.get(code, code)) for code in LANGUAGES],
     ), (422 if errors else 200)
 
 
@@ -262,10 +268,10 @@ def org_settings():
 def my_sessions():
     user = current_user.user
     current = getattr(session, "row", None)
-    rows = service.live_sessions(_config(), user)
+    rows = live_sessions(_config(), user)
     return render_template(
         "users/sessions.html",
-        sessions=[(row, service.session_ref(row), service.describe_agent(row.user_agent),
+        sessions=[(row, session_ref(row), describe_agent(row.user_agent),
                    current is not None and row.id == current.id) for row in rows])
 
 
@@ -275,9 +281,9 @@ def end_session():
     actor = current_actor()
     ref = (request.form.get("session") or "")[:64]
     current = getattr(session, "row", None)
-    if current is not None and ref == service.session_ref(current):
+    if current is not None and ref == session_ref(current):
         return redirect(url_for("users.my_sessions"))  # the header's "Sign out" does that
-    if service.end_session(_config(), actor, ref, current_sid=session.get("kc_sid")):
+    if signout.end_session(_config(), actor, ref, current_sid=session.get("kc_sid")):
         flash(_("The session was signed out."), "success")
     else:
         flash(_("That session has ended already."), "error")
@@ -289,7 +295,7 @@ def end_session():
 def end_all_sessions():
     actor = current_actor()
     user = current_user.user
-    _ended, kc_error = service.sign_out_everywhere(_config(), actor, user)
+    _ended, kc_error = sign_out_everywhere(_config(), actor, user)
     logout_user()
     session.clear()
     if kc_error:
