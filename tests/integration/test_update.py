@@ -103,7 +103,7 @@ class Rehearsal:
 @pytest.fixture(scope="module")
 def rehearsal(request):
     sys.path.insert(0, str(REPO / "web"))
-    from leakhub.ops import update as upd
+    from leakhub_host import update as upd
 
     base = Path(tempfile.mkdtemp(prefix="leakhub-update-"))
     base.chmod(0o755)       # PostgreSQL runs as an unprivileged user and must enter it

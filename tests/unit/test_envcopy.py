@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from leakhub.ops import envcopy, update
+from leakhub_host import envcopy, update
 
 FAKE_LEAKCTL = """#!/usr/bin/env bash
 echo "$LEAKHUB_HOME $*" >> "$FAKE_CALLS"

@@ -1,6 +1,6 @@
-"""ops/update.py without servers: version rules, git ancestry, the venv clone, and the whole
-Docker Compose update (success and rolled back) against a fake `docker` that plays a Compose
-host. The native update runs for real in tests/integration/test_update.py."""
+"""leakhub_host/update.py without servers: version rules, git ancestry, the venv clone, and
+the whole Docker Compose update (success and rolled back) against a fake `docker` that plays a
+Compose host. The native update runs for real in tests/integration/test_update.py."""
 from __future__ import annotations
 
 import json
@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from leakhub.ops import update as upd
+from leakhub_host import update as upd
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -141,26 +141,31 @@ def test_clone_venv_rewrites_paths_and_drops_the_editable_install(tmp_path):
 
 FAKE_DOCKER = textwrap.dedent("""\
     #!/usr/bin/env bash
-    # A Compose host for the updater: records calls, keeps the schema in a file.
+    # A Compose host for the updater where web and worker run: records calls, keeps the
+    # schema in a file.
     state="$FAKE_STATE"
     echo "$*" >> "$state/calls"
     args="$*"
     leak="${args#*leakctl }"
     case "$args" in
       "compose ps --status running -q web") echo web1 ;;
+      "compose ps --status running -q worker") echo worker1 ;;
       "compose ps --format json")
         for s in web worker keycloak caddy postgres; do
           echo "{\\"Service\\": \\"$s\\", \\"State\\": \\"running\\", \\"Health\\": \\"healthy\\"}"
         done ;;
       "compose pull"*) [ -z "${FAKE_PULL_FAILS:-}" ] || exit 1 ;;
       "compose build"*) [ -z "${FAKE_PULL_FAILS:-}" ] || exit 1 ;;
-      *"leakctl migrate --status") echo "schema version $(cat "$state/schema") of 9; pending: none" ;;
+      *"leakctl migrate --status")
+        echo "schema version $(cat "$state/schema") of 9; pending: none" ;;
       *"leakctl migrate")
         echo 9 > "$state/schema"
         [ -z "${FAKE_MIGRATE_FAILS:-}" ] || { echo "RuntimeError: boom" >&2; exit 1; } ;;
-      *"leakctl status --json") echo '{"ok": true, "checks": [{"name": "database", "ok": true, "detail": "x"}]}' ;;
+      *"leakctl status --json")
+        echo '{"ok": true, "checks": [{"name": "database", "ok": true, "detail": "x"}]}' ;;
       *"leakctl backup list --json") echo '[{"file": "b1.tar.age", "verify_status": "ok"}]' ;;
-      *"leakctl backup create --kind pre-update --json") echo '{"path": "/var/lib/leakhub/backups/pre.tar.age"}' ;;
+      *"leakctl backup create --kind pre-update --json")
+        echo '{"path": "/var/lib/leakhub/backups/pre.tar.age"}' ;;
       *"leakctl backup restore "*) echo 8 > "$state/schema" ;;
       *"leakctl deployments record") cat > "$state/recorded" ;;
       *"--help") ;;

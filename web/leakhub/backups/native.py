@@ -4,14 +4,14 @@
   answering, and — on the native stack — does `<home>/stack.json` list live web, worker,
   Keycloak or Caddy processes? A restore refuses while anything serves, unless told to stop it.
 - The native stack (scripts/stack.py): `--stop-services` runs `stack.py down`; when
-  PostgreSQL is not running, restore starts *only* PostgreSQL through stack.py's own
-  start_postgres() (same data directory, roles and init script) and stops it afterwards.
+  PostgreSQL is not running, restore starts *only* PostgreSQL through the host tooling's own
+  leakhub_host.postgres.start_postgres() (same data directory, roles and init script) and
+  stops it afterwards.
   In Docker Compose the operator stops web, worker and Keycloak (`docker compose stop web
   worker keycloak caddy`), keeps postgres running and runs the restore in a one-off container.
 """
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import subprocess
@@ -21,10 +21,13 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import requests
+from leakhub_host import layout as host_layout
+from leakhub_host.postgres import start_postgres, stop_postgres
+from leakhub_host.procs import has_marker, pid_alive
 
 from ..core.errors import LeakhubError
 
-REPO = Path(__file__).resolve().parents[3]
+REPO = host_layout.REPO
 
 
 class NativeStackError(LeakhubError):
@@ -41,16 +44,6 @@ def stack_home(config) -> Path | None:
                           or (Path(candidate) / "settings.json").exists()):
             return Path(candidate)
     return None
-
-
-def _stack_module():
-    if not STACK_PY.exists():
-        return None
-    spec = importlib.util.spec_from_file_location("leakhub_stack_script", STACK_PY)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules.setdefault("leakhub_stack_script", module)
-    spec.loader.exec_module(module)
-    return sys.modules["leakhub_stack_script"]
 
 
 @dataclass
@@ -74,7 +67,6 @@ def _answers(url: str) -> bool:
 def serving(config) -> Serving:
     found = Serving(native_home=stack_home(config))
     if found.native_home is not None and (found.native_home / "stack.json").exists():
-        stack = _stack_module()
         try:
             state = json.loads((found.native_home / "stack.json").read_text())
         except (OSError, ValueError):
@@ -83,8 +75,7 @@ def serving(config) -> Serving:
             if svc.get("name") == "postgres":
                 continue
             pid = svc.get("pid")
-            if stack is not None and stack.pid_alive(pid) \
-                    and stack.has_marker(pid, Path(state["home"])):
+            if STACK_PY.exists() and pid_alive(pid) and has_marker(pid, Path(state["home"])):
                 found.services.append(f"{svc['name']} (pid {pid})")
     if not any(s.startswith("web") for s in found.services) \
             and _answers(f"{config.internal_url}/healthz"):
@@ -108,34 +99,33 @@ class NativePostgres:
     def __init__(self, config, home: Path):
         self.config = config
         self.home = home
-        self.stack = _stack_module()
         self.layout = None
         self.service = None
 
     def start(self) -> None:
-        stack = self.stack
         try:
             saved = json.loads((self.home / "settings.json").read_text())
         except (OSError, ValueError):
             saved = {}
-        ports = dict(stack.DEFAULT_PORTS)
+        ports = dict(host_layout.DEFAULT_PORTS)
         ports.update({k: int(v) for k, v in (saved.get("ports") or {}).items()})
         # The port leakctl was told to use wins (DATABASE_URL from `stack.py env`).
         port = urlsplit(self.config.database_url).port
         if port:
             ports["postgres"] = port
-        self.layout = stack.Layout(home=self.home, db="postgres",
-                                   hostname=saved.get("hostname") or "localhost", ports=ports)
+        self.layout = host_layout.Layout(home=self.home, db="postgres",
+                                         hostname=saved.get("hostname") or "localhost",
+                                         ports=ports)
         self.layout.logs_dir.mkdir(parents=True, exist_ok=True)
         try:
-            self.service = stack.start_postgres(self.layout)
-        except stack.StackError as exc:
+            self.service = start_postgres(self.layout)
+        except host_layout.StackError as exc:
             raise NativeStackError(f"could not start PostgreSQL for the restore: {exc} "
                                f"(see {self.layout.log('postgres')})") from None
 
     def stop(self) -> None:
         if self.layout is not None:
-            self.stack.stop_postgres(self.layout, self.service)
+            stop_postgres(self.layout, self.service)
 
 
 def can_start_native_postgres(config) -> Path | None:

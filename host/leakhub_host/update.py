@@ -40,7 +40,6 @@ import fcntl
 import getpass
 import hashlib
 import http.client
-import importlib.util
 import json
 import os
 import re
@@ -53,7 +52,14 @@ import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
-UPDATER_TREE = Path(__file__).resolve().parents[3]
+from .layout import REPO, app_env
+from .procs import any_alive, pid_alive
+from .state import layout_from_state, read_state
+
+# The code tree this updater belongs to (its scripts/stack.py drives the native stack).
+UPDATER_TREE = REPO
+# Where a release keeps this file, newest first (older releases had it inside the app).
+UPDATER_PATHS = ("host/leakhub_host/update.py", "web/leakhub/ops/update.py")
 # The oldest database schema this release's migrations can bring forward (a release that
 # drops old migrations raises it; the updater of an older release reads it from the target).
 UPGRADE_FROM_MIN_SCHEMA = 1
@@ -225,7 +231,11 @@ def schema_head_at(repo: Path, commit: str) -> int:
 
 
 def min_schema_at(repo: Path, commit: str) -> int:
-    text = git(repo, "show", f"{commit}:web/leakhub/ops/update.py", check=False)
+    text = ""
+    for path in UPDATER_PATHS:
+        text = git(repo, "show", f"{commit}:{path}", check=False)
+        if text:
+            break
     m = re.search(r"^UPGRADE_FROM_MIN_SCHEMA\s*=\s*(\d+)", text, re.M)
     return int(m.group(1)) if m else 1
 
@@ -310,24 +320,8 @@ def prepare_release(tree: Path, source_tree: Path | None, log: RunLog,
 
 
 # --------------------------------------------------------------------------------------------
-# The native stack
+# One attempt, and what both ways of running Leakhub share
 # --------------------------------------------------------------------------------------------
-
-def load_stack_module(tree: Path = UPDATER_TREE):
-    path = tree / "scripts" / "stack.py"
-    name = "leakhub_update_stack"
-    if name in sys.modules:
-        return sys.modules[name]
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module      # dataclasses look their module up there
-    try:
-        spec.loader.exec_module(module)
-    except BaseException:
-        del sys.modules[name]
-        raise
-    return module
-
 
 @dataclass
 class Attempt:
@@ -426,6 +420,10 @@ class Updater:
         return False
 
 
+# --------------------------------------------------------------------------------------------
+# The native stack
+# --------------------------------------------------------------------------------------------
+
 class NativeUpdater(Updater):
     """Updates the native stack of `home` (started with `scripts/stack.py up --detach`)."""
 
@@ -438,13 +436,12 @@ class NativeUpdater(Updater):
         self.log = log
         self.health_timeout = health_timeout
         self.min_free = min_free
-        self.stack = load_stack_module()
-        state = self.stack.read_state(home)
+        state = read_state(home)
         if not state:
             raise Refused(f"no native stack in {home} (no stack.json): start it with "
                           f"scripts/stack.py up --detach --home {home}")
         self.state = state
-        self.layout = self.stack.layout_from_state(state)
+        self.layout = layout_from_state(state)
         self.current = self.current_release()
         self.pending_file = home / "deployments-pending.jsonl"
 
@@ -458,7 +455,7 @@ class NativeUpdater(Updater):
         if self.state.get("repo"):
             return Path(self.state["repo"])
         for svc in self.state.get("services", []):
-            if svc.get("name") in ("web", "worker") and self.stack.pid_alive(svc.get("pid")):
+            if svc.get("name") in ("web", "worker") and pid_alive(svc.get("pid")):
                 try:
                     return Path(os.readlink(f"/proc/{svc['pid']}/cwd"))
                 except OSError:
@@ -467,7 +464,7 @@ class NativeUpdater(Updater):
 
     def env(self) -> dict:
         env = {k: v for k, v in os.environ.items() if k not in ("LEAKHUB_VENV", "VIRTUAL_ENV")}
-        env.update(self.stack.app_env(self.layout))
+        env.update(app_env(self.layout))
         return env
 
     def leakctl(self, tree: Path, *args, check: bool = True, input: str | None = None,
@@ -507,10 +504,10 @@ class NativeUpdater(Updater):
         self.log.step(f"disk: {usage.free / 2**30:.1f} GiB free")
 
     def services_healthy(self) -> None:
-        if not self.stack.any_alive(self.state):
+        if not any_alive(self.state):
             raise Refused(f"the stack in {self.home} is not running")
         sup = self.state.get("supervisor_pid")
-        if sup and self.stack.pid_alive(sup):
+        if sup and pid_alive(sup):
             raise Refused(f"the stack runs in the foreground (pid {sup}); start it with "
                           "`scripts/stack.py up --detach` to update it")
         if self.has_command(self.current, "status"):
@@ -544,7 +541,7 @@ class NativeUpdater(Updater):
 
     def start_app(self, tree: Path) -> None:
         self.stack_py("up", "--only", "web,worker", "--repo", tree)
-        self.state = self.stack.read_state(self.home)
+        self.state = read_state(self.home)
 
     def health(self, tree: Path, since: dt.datetime) -> None:
         """/readyz, Keycloak ready, a worker heartbeat newer than `since`; bounded wait."""
@@ -571,7 +568,7 @@ class NativeUpdater(Updater):
         self.stack_py("down")
         self.leakctl(tree, "backup", "restore", backup, "--yes", timeout=3600)
         self.stack_py("up", "--detach", "--repo", tree)
-        self.state = self.stack.read_state(self.home)
+        self.state = read_state(self.home)
 
 
 # --------------------------------------------------------------------------------------------

@@ -27,14 +27,10 @@ import shutil
 import sys
 from pathlib import Path
 
-HERE = Path(__file__).resolve()
-try:
-    from .update import RunLog, UpdateError, last_json, load_stack_module, run
-except ImportError:     # run as a script by scripts/leakctl, outside the package
-    sys.path.insert(0, str(HERE.parent))
-    from update import RunLog, UpdateError, last_json, load_stack_module, run  # noqa: E402
-
-REPO = HERE.parents[3]
+from .layout import REPO, app_env
+from .procs import any_alive
+from .state import layout_from_state, read_state, resolve_layout
+from .update import RunLog, UpdateError, last_json, run
 
 
 class CopyError(Exception):
@@ -65,8 +61,7 @@ class NativeInstallation:
     def __init__(self, home: Path, log: RunLog):
         self.home = home
         self.log = log
-        self.stack = load_stack_module()
-        state = self.stack.read_state(home)
+        state = read_state(home)
         try:
             saved = json.loads((home / "settings.json").read_text())
         except (OSError, ValueError):
@@ -76,12 +71,12 @@ class NativeInstallation:
                             f" set it up once with: scripts/stack.py up --detach --home {home} "
                             "--ports auto")
         if state is not None:
-            self.layout = self.stack.layout_from_state(state)
+            self.layout = layout_from_state(state)
         else:
             class Args:  # what resolve_layout reads
                 db = hostname = ports = repo = None
-            self.layout, _mode = self.stack.resolve_layout(Args, home, check_free=False)
-        self.running = state is not None and self.stack.any_alive(state)
+            self.layout, _mode = resolve_layout(Args, home, check_free=False)
+        self.running = state is not None and any_alive(state)
 
     @property
     def release(self) -> Path:
@@ -89,7 +84,7 @@ class NativeInstallation:
 
     def env(self) -> dict:
         env = {k: v for k, v in os.environ.items() if k not in ("LEAKHUB_VENV", "VIRTUAL_ENV")}
-        env.update(self.stack.app_env(self.layout))
+        env.update(app_env(self.layout))
         return env
 
     def leakctl(self, *args, timeout=3600):
