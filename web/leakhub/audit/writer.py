@@ -23,7 +23,7 @@ import json
 import peewee as pw
 
 from .. import authz
-from ..core.db import database, is_postgres, utcnow
+from ..core.db import bulk_insert, database, is_postgres, utcnow
 from ..core.errors import Conflict
 from .models import AuditChainHead, AuditEntry
 
@@ -98,10 +98,6 @@ def hashed_fields(entry) -> dict:
     }
 
 
-_COLUMNS = ("organization_id", "seq", "at", "actor_kind", "actor_id", "actor_label", "ip",
-            "request_id", "action", "entity_type", "entity_id", "changes", "prev_hash", "hash")
-
-
 def _lock_head(org_id: int) -> AuditChainHead:
     def locked():
         query = AuditChainHead.select().where(AuditChainHead.organization == org_id)
@@ -136,7 +132,7 @@ def append(actor: authz.Actor, action: str, /, *, entity_type: str | None = None
     actor_id = actor.user.id if actor.user is not None else (
         getattr(actor.device, "id", None) if actor.device is not None else None)
     label = actor.display[:254]
-    values = []
+    entries = []
     for row in rows:
         seq += 1
         entry = {
@@ -149,15 +145,8 @@ def append(actor: authz.Actor, action: str, /, *, entity_type: str | None = None
             "prev_hash": prev,
         }
         entry["hash"] = prev = entry_digest(hashed_fields(entry))
-        values.append((org_id, seq, now, actor.kind, actor_id, label, actor.ip,
-                       actor.request_id, entry["action"], entry["entity_type"],
-                       entry["entity_id"], entry["changes"], entry["prev_hash"], entry["hash"]))
-    # executemany on the raw cursor: peewee's per-row query building dominated bulk writes.
-    param = database.obj.param
-    sql = (f'INSERT INTO "audit_entry" ({", ".join(_COLUMNS)}) '
-           f'VALUES ({", ".join([param] * len(_COLUMNS))})')
-    cursor = database.cursor()
-    cursor.executemany(sql, values)
+        entries.append(entry)
+    bulk_insert(AuditEntry, entries)
     AuditChainHead.update(seq=seq, hash=prev).where(AuditChainHead.organization == org_id).execute()
 
 

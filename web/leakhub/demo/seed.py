@@ -20,7 +20,7 @@ from decimal import Decimal
 
 from .. import authz
 from ..audit import writer
-from ..core.db import database, utcnow
+from ..core.db import bulk_insert, database, utcnow
 from ..core.errors import Invalid
 from ..leaks import calc
 from ..leaks.models import Leak, LeakStatusChange
@@ -302,7 +302,7 @@ def seed(organization: Organization, *, leaks: int, sites: int, rng_seed: int | 
                         rec["verification_note"] = "Nachmessung: keine Leckage"
                 rows.append(rec)
                 paths.append(stamps)
-            _bulk_insert(Leak, rows)
+            bulk_insert(Leak, rows)
             ids = dict(Leak.select(Leak.tag_number, Leak.id)
                        .where(Leak.organization == organization.id,
                               Leak.tag_number.between(first_tag + done,
@@ -318,7 +318,7 @@ def seed(organization: Organization, *, leaks: int, sites: int, rng_seed: int | 
                                     "actor_label": rec["found_by"] if prev is None else
                                     (rec["repaired_by"] or "Instandhaltung"),
                                     "user": None, "note": ""})
-            _bulk_insert(LeakStatusChange, history)
+            bulk_insert(LeakStatusChange, history)
             # Each status occurs at most once in a path: (leak, to_status) names the row.
             hist_ids = {(leak, to): hid for hid, leak, to in LeakStatusChange.select(
                 LeakStatusChange.id, LeakStatusChange.leak, LeakStatusChange.to_status)
@@ -338,22 +338,6 @@ def seed(organization: Organization, *, leaks: int, sites: int, rng_seed: int | 
     return SeedResult(organization=organization.slug, sites=sites, locations=n_locations,
                       surveys=n_surveys, leaks=leaks, status_changes=changes_total,
                       audit_entries=audit_count, seconds=time.perf_counter() - started)
-
-
-def _bulk_insert(model, rows: list[dict]) -> None:
-    """INSERT through the driver's executemany: peewee's insert_many builds SQL value by value,
-    which dominates the time for 100,000 rows. Columns come from the model; values are plain
-    Python values the drivers adapt (Decimal, datetime, date, None)."""
-    if not rows:
-        return
-    names = list(rows[0])
-    columns = [model._meta.fields[n].column_name for n in names]
-    param = database.param
-    quoted = ", ".join('"%s"' % c for c in columns)
-    placeholders = ", ".join([param] * len(columns))
-    sql = f'INSERT INTO "{model._meta.table_name}" ({quoted}) VALUES ({placeholders})'
-    cursor = database.cursor()
-    cursor.executemany(sql, [tuple(r[n] for n in names) for r in rows])
 
 
 def _create_changes(rec: dict, leak_id: int) -> dict:

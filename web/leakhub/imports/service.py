@@ -30,7 +30,7 @@ from werkzeug.exceptions import Forbidden
 
 from .. import authz
 from ..audit import writer
-from ..core.db import database, is_postgres, utcnow
+from ..core.db import bulk_insert, database, utcnow
 from ..core.errors import LeakhubError
 from ..core.validation import ValidationError, parse_date
 from ..leaks import service as leaks
@@ -700,34 +700,6 @@ def _snapshotter(model):
     return snap
 
 
-def _bulk_insert(model, rows: list[dict]) -> None:
-    """INSERT with executemany: one prepared statement for all rows (peewee's insert_many
-    builds SQL text per chunk, which dominates at 10,000 rows). Values go through each
-    field's db_value, as peewee would."""
-    if not rows:
-        return
-    cols = list(rows[0])
-    fields = [model._meta.fields[c] for c in cols]
-    sql = 'INSERT INTO "{}" ({}) VALUES ({})'.format(
-        model._meta.table_name, ", ".join(f'"{f.column_name}"' for f in fields),
-        ", ".join([database.obj.param] * len(fields)))
-    params = [tuple(f.db_value(r.get(c)) for f, c in zip(fields, cols)) for r in rows]
-    cursor = database.cursor()
-    if is_postgres():
-        # One multi-row VALUES statement per chunk: executemany would cost a round trip per
-        # row. PostgreSQL allows 65,535 parameters per statement.
-        per = max(1, min(1000, 65000 // len(fields)))
-        row_sql = "(" + ", ".join(["%s"] * len(fields)) + ")"
-        head = sql[:sql.index(" VALUES ")] + " VALUES "
-        for i in range(0, len(params), per):
-            chunk = params[i:i + per]
-            cursor.execute(head + ", ".join([row_sql] * len(chunk)),
-                           [v for row in chunk for v in row])
-        return
-    for i in range(0, len(params), 1000):
-        cursor.executemany(sql, params[i:i + 1000])
-
-
 def _insert_new(actor, new_rows, created_locs, filename, may) -> None:
     """Bulk insert + one audit batch (the writer's chain, same transaction)."""
     if not new_rows:
@@ -760,7 +732,7 @@ def _insert_new(actor, new_rows, created_locs, filename, may) -> None:
                   "spare_part", "repaired_by", "verification_note"):
             row[k] = row.get(k) or ""
         rows.append(row)
-    _bulk_insert(Leak, rows)
+    bulk_insert(Leak, rows)
     new_tags = {r["tag"] for r in rows}
     ids: dict[str, int] = {tag: lid for lid, tag in authz.scope(
         actor, Leak, "create", Leak.select(Leak.id, Leak.tag)).tuples() if tag in new_tags}
@@ -771,7 +743,7 @@ def _insert_new(actor, new_rows, created_locs, filename, may) -> None:
                 "user": user.id if user else None, "note": _("imported from %(f)s",
                                                              f=filename[:150])}
                for r in rows]
-    _bulk_insert(LeakStatusChange, history)
+    bulk_insert(LeakStatusChange, history)
     batch = []
     snap_leak = _snapshotter(Leak)
     snap_hist = _snapshotter(LeakStatusChange)
