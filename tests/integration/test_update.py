@@ -33,7 +33,7 @@ pytestmark = pytest.mark.integration
 
 REPO = Path(__file__).resolve().parents[2]
 PY = REPO / ".venv" / "bin" / "python"
-UPDATE_PY = REPO / "web" / "leakhub" / "ops" / "update.py"
+UPDATE_PY = ["-m", "leakhub_host.update"]     # the host tooling package of this tree
 DATA_TABLES = ("organization", "location", "survey", "leak", "energy_settings", "user")
 
 
@@ -62,7 +62,7 @@ class Rehearsal:
 
     def update(self, to: str):
         t0 = time.monotonic()
-        proc = subprocess.run([str(PY), str(UPDATE_PY), "--home", str(self.home), "--source",
+        proc = subprocess.run([str(PY), *UPDATE_PY, "--home", str(self.home), "--source",
                                str(self.clone), "--to", to, "--json"], capture_output=True,
                               text=True, timeout=1800, stdin=subprocess.DEVNULL)
         seconds = time.monotonic() - t0

@@ -479,7 +479,7 @@ def test_backup_verbs_run_where_the_backup_identity_is():
     leakctl = (REPO / "scripts" / "leakctl").read_text()
     assert re.search(r'runs_in_worker\(\) \{\s+\[ "\$\{1:-\}" = "backup" \]', leakctl)
     assert 'compose exec $t worker leakctl "$@"' in leakctl
-    update = (REPO / "web" / "leakhub" / "ops" / "update.py").read_text()
+    update = (REPO / "host" / "leakhub_host" / "update.py").read_text()
     assert 'service = "worker" if args and args[0] == "backup" else "web"' in update
 
 
