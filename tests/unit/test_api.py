@@ -16,10 +16,13 @@ import pytest
 
 from leakhub.audit.models import AuditEntry
 from leakhub.authz import Actor
+from leakhub.core.errors import Conflict, Forbidden, Invalid, NotFound, Unavailable
+from leakhub.dashboard import service as dashboard_service
 from leakhub.leaks import service as leak_service
 from leakhub.leaks.models import Leak
 from leakhub.locations.models import Location
 from leakhub.photos.models import Photo
+from leakhub.security.models import SecurityEvent
 from leakhub.surveys.models import Survey
 
 from reporting_data import jpeg_with_exif_gps, make_tree, new_leak
@@ -516,6 +519,37 @@ def test_dashboard(api, actor, tree):
     assert body["open"]["kwh_year"] == 640 and body["open"]["cost_year"] == 121.6
     assert body["by_site"][0]["site"] == tree["site"].id
     assert len(body["trend"]) == 24 and body["currency"] == "EUR"
+
+
+# ---------------------------------------------------------------- the error hierarchy
+
+class _Busy(Conflict):
+    """A feature error: subclasses one of core.errors and carries nothing else."""
+
+
+@pytest.mark.parametrize("error, status, title, detail, errors", [
+    (Invalid({"rate_lpm": "Enter a number.", "": "Check the leak."}), 422, "Unprocessable",
+     "rate_lpm: Enter a number.; Check the leak.",
+     {"rate_lpm": "Enter a number.", "": "Check the leak."}),
+    (_Busy("Another import is running."), 409, "Conflict", "Another import is running.", None),
+    (Forbidden("Not in this organization."), 403, "Forbidden", "Not in this organization.",
+     None),
+    (NotFound("No such report."), 404, "Not found", "No such report.", None),
+    (Unavailable("Keycloak did not answer."), 503, "Service unavailable",
+     "Keycloak did not answer.", None),
+])
+def test_a_leakhub_error_in_an_api_view_is_its_problem_document(api, monkeypatch, error,
+                                                                   status, title, detail,
+                                                                   errors):
+    def compute(actor):
+        raise error
+    monkeypatch.setattr(dashboard_service, "compute", compute)
+    body = is_problem(api.get("/dashboard"), status)
+    assert body["title"] == title and body["detail"] == detail
+    assert body.get("errors") == errors
+    # A refusal is a security event like any other 403.
+    refused = SecurityEvent.select().where(SecurityEvent.kind == "access_denied").count()
+    assert refused == (1 if status == 403 else 0)
 
 
 # ---------------------------------------------------------------- isolation, roles

@@ -77,10 +77,11 @@ def create_app(config: Config | None = None, *, migrate: bool = True,
 def _blueprints():
     """Every feature's blueprint; a new feature adds one line here."""
     from .api.views import bp as api_bp
+    from .api.views import ingest_bp as devices_api_bp
     from .audit.views import bp as audit_bp
     from .backups.views import bp as backups_bp
     from .dashboard.views import bp as dashboard_bp
-    from .devices.views import bp as devices_api_bp, pages as devices_bp
+    from .devices.views import pages as devices_bp
     from .exports.views import bp as exports_bp
     from .home.views import bp as home_bp
     from .identity.views import bp as identity_bp

@@ -24,9 +24,12 @@ from werkzeug.exceptions import Forbidden, Unauthorized
 
 from ..authz import Actor
 from ..core.db import utcnow
+from ..devices.models import Device
 from ..identity.models import User
 from ..identity.tokens import TokenError, realm_keys, verify_jwt
 from ..orgs.models import Organization
+from ..security.events import recent_count, record
+from .problems import PROBLEM_JSON
 
 API_AUDIENCE = "leakhub-api"
 USER_CLIENT = "leakhub"
@@ -35,13 +38,11 @@ MAX_REJECTED_PER_MINUTE = 30
 
 class ApiUnauthorized(Unauthorized):
     def get_headers(self, environ=None, scope=None):
-        return [("Content-Type", "application/problem+json"),
+        return [("Content-Type", PROBLEM_JSON),
                 ("WWW-Authenticate", 'Bearer realm="leakhub", error="invalid_token"')]
 
 
 def _reject(reason: str):
-    from ..security.events import recent_count, record
-
     minute = dt.timedelta(minutes=1)
     details = {"reason": reason[:200], "path": request.path[:200]}
     if recent_count("token_rejected", request.remote_addr, minute) < MAX_REJECTED_PER_MINUTE:
@@ -85,8 +86,6 @@ def authenticate() -> Actor:
     except TokenError as exc:
         _reject(str(exc))
     azp = claims.get("azp")
-    from ..devices.models import Device
-
     device = Device.get_or_none((Device.organization == org) & (Device.client_id == azp))
     if device is not None:
         if not device.enabled:

@@ -4,21 +4,20 @@ In sync by construction:
 - every API view declares its operation next to its code (`@operation(...)` between
   `@bp.route` and `@api_auth`); the document is assembled from the app's url_map, so paths,
   methods and path parameters (with their converters' bounds) come from the routes themselves;
-- request-body schemas declared here are the ones the views check JSON input against
-  (`check_json`: unknown fields and wrong JSON types → 422 naming the field); the values are
-  then parsed by core.validation through the feature services, as for the HTML forms;
+- the request-body schemas an operation declares (api/schemas.py) are the ones its view checks
+  JSON input against (`check_json`: unknown fields and wrong JSON types → 422 naming the
+  field); the values are then parsed by core.validation through the feature services, as
+  for the HTML forms;
 - a unit test fails for an /api/ route without an operation.
 
-Other feature folders register their endpoints the same way, e.g. device ingest:
+Each resource module (api/locations.py, surveys, leaks, photos, dashboard, ingest) declares
+its operations this way, with the schemas of api/schemas.py:
 
-    from ..api import openapi
-    FINDING = openapi.component("Finding", {...})
-
-    @bp.route("/api/v1/ingest/findings", methods=["POST"])
-    @openapi.operation(summary="File findings", tag="devices", security="device",
-                       body=openapi.json_body(FINDING), responses={201: (...)})
-    @api_auth("device")
-    def ingest(): ...
+    @bp.post("/leaks")
+    @operation(summary="Record a leak", tag="leaks", body=json_body(LEAK_CREATE),
+               responses={201: ("Created.", LEAK, "application/json", CREATED_HEADERS)})
+    @api_auth("user")
+    def create_leak(): ...
 """
 from __future__ import annotations
 
@@ -277,7 +276,8 @@ def _type_error(types) -> str:
 DATE_MESSAGE = "Enter a date as YYYY-MM-DD."
 DATE_TIME_MESSAGE = "Enter a date and time with offset, e.g. 2024-03-31T14:30:00Z."
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
-_DATE_TIME = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})$")
+_DATE_TIME = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d{1,9})?"
+                        r"([Zz]|[+-]\d{2}:\d{2})$")
 
 
 def parse_date(text: str):
