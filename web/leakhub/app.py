@@ -1,26 +1,50 @@
-"""Flask application factory. gunicorn: `leakhub.app:create_web_server_app()`."""
+"""Flask application factory. gunicorn: `leakhub.app:create_web_server_app()`.
+
+The one place that wires the features into the app (the top layer: nothing imports it)."""
 from __future__ import annotations
 
 import logging
 
 from flask import Flask, request
 from flask_babel import Babel
+from flask_login import current_user
 from werkzeug.middleware.proxy_fix import ProxyFix
 
+from .api.views import bp as api_bp
+from .api.views import ingest_bp as devices_api_bp
+from .audit.views import bp as audit_bp
+from .backups.views import bp as backups_bp
 from .core import logging as app_logging
 from .core import migrations, web
 from .core.config import Config, get_config, set_config
 from .core.db import close_all_connections, database, init_database
 from .core.secrets import read_secret
+from .dashboard.views import bp as dashboard_bp
+from .devices.views import pages as devices_bp
+from .exports.views import bp as exports_bp
+from .home.views import bp as home_bp
 from .identity.login import login_manager
 from .identity.sessions import DBSessionInterface
+from .identity.views import bp as identity_bp
+from .imports.views import bp as imports_bp
+from .leaks.views import bp as leaks_bp
+from .locations.views import bp as locations_bp
+from .ops.views import bp as ops_bp
+from .orgs.models import LANGUAGES
+from .photos.views import bp as photos_bp
+from .reports.views import bp as reports_bp
+from .security import events as security_events
+from .security.views import bp as security_bp
+from .surveys.views import bp as surveys_bp
+from .users.views import bp as users_bp
 
-LANGUAGES = ("en", "de")
+# Every feature's blueprint; a new feature adds one entry here.
+BLUEPRINTS = (home_bp, identity_bp, locations_bp, surveys_bp, leaks_bp, audit_bp, photos_bp,
+              dashboard_bp, exports_bp, imports_bp, reports_bp, devices_api_bp, api_bp,
+              users_bp, devices_bp, backups_bp, ops_bp, security_bp)
 
 
 def _locale():
-    from flask_login import current_user
-
     if getattr(current_user, "is_authenticated", False):
         return current_user.organization.language
     return request.accept_languages.best_match(LANGUAGES) or "en"
@@ -65,35 +89,9 @@ def create_app(config: Config | None = None, *, migrate: bool = True,
         if not database.is_closed():
             database.close()
 
-    for bp in _blueprints():
+    for bp in BLUEPRINTS:
         app.register_blueprint(bp)
-    from . import security
-
-    security.init_app(app)  # /security blueprint and the expired-session hook
+    security_events.init_app(app)  # the request hook that notices expired sessions
+    web.on_http_error(app, security_events.record_http_error)  # 403/429 -> security events
     close_all_connections()
     return app
-
-
-def _blueprints():
-    """Every feature's blueprint; a new feature adds one line here."""
-    from .api.views import bp as api_bp
-    from .api.views import ingest_bp as devices_api_bp
-    from .audit.views import bp as audit_bp
-    from .backups.views import bp as backups_bp
-    from .dashboard.views import bp as dashboard_bp
-    from .devices.views import pages as devices_bp
-    from .exports.views import bp as exports_bp
-    from .home.views import bp as home_bp
-    from .identity.views import bp as identity_bp
-    from .imports.views import bp as imports_bp
-    from .leaks.views import bp as leaks_bp
-    from .locations.views import bp as locations_bp
-    from .ops.views import bp as ops_bp
-    from .photos.views import bp as photos_bp
-    from .reports.views import bp as reports_bp
-    from .surveys.views import bp as surveys_bp
-    from .users.views import bp as users_bp
-
-    return [home_bp, identity_bp, locations_bp, surveys_bp, leaks_bp, audit_bp, photos_bp,
-            dashboard_bp, exports_bp, imports_bp, reports_bp, devices_api_bp, api_bp,
-            users_bp, devices_bp, backups_bp, ops_bp]

@@ -1,5 +1,6 @@
-"""`leakctl`: the admin CLI. Each feature folder contributes a click group (its cli.py);
-this module only assembles them and turns known failures into one readable line."""
+"""`leakctl`: the admin CLI. Each feature folder contributes a click group (its cli.py, built
+with core.clikit); this module only assembles them and turns every failure into one readable
+line. Nothing imports this module back."""
 from __future__ import annotations
 
 import logging
@@ -11,25 +12,22 @@ import click
 import peewee as pw
 from werkzeug.exceptions import HTTPException
 
-from .core.config import ConfigError, get_config
-from .core.db import database, init_database
-from .core.migrations import MigrationError
-from .core.secrets import SecretMissing
-from .core.validation import ValidationError
+from .audit.cli import audit_group
+from .backups.cli import backup_group
+from .core.cli import migrate_cmd, secrets_group
+from .core.db import database
+from .core.errors import LeakhubError
+from .dashboard.cli import dashboard_group
+from .demo.cli import demo_group
+from .devices.cli import device_group
+from .imports.cli import import_group
+from .ops.cli import deployments_group, status_group, tls_group
+from .orgs.cli import org_group
+from .security.cli import security_group
+from .setup.cli import setup_group
+from .users.cli import grant_group, user_group
 
 log = logging.getLogger("leakhub.cli")
-
-
-class CliError(click.ClickException):
-    """Raise for a failure the operator must read; printed as `leakctl: error: ...`."""
-
-
-def load(*, db: bool = True):
-    """Config (and the database handle) for a command."""
-    config = get_config()
-    if db:
-        init_database(config)
-    return config
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -38,43 +36,10 @@ def cli():
     """Administer a Leakhub installation: setup, organizations, migrations, backups."""
 
 
-def _register():
-    from .backups.cli import backup_group
-    from .core.cli import migrate_cmd, secrets_group, setup_group
-    from .audit.cli import audit_group
-    from .demo.cli import demo_group
-    from .devices.cli import device_group
-    from .ops.cli import deployments_group, status_group, tls_group
-    from .orgs.cli import org_group
-    from .security.cli import security_group
-    from .users.cli import grant_group, user_group
-
-    cli.add_command(secrets_group)
-    cli.add_command(migrate_cmd)
-    cli.add_command(setup_group)
-    cli.add_command(org_group)
-    cli.add_command(audit_group)
-    cli.add_command(status_group)
-    cli.add_command(tls_group)
-    cli.add_command(deployments_group)
-    cli.add_command(demo_group)
-    cli.add_command(device_group)
-    cli.add_command(security_group)
-    cli.add_command(backup_group)
-    cli.add_command(user_group)
-    cli.add_command(grant_group)
-
-
-def _register_reporting():
-    from .dashboard.cli import dashboard_group
-    from .imports.cli import import_group
-
-    cli.add_command(import_group)
-    cli.add_command(dashboard_group)
-
-
-_register()
-_register_reporting()
+for _command in (secrets_group, migrate_cmd, setup_group, org_group, audit_group, status_group,
+                 tls_group, deployments_group, demo_group, device_group, security_group,
+                 backup_group, user_group, grant_group, import_group, dashboard_group):
+    cli.add_command(_command)
 
 
 DEBUG_ENV = "LEAKHUB_DEBUG"
@@ -90,12 +55,9 @@ def _fail(message: str, code: int = 1):
 
 def main(argv=None):
     """Every failure is one line `leakctl: error: ...` and a non-zero exit, never a traceback:
-    usage errors (exit 2), known failures (1), and anything unexpected (1, naming the
-    exception; the traceback goes to the log at debug level, and to stderr with
-    LEAKHUB_DEBUG=1)."""
-    from .identity.keycloak_admin import KeycloakError
-    from .orgs.service import OrgError
-
+    usage errors (exit 2), known failures (a CliError or any core.errors.LeakhubError: its
+    exit code, 1), and anything unexpected (1, naming the exception; the traceback goes to the
+    log at debug level, and to stderr with LEAKHUB_DEBUG=1)."""
     try:
         cli.main(args=argv, prog_name="leakctl", standalone_mode=False)
     except click.exceptions.Abort:
@@ -106,9 +68,8 @@ def main(argv=None):
         sys.exit(130)
     except click.ClickException as exc:
         _fail(exc.format_message(), exc.exit_code)
-    except (ConfigError, SecretMissing, MigrationError, OrgError, KeycloakError,
-            ValidationError) as exc:
-        _fail(str(exc))
+    except LeakhubError as exc:
+        _fail(str(exc), exc.exit_code)
     except pw.OperationalError as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         _fail(f"database not reachable: {first}")

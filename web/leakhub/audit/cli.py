@@ -1,10 +1,9 @@
 """`leakctl audit verify`."""
 from __future__ import annotations
 
-import json
-
 import click
 
+from ..core.clikit import OrgParam, echo_json, json_option, load
 from ..orgs.models import Organization
 from .verify import verify_org
 
@@ -15,21 +14,16 @@ def audit_group():
 
 
 @audit_group.command("verify")
-@click.option("--org", "slug", help="Only this organization (default: all).")
-@click.option("--json", "as_json", is_flag=True)
-def verify_cmd(slug, as_json):
+@click.option("--org", "org", type=OrgParam(Organization),
+              help="Only this organization (default: all).")
+@json_option
+def verify_cmd(org, as_json):
     """Check the hash chain; names the first broken entry and exits 1 if there is one."""
-    from ..cli import CliError, load
-
     load()
-    orgs = Organization.select().order_by(Organization.slug)
-    if slug:
-        orgs = orgs.where(Organization.slug == slug)
-        if not orgs.exists():
-            raise CliError(f"no organization {slug!r}")
+    orgs = [org] if org else Organization.select().order_by(Organization.slug)
     reports = [verify_org(o) for o in orgs]
     if as_json:
-        click.echo(json.dumps([r.__dict__ for r in reports]))
+        echo_json([r.__dict__ for r in reports])
     else:
         for r in reports:
             click.echo(f"{r.organization}: {r.entries} entries, "

@@ -1,16 +1,24 @@
 """`leakctl backup`: create, list, verify, restore, prune, export-key, rehost."""
 from __future__ import annotations
 
-import json
 import sys
+from pathlib import Path
 
 import click
+
+from ..core.clikit import CliError, echo_json, json_option, load
+from ..core.files import atomic_write
+from .create import create_backup
+from .inventory import reconcile, records
+from .keys import export_identity
+from .restore import rehost, restore_backup
+from .rotation import rotate
+from .service import BackupError, Progress
+from .verify import verify_backup
 
 
 def _progress():
     """A click progress bar on a terminal, nothing otherwise (cron, pipes, tests)."""
-    from .service import Progress
-
     if not sys.stdout.isatty():
         return None, lambda: None
     state = {}
@@ -34,8 +42,6 @@ def _progress():
 
 
 def _fail(exc):
-    from ..cli import CliError
-
     raise CliError(str(exc))
 
 
@@ -55,13 +61,9 @@ def backup_group():
 @backup_group.command("create")
 @click.option("--kind", type=click.Choice(["manual", "scheduled", "pre-update"]),
               default="manual", show_default=True, help="Recorded in the manifest and file name.")
-@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@json_option
 def create_cmd(kind, as_json):
     """Write one encrypted archive of databases, uploads, secrets and configuration."""
-    from ..cli import load
-    from .create import create_backup
-    from .service import BackupError
-
     config = load()
     progress, finish = _progress()
     try:
@@ -72,10 +74,9 @@ def create_cmd(kind, as_json):
     finally:
         finish()
     if as_json:
-        click.echo(json.dumps({"file": created.name, "path": str(created.path),
-                               "size": created.size, "sha256": created.sha256,
-                               "seconds": round(created.seconds, 2),
-                               "warnings": created.warnings}))
+        echo_json({"file": created.name, "path": str(created.path),
+                   "size": created.size, "sha256": created.sha256,
+                   "seconds": round(created.seconds, 2), "warnings": created.warnings})
         return
     click.echo(f"backup written: {created.path} ({_mib(created.size)}, {created.seconds:.1f} s)")
     click.echo(f"sha256 {created.sha256}")
@@ -84,21 +85,18 @@ def create_cmd(kind, as_json):
 
 
 @backup_group.command("list")
-@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@json_option
 def list_cmd(as_json):
     """Backups in the backup directory, newest first, with their verification status."""
-    from ..cli import load
-    from .inventory import reconcile, records
-
     config = load()
     reconcile(config)
     rows = records()
     if as_json:
-        click.echo(json.dumps([{
+        echo_json([{
             "file": r.file_name, "created_at": r.created_at.isoformat() + "Z", "kind": r.kind,
             "size": r.size, "sha256": r.sha256, "verify_status": r.verify_status,
             "verified_at": r.verified_at.isoformat() + "Z" if r.verified_at else None,
-            "copied": r.copied, "summary": r.summary} for r in rows]))
+            "copied": r.copied, "summary": r.summary} for r in rows])
         return
     if not rows:
         click.echo(f"no backups in {config.backup_dir}")
@@ -113,15 +111,10 @@ def list_cmd(as_json):
 @click.argument("backup", required=False)
 @click.option("--identity", "identities", multiple=True, type=click.Path(dir_okay=False),
               help="Extra age identity file(s) to decrypt with.")
-@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@json_option
 def verify_cmd(backup, identities, as_json):
     """Decrypt BACKUP (a file name in the backup directory or a path; default: the newest),
     check every checksum and trial-restore it into scratch databases."""
-    from ..cli import CliError, load
-    from .inventory import reconcile, records
-    from .service import BackupError
-    from .verify import verify_backup
-
     config = load()
     if not backup:
         reconcile(config)
@@ -138,8 +131,8 @@ def verify_cmd(backup, identities, as_json):
     finally:
         finish()
     if as_json:
-        click.echo(json.dumps({"file": result.name, "ok": result.ok, "message": result.message,
-                               "checks": result.checks}))
+        echo_json({"file": result.name, "ok": result.ok, "message": result.message,
+                   "checks": result.checks})
     else:
         for check in result.checks:
             click.echo(f"ok: {check}")
@@ -160,7 +153,7 @@ def verify_cmd(backup, identities, as_json):
               help="Accept an archive whose manifest MAC cannot be checked with the given "
                    "identities (e.g. decrypted with a customer key only).")
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
-@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@json_option
 def restore_cmd(backup, identities, stop_services, allow_unsigned, yes, as_json):
     """Replace this installation's data with BACKUP.
 
@@ -169,10 +162,6 @@ def restore_cmd(backup, identities, stop_services, allow_unsigned, yes, as_json)
     older schema forward), uploads and secrets. Works on a fresh installation too: the native
     stack's PostgreSQL is started for the restore when it is not running.
     """
-    from ..cli import load
-    from .restore import restore_backup
-    from .service import BackupError
-
     config = load()
 
     def confirm(manifest):
@@ -197,7 +186,7 @@ def restore_cmd(backup, identities, stop_services, allow_unsigned, yes, as_json)
     except BackupError as exc:
         _fail(exc)
     if as_json:
-        click.echo(json.dumps(report))
+        echo_json(report)
         return
     click.echo(f"restored {report['file']} (made {report.get('created_at')}); schema migrated "
                f"forward by {len(report.get('migrations_applied') or [])} migration(s); "
@@ -219,10 +208,6 @@ def restore_cmd(backup, identities, stop_services, allow_unsigned, yes, as_json)
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
 def prune_cmd(keep_daily, keep_weekly, keep_monthly, dry_run, yes):
     """Delete the backups that rotation does not keep (never the newest verified one)."""
-    from ..cli import load
-    from .rotation import rotate
-    from .service import BackupError
-
     config = load()
     kw = dict(keep_daily=keep_daily, keep_weekly=keep_weekly, keep_monthly=keep_monthly)
     try:
@@ -249,13 +234,6 @@ def prune_cmd(keep_daily, keep_weekly, keep_monthly, dry_run, yes):
 def export_key_cmd(out, public):
     """Print the appliance's backup identity, to keep offline: without it (or a key of
     LEAKHUB_BACKUP_RECIPIENTS) no backup can be decrypted after a loss of this machine."""
-    from pathlib import Path
-
-    from ..cli import load
-    from ..core.files import atomic_write
-    from .keys import export_identity
-    from .service import BackupError
-
     config = load(db=False)
     try:
         text = export_identity(config, public=public)
@@ -272,8 +250,5 @@ def export_key_cmd(out, public):
 def rehost_cmd():
     """Point every organization's Keycloak client at this installation's URLs (after a
     restore onto another host; `leakctl setup` does it by itself after a restore)."""
-    from ..cli import load
-    from .restore import rehost
-
     config = load()
     click.echo(rehost(config))

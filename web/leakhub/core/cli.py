@@ -1,17 +1,11 @@
-"""`leakctl secrets`, `leakctl migrate`, `leakctl setup` (the compose `setup` service)."""
+"""`leakctl secrets`, `leakctl migrate`: the commands that need nothing but core."""
 from __future__ import annotations
 
-import json
-import time
-
 import click
-import requests
 
 from . import migrations
-from .db import database
-from .secrets import ensure_all, read_secret, write_secret
-
-FIRST_ADMIN_FILE = "first-admin.json"
+from .clikit import load
+from .secrets import ensure_all
 
 
 @click.group("secrets")
@@ -22,8 +16,6 @@ def secrets_group():
 @secrets_group.command("init")
 def secrets_init():
     """Generate every missing secret; never overwrites an existing one."""
-    from ..cli import load
-
     config = load(db=False)
     created = ensure_all(config.secrets_dir)
     click.echo(f"secrets in {config.secrets_dir}: "
@@ -34,8 +26,6 @@ def secrets_init():
 @click.option("--status", is_flag=True, help="Only show the schema version and what is pending.")
 def migrate_cmd(status):
     """Apply pending schema migrations (under a database-wide lock)."""
-    from ..cli import load
-
     config = load()
     if status:
         click.echo(f"schema version {migrations.current_version()} of {migrations.head()}; "
@@ -44,109 +34,3 @@ def migrate_cmd(status):
     applied = migrations.migrate(config.data_dir, log=click.echo)
     click.echo(f"schema at version {migrations.head()}"
                + (f" ({len(applied)} applied)" if applied else " (nothing to do)"))
-
-
-def _wait(what, probe, deadline):
-    last = None
-    while True:
-        try:
-            probe()
-            return
-        except Exception as exc:  # any failure means "not yet"
-            last = exc
-        if time.monotonic() > deadline:
-            from ..cli import CliError
-
-            raise CliError(f"{what} not reachable: {type(last).__name__}: "
-                           f"{str(last).splitlines()[0] if str(last) else ''}")
-        time.sleep(2)
-
-
-@click.group("setup", invoke_without_command=True)
-@click.option("--wait", "wait_seconds", type=int, default=0, show_default=True,
-              help="Seconds to wait for the database and Keycloak to come up.")
-@click.pass_context
-def setup_group(ctx, wait_seconds):
-    """First start (idempotent): secrets, migrations, Keycloak service client, first organization."""
-    if ctx.invoked_subcommand is not None:
-        return
-    from ..cli import load
-    from ..identity import keycloak
-    from ..orgs.service import create_organization
-
-    config = load(db=False)
-    created = ensure_all(config.secrets_dir)
-    click.echo(f"secrets: {'created ' + ', '.join(created) if created else 'all present'}")
-    load(db=True)
-    deadline = time.monotonic() + wait_seconds
-
-    def db_probe():
-        database.connect(reuse_if_open=True)
-        database.execute_sql("SELECT 1")
-
-    _wait("database", db_probe, deadline)
-    applied = migrations.migrate(config.data_dir, log=click.echo)
-    click.echo(f"database: schema version {migrations.head()} ({len(applied)} applied)")
-
-    def kc_probe():
-        requests.get(f"{config.keycloak_url}/realms/master", timeout=5).raise_for_status()
-
-    _wait("Keycloak", kc_probe, deadline)
-    click.echo(f"keycloak: service client {keycloak.bootstrap(config)}")
-
-    _reapply_app_clients(config)
-    if config.first_org_slug and config.first_admin_email:
-        result = create_organization(config, slug=config.first_org_slug,
-                                     name=config.first_org_name,
-                                     admin_email=config.first_admin_email, exist_ok=True)
-        if result.admin_password:
-            write_secret(config.secrets_dir, FIRST_ADMIN_FILE, json.dumps({
-                "organization": result.organization.slug, "email": result.admin_email,
-                "one_time_password": result.admin_password}), overwrite=True)
-            click.echo(f"organization {result.organization.slug!r} created")
-            _print_first_admin(config)
-        else:
-            click.echo(f"organization {result.organization.slug!r} exists")
-    from ..backups.restore import rehost_if_pending
-
-    rehosted = rehost_if_pending(config)   # after a restore: Keycloak clients -> this URL
-    if rehosted:
-        click.echo(f"restore: {rehosted}")
-    click.echo(f"ready: open {config.public_url}/")
-
-
-def _reapply_app_clients(config):
-    """Redirect and back-channel URLs follow the configured public/internal URLs (a new
-    hostname or port), and the password policy (blocklist, notUsername, notEmail) and
-    "Forgot password?" (only with LEAKHUB_SMTP_HOST) follow the template and the mail settings:
-    re-applied to every organization's realm on each setup run."""
-    from ..identity.keycloak import admin_client
-    from ..orgs.models import Organization
-
-    kc = admin_client(config)
-    for org in Organization.select():
-        kc.update_app_client(org.slug, public_url=config.public_url,
-                             internal_url=config.internal_url, secret=org.oidc_client_secret,
-                             template_path=config.realm_template)
-        kc.update_realm_policies(org.slug, template_path=config.realm_template,
-                                 reset_password_allowed=config.smtp is not None)
-
-
-def _print_first_admin(config):
-    try:
-        info = json.loads(read_secret(config.secrets_dir, FIRST_ADMIN_FILE))
-    except Exception:
-        from ..cli import CliError
-
-        raise CliError("no first-admin credential recorded (setup has not created an organization)")
-    click.echo(f"First sign-in at {config.public_url}/ : organization {info['organization']}, "
-               f"user {info['email']}, one-time password {info['one_time_password']} "
-               "(you must choose a new password at first sign-in)")
-
-
-@setup_group.command("show-first-admin")
-def show_first_admin():
-    """Print the first administrator's e-mail and one-time password again."""
-    from ..cli import load
-
-    _print_first_admin(load(db=False))

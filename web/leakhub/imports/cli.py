@@ -5,6 +5,13 @@ import json
 from pathlib import Path
 
 import click
+from flask import Flask
+from flask_babel import Babel
+
+from ..authz import Actor
+from ..core.clikit import CliError, OrgParam, json_option, load
+from ..orgs.models import Organization
+from . import mapping, service
 
 
 @click.group("import")
@@ -13,7 +20,8 @@ def import_group():
 
 
 @import_group.command("leaks")
-@click.option("--org", "slug", required=True, help="Organization slug.")
+@click.option("--org", "org", required=True, type=OrgParam(Organization),
+              help="Organization slug.")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--mapping", "mapping_arg", default=None, metavar="JSON|FILE",
               help='Overrides of the suggested column mapping, as a JSON object '
@@ -28,23 +36,15 @@ def import_group():
 @click.option("--update-existing", is_flag=True,
               help="Update leaks whose tag exists with other data (default: conflict).")
 @click.option("--create-locations", is_flag=True, help="Create missing locations.")
-@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
-def import_leaks(slug, file, mapping_arg, dry_run, update_existing, create_locations, as_json):
+@json_option
+def import_leaks(org, file, mapping_arg, dry_run, update_existing, create_locations, as_json):
     """Import leaks from a CSV or XLSX file (all or nothing).
 
     \b
     Example: leakctl import leaks --org acme begehung.csv --dry-run \\
                --mapping '{"Standort": "location", "Bemerkung": "ignore"}'
     """
-    from ..authz import Actor
-    from ..cli import CliError, load
-    from ..orgs.models import Organization
-    from . import mapping, service
-
     load()
-    org = Organization.get_or_none(Organization.slug == slug)
-    if org is None:
-        raise CliError(f"no organization {slug!r}")
     data = file.read_bytes()
     column_map = None
     if mapping_arg:
@@ -69,9 +69,6 @@ def import_leaks(slug, file, mapping_arg, dry_run, update_existing, create_locat
         except (ValueError, KeyError) as exc:
             raise CliError(f"--mapping: {exc.args[0] if exc.args else exc}") from None
     actor = Actor.system(org, label="leakctl")
-    from flask import Flask
-    from flask_babel import Babel
-
     app = Flask("leakctl")  # gettext needs an app context; messages stay English
     Babel(app)
     with app.app_context():

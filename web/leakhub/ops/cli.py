@@ -1,27 +1,32 @@
 """`leakctl status`."""
 from __future__ import annotations
 
-import json
+import datetime as dt
+from pathlib import Path
 
 import click
+from cryptography import x509
 
+from ..core.clikit import CliError, echo_json, json_option, load
+from ..jobs.models import JobRun
+from . import tls
+from .deployments import DeploymentError, parse_entries, recent, record
 from .status import all_checks, check_jobs, check_worker
 
 
 @click.group("status", invoke_without_command=True)
-@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@json_option
 @click.pass_context
 def status_group(ctx, as_json):
     """Health of the installation; exits 1 when something needs attention."""
     if ctx.invoked_subcommand is not None:
         return
-    from ..cli import load
 
     config = load()
     checks = all_checks(config)
     ok = all(c.ok for c in checks)
     if as_json:
-        click.echo(json.dumps({"ok": ok, "checks": [c.as_dict() for c in checks]}))
+        echo_json({"ok": ok, "checks": [c.as_dict() for c in checks]})
     else:
         for c in checks:
             click.echo(f"{'ok  ' if c.ok else 'FAIL'} {c.name:16} {c.detail}")
@@ -36,11 +41,6 @@ def status_group(ctx, as_json):
 def worker_cmd(since):
     """Exit 0 if the worker's heartbeat is recent and no job's last run failed (the worker
     container's health check). With --since, only job runs since then count."""
-    import datetime as dt
-
-    from ..cli import CliError, load
-    from ..jobs.models import JobRun
-
     load()
     check = check_worker()
     after = None
@@ -73,18 +73,11 @@ def tls_group():
 def export_root(out):
     """Print the internal CA's root certificate and its SHA-256 fingerprint, to install on
     client machines (browsers, tablets) as a trusted root."""
-    from pathlib import Path
-
-    from ..cli import CliError, load
-    from . import tls
-
     config = load(db=False)
     path = tls.root_ca_path(config)
     if not path.exists():
         raise CliError(f"no internal CA root at {path} (is Caddy running in internal-CA mode?)")
     pem = path.read_text()
-    from cryptography import x509
-
     fp = tls.fingerprint(x509.load_pem_x509_certificate(pem.encode()))
     if out:
         Path(out).write_text(pem)
@@ -97,24 +90,19 @@ def export_root(out):
 @tls_group.command("check")
 @click.option("--cert", type=click.Path(dir_okay=False), help="Certificate chain (PEM).")
 @click.option("--key", type=click.Path(dir_okay=False), help="Private key (PEM).")
-@click.option("--json", "as_json", is_flag=True)
+@json_option
 def check_cmd(cert, key, as_json):
     """Check the served (or given) certificate: key matches, chain order, expiry."""
-    from pathlib import Path
-
-    from ..cli import load
-    from . import tls
-
     config = load(db=False)
     report = tls.inspect(Path(cert), Path(key) if key else None) if cert else tls.check(config)
     if report is None:
         click.echo("ACME mode: Caddy obtains and renews the certificate itself")
         return
     if as_json:
-        click.echo(json.dumps({"path": report.path, "subject": report.subject,
-                               "not_after": report.not_after.isoformat() if report.not_after else None,
-                               "days_left": report.days_left, "sha256": report.sha256,
-                               "problems": report.problems, "warnings": report.warnings}))
+        echo_json({"path": report.path, "subject": report.subject,
+                   "not_after": report.not_after.isoformat() if report.not_after else None,
+                   "days_left": report.days_left, "sha256": report.sha256,
+                   "problems": report.problems, "warnings": report.warnings})
     else:
         click.echo(f"{report.path}: {report.subject or '?'}, valid until "
                    f"{report.not_after:%Y-%m-%d} ({report.days_left} days)" if report.not_after
@@ -128,7 +116,7 @@ def check_cmd(cert, key, as_json):
 
 
 @click.group("deployments", invoke_without_command=True)
-@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@json_option
 @click.option("--limit", type=click.IntRange(1, 1000), default=20, show_default=True)
 @click.pass_context
 def deployments_group(ctx, as_json, limit):
@@ -136,13 +124,10 @@ def deployments_group(ctx, as_json, limit):
     to which, result, duration)."""
     if ctx.invoked_subcommand is not None:
         return
-    from ..cli import load
-    from .deployments import recent
-
     load()
     rows = recent(limit)
     if as_json:
-        click.echo(json.dumps([r.as_dict() for r in rows]))
+        echo_json([r.as_dict() for r in rows])
         return
     if not rows:
         click.echo("no deployments recorded")
@@ -160,9 +145,6 @@ def deployments_group(ctx, as_json, limit):
 def deployments_record(source):
     """Store deployment entries written by the updater (JSON object, array or lines; from
     SOURCE or standard input). Entries already recorded (same uid) are skipped."""
-    from ..cli import CliError, load
-    from .deployments import DeploymentError, parse_entries, record
-
     config = load()
     try:
         entries = parse_entries(source.read())

@@ -1,10 +1,9 @@
 """`leakctl org create|list`."""
 from __future__ import annotations
 
-import json
-
 import click
 
+from ..core.clikit import echo_json, json_option, load
 from .service import create_organization, list_organizations
 
 
@@ -17,18 +16,16 @@ def org_group():
 @click.option("--slug", required=True, help="Short id, also the Keycloak realm name (e.g. acme).")
 @click.option("--name", required=True, help='Display name, e.g. "ACME GmbH".')
 @click.option("--admin-email", required=True, help="E-mail of the organization's first admin.")
-@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@json_option
 def create(slug, name, admin_email, as_json):
     """Create the realm, Leakhub's OIDC client and the first admin (one-time password)."""
-    from ..cli import load
-
     config = load()
     result = create_organization(config, slug=slug, name=name, admin_email=admin_email)
     if as_json:
-        click.echo(json.dumps({"slug": result.organization.slug, "name": result.organization.name,
-                               "admin_email": result.admin_email,
-                               "one_time_password": result.admin_password,
-                               "login_url": f"{config.public_url}/login/{slug}"}))
+        echo_json({"slug": result.organization.slug, "name": result.organization.name,
+                   "admin_email": result.admin_email,
+                   "one_time_password": result.admin_password,
+                   "login_url": f"{config.public_url}/login/{slug}"})
     else:
         click.echo(f"organization {slug!r} created; sign in at {config.public_url}/login/{slug} "
                    f"as {result.admin_email} with one-time password {result.admin_password} "
@@ -36,16 +33,14 @@ def create(slug, name, admin_email, as_json):
 
 
 @org_group.command("list")
-@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@json_option
 def list_cmd(as_json):
     """List organizations."""
-    from ..cli import load
-
     load()
     orgs = list_organizations()
     if as_json:
-        click.echo(json.dumps([{"slug": o.slug, "name": o.name,
-                                "created_at": o.created_at.isoformat() + "Z"} for o in orgs]))
+        echo_json([{"slug": o.slug, "name": o.name,
+                    "created_at": o.created_at.isoformat() + "Z"} for o in orgs])
         return
     if not orgs:
         click.echo("no organizations")

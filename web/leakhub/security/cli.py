@@ -2,9 +2,14 @@
 from __future__ import annotations
 
 import datetime as dt
-import json
 
 import click
+
+from ..core.clikit import CliError, echo_json, json_option, load
+from ..jobs.service import run_recorded
+from .keycloak_sync import sync_keycloak_events
+from .retention import apply_retention
+from .review import review_security_events
 
 
 def _parse_now(_ctx, _param, value):
@@ -23,18 +28,14 @@ def _parse_now(_ctx, _param, value):
 _now_option = click.option(
     "--now", callback=_parse_now, metavar="ISO",
     help="Act as if it were this time (ISO 8601; without an offset it is UTC).")
-_json_option = click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 
 
 def _run(job: str, func, as_json: bool, **kwargs):
-    from ..cli import CliError, load
-    from ..jobs.service import run_recorded
-
     config = load()
     run = run_recorded(job, func, config=config, **kwargs)
     if as_json:
-        click.echo(json.dumps({"job": job, "status": run.status, "message": run.message,
-                               "duration_ms": run.duration_ms}))
+        echo_json({"job": job, "status": run.status, "message": run.message,
+                   "duration_ms": run.duration_ms})
     elif run.status == "ok":
         click.echo(f"{job}: {run.message}")
     if run.status != "ok":
@@ -47,29 +48,23 @@ def security_group():
 
 
 @security_group.command("sync")
-@_json_option
+@json_option
 def sync_cmd(as_json):
     """Pull new login and admin events from Keycloak for every organization."""
-    from .keycloak_sync import sync_keycloak_events
-
     _run("keycloak-event-sync", sync_keycloak_events, as_json)
 
 
 @security_group.command("review")
 @_now_option
-@_json_option
+@json_option
 def review_cmd(now, as_json):
     """Apply the review rules (findings) and send due digest e-mails."""
-    from .review import review_security_events
-
     _run("security-review", review_security_events, as_json, now=now)
 
 
 @security_group.command("retention")
 @_now_option
-@_json_option
+@json_option
 def retention_cmd(now, as_json):
     """Delete data older than the retention periods and shorten old IP addresses."""
-    from .retention import apply_retention
-
     _run("retention", apply_retention, as_json, now=now)

@@ -8,33 +8,30 @@ import json
 import click
 
 from .. import authz
+from ..authz import Actor
 from ..authz.access import effective_access, find_leak
 from ..authz.grants import (add_grant, find_grants, grant_active, grant_target, grant_valid_through,
                             list_grants, location_by_code, revoke_grant)
+from ..authz.models import Grant
+from ..core.clikit import CliError, OrgParam, json_option, load
+from ..core.validation import ValidationError
 from ..identity.signout import sign_out_everywhere
+from ..orgs.models import Organization
+from ..surveys.models import Survey
 from . import service
 
 ROLE_CHOICE = click.Choice(["admin", "manager", "editor", "viewer", "external"])
 LEVEL_CHOICE = click.Choice(["view", "edit"])
+ORG = OrgParam(Organization)
 
 
-def _actor(slug):
-    from ..authz import Actor
-    from ..cli import CliError
-    from ..orgs.models import Organization
-
-    org = Organization.get_or_none(Organization.slug == slug)
-    if org is None:
-        raise CliError(f"no organization {slug!r}")
+def _actor(org):
     return Actor.system(org, label="leakctl")
 
 
 @contextlib.contextmanager
 def _errors():
     """Service errors → one readable line (`leakctl: error: ...`, exit 1)."""
-    from ..cli import CliError
-    from ..core.validation import ValidationError
-
     try:
         yield
     except ValidationError as exc:
@@ -59,20 +56,18 @@ def user_group():
 
 
 @user_group.command("invite")
-@click.option("--org", "slug", required=True, help="Organization slug.")
+@click.option("--org", "org", required=True, type=ORG, help="Organization slug.")
 @click.option("--email", required=True)
 @click.option("--role", required=True, type=ROLE_CHOICE)
 @click.option("--name", default="", help="Optional display name.")
-@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
-def invite(slug, email, role, name, as_json):
+@json_option
+def invite(org, email, role, name, as_json):
     """Create the user in Keycloak and Leakhub. Without SMTP a one-time password is printed
     ONCE (it is not stored); with LEAKHUB_SMTP_HOST Keycloak e-mails the invitation."""
-    from ..cli import load
-
     config = load()
     with _errors():
-        result = service.invite(config, _actor(slug), email=email, role=role, name=name)
-    login_url = f"{config.public_url}/login/{slug}"
+        result = service.invite(config, _actor(org), email=email, role=role, name=name)
+    login_url = f"{config.public_url}/login/{org.slug}"
     if as_json:
         click.echo(json.dumps({"email": result.user.email, "role": result.user.role,
                                "user_id": result.user.id, "delivery": result.delivery,
@@ -90,14 +85,12 @@ def invite(slug, email, role, name, as_json):
 
 
 @user_group.command("list")
-@click.option("--org", "slug", required=True, help="Organization slug.")
-@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
-def list_cmd(slug, as_json):
+@click.option("--org", "org", required=True, type=ORG, help="Organization slug.")
+@json_option
+def list_cmd(org, as_json):
     """Users with role, state and last sign-in; users waiting for access (role none) last."""
-    from ..cli import load
-
     load()
-    actor = _actor(slug)
+    actor = _actor(org)
     rows = service.list_users(actor) + service.pending_users(actor)
     if as_json:
         click.echo(json.dumps([_user_json(u) for u in rows]))
@@ -111,15 +104,13 @@ def list_cmd(slug, as_json):
 
 
 @user_group.command("set-role")
-@click.option("--org", "slug", required=True, help="Organization slug.")
+@click.option("--org", "org", required=True, type=ORG, help="Organization slug.")
 @click.option("--email", required=True)
 @click.option("--role", required=True, type=ROLE_CHOICE)
-def set_role(slug, email, role):
+def set_role(org, email, role):
     """Change a user's role, or approve a user waiting for access."""
-    from ..cli import load
-
     config = load()
-    actor = _actor(slug)
+    actor = _actor(org)
     with _errors():
         user = service.user_by_email(actor, email)
         old = user.role
@@ -127,41 +118,38 @@ def set_role(slug, email, role):
     click.echo(f"{user.email}: role {old or 'none'} -> {role}")
 
 
-def _toggle(slug, email, enabled):
-    from ..cli import load
+def _toggle(org, email, enabled):
 
     config = load()
-    actor = _actor(slug)
+    actor = _actor(org)
     with _errors():
         user = service.set_enabled(config, actor, service.user_by_email(actor, email), enabled)
     click.echo(f"{user.email} {'enabled' if enabled else 'disabled; sessions ended'}")
 
 
 @user_group.command("disable")
-@click.option("--org", "slug", required=True, help="Organization slug.")
+@click.option("--org", "org", required=True, type=ORG, help="Organization slug.")
 @click.option("--email", required=True)
-def disable(slug, email):
+def disable(org, email):
     """Disable at once: ends the user's Leakhub and Keycloak sessions, blocks sign-in."""
-    _toggle(slug, email, False)
+    _toggle(org, email, False)
 
 
 @user_group.command("enable")
-@click.option("--org", "slug", required=True, help="Organization slug.")
+@click.option("--org", "org", required=True, type=ORG, help="Organization slug.")
 @click.option("--email", required=True)
-def enable(slug, email):
+def enable(org, email):
     """Enable a disabled user again."""
-    _toggle(slug, email, True)
+    _toggle(org, email, True)
 
 
 @user_group.command("sign-out")
-@click.option("--org", "slug", required=True, help="Organization slug.")
+@click.option("--org", "org", required=True, type=ORG, help="Organization slug.")
 @click.option("--email", required=True)
-def sign_out(slug, email):
+def sign_out(org, email):
     """End all sessions of a user (Leakhub and Keycloak); they may sign in again."""
-    from ..cli import CliError, load
-
     config = load()
-    actor = _actor(slug)
+    actor = _actor(org)
     with _errors():
         user = service.user_by_email(actor, email)
     ended, kc_error = sign_out_everywhere(config, actor, user)
@@ -171,19 +159,17 @@ def sign_out(slug, email):
 
 
 @user_group.command("access")
-@click.option("--org", "slug", required=True, help="Organization slug.")
+@click.option("--org", "org", required=True, type=ORG, help="Organization slug.")
 @click.option("--email", required=True)
 @click.option("--leak", "tag", help="Leak tag number.")
 @click.option("--leak-id", type=int, help="Leak id (instead of --leak).")
-@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
-def access(slug, email, tag, leak_id, as_json):
+@json_option
+def access(org, email, tag, leak_id, as_json):
     """Explain whether a user can see and edit a leak, and why."""
-    from ..cli import CliError, load
-
     load()
     if not tag and leak_id is None:
         raise CliError("--leak or --leak-id is required")
-    actor = _actor(slug)
+    actor = _actor(org)
     with _errors():
         user = service.user_by_email(actor, email)
         leak = find_leak(actor, tag=tag, leak_id=leak_id)
@@ -222,22 +208,20 @@ def _grant_json(g, tz):
 
 
 @grant_group.command("add")
-@click.option("--org", "slug", required=True, help="Organization slug.")
+@click.option("--org", "org", required=True, type=ORG, help="Organization slug.")
 @click.option("--email", required=True, help="The user's e-mail.")
 @click.option("--location", "code", help="Location code (the grant covers everything below).")
 @click.option("--survey", "survey_id", type=int, help="Survey id.")
 @click.option("--level", required=True, type=LEVEL_CHOICE)
 @click.option("--expires", help="Last valid day, YYYY-MM-DD (organization's time zone).")
 @click.option("--note", default="", help="Why (e.g. the audit order).")
-@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
-def grant_add(slug, email, code, survey_id, level, expires, note, as_json):
+@json_option
+def grant_add(org, email, code, survey_id, level, expires, note, as_json):
     """Give a user a grant on a location subtree or a survey."""
-    from ..cli import CliError, load
-
     load()
     if bool(code) == (survey_id is not None):
         raise CliError("give exactly one of --location or --survey")
-    actor = _actor(slug)
+    actor = _actor(org)
     with _errors():
         user = service.user_by_email(actor, email)
         location_id = location_by_code(actor, code).id if code else None
@@ -251,15 +235,13 @@ def grant_add(slug, email, code, survey_id, level, expires, note, as_json):
 
 
 @grant_group.command("list")
-@click.option("--org", "slug", required=True, help="Organization slug.")
+@click.option("--org", "org", required=True, type=ORG, help="Organization slug.")
 @click.option("--email", help="Only this user's grants.")
-@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
-def grant_list(slug, email, as_json):
+@json_option
+def grant_list(org, email, as_json):
     """List grants (expired ones too, marked)."""
-    from ..cli import load
-
     load()
-    actor = _actor(slug)
+    actor = _actor(org)
     with _errors():
         user = service.user_by_email(actor, email) if email else None
     rows = list_grants(actor, user)
@@ -277,27 +259,22 @@ def grant_list(slug, email, as_json):
 
 
 @grant_group.command("revoke")
-@click.option("--org", "slug", required=True, help="Organization slug.")
+@click.option("--org", "org", required=True, type=ORG, help="Organization slug.")
 @click.option("--id", "grant_id", type=int, help="Grant id (see `grant list`).")
 @click.option("--email", help="The user's e-mail (with --location or --survey).")
 @click.option("--location", "code", help="Location code.")
 @click.option("--survey", "survey_id", type=int, help="Survey id.")
 @click.option("--level", type=LEVEL_CHOICE, help="Only grants of this level.")
-def grant_revoke(slug, grant_id, email, code, survey_id, level):
+def grant_revoke(org, grant_id, email, code, survey_id, level):
     """Revoke a grant by id, or a user's grants on a location or survey. Effective at the
     user's next request."""
-    from ..cli import CliError, load
-    from ..surveys.models import Survey
-
     load()
-    actor = _actor(slug)
+    actor = _actor(org)
     with _errors():
         if grant_id is not None:
-            from ..authz.models import Grant
-
             grant = authz.scope(actor, Grant, "manage").where(Grant.id == grant_id).first()
             if grant is None:
-                raise CliError(f"no grant {grant_id} in {slug}")
+                raise CliError(f"no grant {grant_id} in {org.slug}")
             grants = [grant]
         else:
             if not email or bool(code) == (survey_id is not None):
@@ -309,7 +286,7 @@ def grant_revoke(slug, grant_id, email, code, survey_id, level):
                 survey = authz.scope(actor, Survey, "view").where(
                     Survey.id == survey_id).first()
                 if survey is None:
-                    raise CliError(f"no survey {survey_id} in {slug}")
+                    raise CliError(f"no survey {survey_id} in {org.slug}")
             grants = find_grants(actor, user, location=location, survey=survey,
                                          level=level)
             if not grants:

@@ -1,0 +1,1 @@
+"""First start of an installation: `leakctl setup` (the compose `setup` service)."""
