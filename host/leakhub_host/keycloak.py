@@ -21,6 +21,7 @@ from .layout import (
     TIMEOUTS,
     Layout,
     StackError,
+    link_or_copy,
     read_env_file,
     read_secret,
     say,
@@ -51,12 +52,6 @@ def prepare_keycloak_dist(layout: Layout, pristine: Path) -> bool:
         return False
     tmp = layout.home / f".keycloak-dist.tmp-{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)
-
-    def link_or_copy(src, dst):
-        try:
-            os.link(src, dst)
-        except OSError:
-            shutil.copy2(src, dst)
 
     lib_lib = pristine / "lib" / "lib"
     # Everything but the jars in lib/lib is copied; those are linked right after.

@@ -5,6 +5,7 @@ environment of leakctl/web/worker, and the error every host tool reports.
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -147,6 +148,15 @@ class Layout:
     def to_json(self) -> dict:
         return {"home": str(self.home), "db": self.db, "hostname": self.hostname,
                 "ports": self.ports, "repo": str(self.repo)}
+
+
+def link_or_copy(src, dst) -> None:
+    """A hard link where the file system allows one, else a copy (shutil.copytree's
+    copy_function for big trees: a Keycloak distribution, a virtualenv)."""
+    try:
+        os.link(src, dst)
+    except OSError:
+        shutil.copy2(src, dst)
 
 
 def read_env_file(path: Path) -> dict[str, str]:

@@ -39,7 +39,6 @@ import datetime as dt
 import fcntl
 import getpass
 import hashlib
-import http.client
 import json
 import os
 import re
@@ -52,8 +51,8 @@ import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .layout import REPO, app_env
-from .procs import any_alive, pid_alive
+from .layout import REPO, app_env, link_or_copy
+from .procs import any_alive, http_status, pid_alive
 from .state import layout_from_state, read_state
 
 # The code tree this updater belongs to (its scripts/stack.py drives the native stack).
@@ -161,18 +160,11 @@ def last_json(text: str):
 
 
 def http_ok(url: str, timeout: float = 5) -> tuple[bool, str]:
-    parts = url.split("/", 3)
-    host, _, port = parts[2].partition(":")
-    conn = http.client.HTTPConnection(host, int(port or 80), timeout=timeout)
+    """http_status, with a refused or timed-out connection as a failed check."""
     try:
-        conn.request("GET", "/" + (parts[3] if len(parts) > 3 else ""))
-        resp = conn.getresponse()
-        resp.read()
-        return resp.status == 200, f"HTTP {resp.status}"
+        return http_status(url, timeout)
     except OSError as exc:
         return False, type(exc).__name__
-    finally:
-        conn.close()
 
 
 def parse_schema(text: str) -> tuple[int, int] | None:
@@ -264,12 +256,6 @@ def clone_venv(src: Path, dst: Path, log: RunLog | None = None) -> None:
     own). Gives an offline appliance a release venv when requirements.lock did not change."""
     tmp = dst.with_name(dst.name + ".clone-tmp")
     shutil.rmtree(tmp, ignore_errors=True)
-
-    def link_or_copy(s, d):
-        try:
-            os.link(s, d)
-        except OSError:
-            shutil.copy2(s, d)
 
     shutil.copytree(src, tmp, symlinks=True, copy_function=link_or_copy)
     old, new = str(src).encode(), str(dst).encode()
