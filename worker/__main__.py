@@ -18,6 +18,7 @@ from leakhub.core import migrations
 from leakhub.core.config import get_config
 from leakhub.core.db import database, exclusive_lock, init_database
 from leakhub.jobs.service import run_recorded
+from leakhub.ops.metrics import start_worker_metrics
 
 from .schedule import JOBS
 
@@ -28,8 +29,6 @@ def main() -> int:
     config = get_config()
     app_logging.configure("worker", config.log_level)
     init_database(config)
-    from leakhub.ops.metrics import start_worker_metrics
-
     metrics = start_worker_metrics(config)   # /metrics on LEAKHUB_METRICS_BIND (internal only)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())

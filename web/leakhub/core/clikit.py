@@ -1,8 +1,7 @@
 """The toolkit every `leakctl` command uses (issue 16): one error type, config and database
-loading, the organization parameter and the `--json` option.
-
-    from ..core.clikit import CliError, OrgParam, echo_json, json_option, load
-    from ..orgs.models import Organization
+loading, the organization parameter and the `--json` option. A feature's cli.py imports
+CliError, OrgParam, echo_json, json_option and load from here (and Organization from
+orgs.models) at the top, then:
 
     @group.command("list")
     @click.option("--org", "org", required=True, type=OrgParam(Organization))
