@@ -19,9 +19,13 @@ import peewee as pw
 from flask_babel import gettext as _
 from werkzeug.exceptions import Forbidden, NotFound
 
+from ..core.db import is_postgres, utcnow
 from ..core.validation import ValidationError
 from ..identity.models import User
+from ..locations.models import Location
 from ..orgs.models import Organization
+from .links import link_for
+from .models import Grant
 
 # The most each role may do on organization data; `unrestricted()` and grants then say on
 # which rows. `external` reaches rows only through grants. "manage" covers settings, users,
@@ -107,9 +111,6 @@ def _false():
 
 
 def _grant_filter(actor: Actor, action: str):
-    from ..core.db import utcnow
-    from .models import Grant
-
     levels = ("view", "edit") if action in READ_ACTIONS else ("edit",)
     return ((Grant.organization == actor.organization) & (Grant.user == actor.user)
             & Grant.level.in_(levels)
@@ -120,10 +121,6 @@ def _granted_location_ids(actor: Actor, action: str):
     """Ids of every location inside a subtree granted to the actor (SQL subquery). The
     materialized path makes inheritance one LIKE: '/12/34/' LIKE '/12/%' (with a range
     condition on the path in front of it for the index)."""
-    from ..core.db import is_postgres
-    from ..locations.models import Location
-    from .models import Grant
-
     granted = Location.alias("granted")
     # A literal LIKE keyword: peewee maps its LIKE operator to GLOB on SQLite.
     inside = pw.NodeList((Location.path, pw.SQL("LIKE"), granted.path.concat("%")))
@@ -140,16 +137,12 @@ def _granted_location_ids(actor: Actor, action: str):
 
 
 def _granted_survey_ids(actor: Actor, action: str):
-    from .models import Grant
-
     return Grant.select(Grant.survey).where(_grant_filter(actor, action)
                                             & Grant.survey.is_null(False))
 
 
 def grant_condition(actor: Actor, model, action: str):
     """Which rows of `model` the actor's grants reach, as an SQL condition."""
-    from .links import link_for
-
     link = link_for(model)
     if link is None or actor.kind != "user" or actor.user is None:
         return _false()
@@ -178,14 +171,10 @@ def reaches_part_of_a_site(actor: Actor, action: str = "view") -> bool:
     """True when the actor sees rows through a grant narrower than a whole site (a location
     below a site, or a survey); False when everything the actor sees is whole sites (or
     everything, or nothing). Lets site-level summaries skip the row-by-row part."""
-    from .models import Grant
-
     if unrestricted(actor, action) or not role_allows(actor, action):
         return False
     if actor.kind != "user" or actor.user is None:
         return False
-    from ..locations.models import Location
-
     narrower = Grant.survey.is_null(False) | Grant.location.in_(
         Location.select(Location.id).where((Location.organization == actor.organization)
                                            & Location.parent.is_null(False)))
