@@ -12,6 +12,7 @@ from flask_babel import gettext as _
 from .. import authz
 from ..audit import writer
 from ..core.db import database, utcnow
+from ..core.times import utc_iso
 from ..core.validation import Fields, ValidationError, local_to_utc, utc_to_local
 from ..identity.models import User
 from ..locations.models import Location
@@ -110,7 +111,7 @@ def add_grant(actor: authz.Actor, user: User, *, location_id=None, survey_id=Non
 
 def _grant_details(grant: Grant, user: User) -> dict:
     details = {"user": user.email, "level": grant.level,
-               "expires_at": grant.expires_at.isoformat() + "Z" if grant.expires_at else None}
+               "expires_at": utc_iso(grant.expires_at)}
     if grant.location_id:
         details.update(location=grant.location.code or grant.location.name,
                        location_id=grant.location_id)

@@ -15,6 +15,7 @@ import peewee as pw
 
 from ..core.db import utcnow
 from ..core.files import fsync_dir
+from ..core.times import utc_iso
 from . import archive, databases
 from .archive import ArchiveError
 from .databases import DatabaseError
@@ -186,7 +187,7 @@ def create_backup(config, *, kind: str = "manual", actor=None, label: str = "lea
                     "schema_version": facts["app"]["schema_version"],
                     "keycloak_version": kc["version"],
                     "kind": kind,
-                    "created_at": created_at.isoformat() + "Z",
+                    "created_at": utc_iso(created_at),
                     "host": socket.gethostname(),
                     "database": settings_doc["database"],
                     "keycloak_db": kc["kind"],

@@ -10,6 +10,7 @@ import socket
 from pathlib import Path
 
 from ..core.db import utcnow
+from ..core.times import utc_iso
 from . import databases
 from .databases import DatabaseError
 from .service import BackupBusy, h2_dir, log, target_dirs, uses_postgres
@@ -33,7 +34,7 @@ def backup_lock(config, *, what: str = "backup"):
         fh.seek(0)
         fh.truncate()
         fh.write(f"{what}, pid {os.getpid()} on {socket.gethostname()}, since "
-                 f"{utcnow().isoformat(timespec='seconds')}Z\n")
+                 f"{utc_iso(utcnow(), 'seconds')}\n")
         fh.flush()
         _clean_leftovers(config)
         yield
