@@ -30,6 +30,14 @@ VERSION = {"type": "integer", "minimum": 1, "maximum": MAX_ID,
            "description": "The version you edited (alternatively If-Match)."}
 
 
+def _list_of(item: dict) -> dict:
+    """The schema of a list answer: `{"items": [...], "total": n}`."""
+    return {"type": "object",
+            "properties": {"items": {"type": "array", "items": item},
+                           "total": {"type": "integer"}},
+            "required": ["items", "total"]}
+
+
 def _text(max_length: int, **kw) -> dict:
     return {"type": "string", "maxLength": max_length, **kw}
 
@@ -67,11 +75,7 @@ LOCATION_PATCH = component("LocationPatch", {
                    "notes": _text(5000), "version": VERSION},
     "additionalProperties": False,
 })
-LOCATION_LIST = component("LocationList", {
-    "type": "object",
-    "properties": {"items": {"type": "array", "items": LOCATION}, "total": {"type": "integer"}},
-    "required": ["items", "total"],
-})
+LOCATION_LIST = component("LocationList", _list_of(LOCATION))
 
 SURVEY = component("Survey", {
     "type": "object",
@@ -105,11 +109,7 @@ SURVEY_PATCH = component("SurveyPatch", {
     "type": "object", "properties": {**_SURVEY_INPUT, "version": VERSION},
     "additionalProperties": False,
 })
-SURVEY_LIST = component("SurveyList", {
-    "type": "object",
-    "properties": {"items": {"type": "array", "items": SURVEY}, "total": {"type": "integer"}},
-    "required": ["items", "total"],
-})
+SURVEY_LIST = component("SurveyList", _list_of(SURVEY))
 
 _NUM = {"type": "number"}
 _NUM_OR_NULL = {"type": ["number", "null"]}
@@ -212,11 +212,7 @@ PHOTO = component("Photo", {
     "required": ["id", "leak", "content_type", "size", "width", "height", "filename",
                  "uploaded_at", "url"],
 })
-PHOTO_LIST = component("PhotoList", {
-    "type": "object",
-    "properties": {"items": {"type": "array", "items": PHOTO}, "total": {"type": "integer"}},
-    "required": ["items", "total"],
-})
+PHOTO_LIST = component("PhotoList", _list_of(PHOTO))
 FIGURES = component("Figures", {
     "type": "object",
     "properties": {name: ({"type": "integer"} if name == "count" else _NUM) for name in (
