@@ -11,6 +11,7 @@ from ..identity.models import User
 from ..leaks.models import Leak, LeakStatusChange
 from ..locations.models import EnergySettings, Location
 from ..photos.models import Photo
+from ..security.models import Finding, SecurityEvent
 from ..surveys.models import Survey, SurveyScope
 from .models import Grant
 
@@ -38,11 +39,6 @@ def _table() -> dict:
         Device: Link(ungranted=True),
         IngestReceipt: Link(ungranted=True),
     }
-    # Allow-listed function-level import: the security package's __init__ imports its views
-    # (-> audit views -> audit writer -> authz), so importing it here at the top is a cycle
-    # until that package stops registering its blueprint at import time.
-    from ..security.models import Finding, SecurityEvent
-
     table[Photo] = Link(via="leak")
     table[SecurityEvent] = Link(ungranted=True)
     table[Finding] = Link(ungranted=True)
