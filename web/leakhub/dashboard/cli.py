@@ -23,9 +23,9 @@ def check_cmd(org, as_json):
     """Count the leaks again and compare; exit 1 when the per-day counts differ."""
     load()
     report = {}
-    for org in [org] if org else Organization.select().order_by(Organization.slug):
-        diff = differences(org.id)
-        report[org.slug] = [{"row": list(map(str, k)), "kept": v[0], "counted": v[1]}
+    for one in [org] if org else Organization.select().order_by(Organization.slug):
+        diff = differences(one.id)
+        report[one.slug] = [{"row": list(map(str, k)), "kept": v[0], "counted": v[1]}
                             for k, v in diff.items()]
     if as_json:
         echo_json(report)

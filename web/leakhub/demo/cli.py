@@ -43,7 +43,8 @@ def seed_cmd(org, leaks, sites, rng_seed, as_json):
     if as_json:
         echo_json(result.__dict__)
     else:
-        click.echo(f"organization {org.slug!r}: {result.sites} sites, {result.locations} locations, "
+        click.echo(f"organization {org.slug!r}: {result.sites} sites, "
+                   f"{result.locations} locations, "
                    f"{result.surveys} surveys, {result.leaks} leaks, "
                    f"{result.status_changes} status changes, {result.audit_entries} audit "
                    f"entries in {result.seconds:.1f} s")

@@ -39,7 +39,8 @@ def _wait(what, probe, deadline):
               help="Seconds to wait for the database and Keycloak to come up.")
 @click.pass_context
 def setup_group(ctx, wait_seconds):
-    """First start (idempotent): secrets, migrations, Keycloak service client, first organization."""
+    """First start (idempotent): secrets, migrations, Keycloak service client, first
+    organization."""
     if ctx.invoked_subcommand is not None:
         return
     config = load(db=False)
@@ -99,7 +100,8 @@ def _print_first_admin(config):
     try:
         info = json.loads(read_secret(config.secrets_dir, FIRST_ADMIN_FILE))
     except Exception:
-        raise CliError("no first-admin credential recorded (setup has not created an organization)")
+        raise CliError("no first-admin credential recorded (setup has not created an "
+                       "organization)") from None
     click.echo(f"First sign-in at {config.public_url}/ : organization {info['organization']}, "
                f"user {info['email']}, one-time password {info['one_time_password']} "
                "(you must choose a new password at first sign-in)")

@@ -10,8 +10,16 @@ import click
 from .. import authz
 from ..authz import Actor
 from ..authz.access import effective_access, find_leak
-from ..authz.grants import (add_grant, find_grants, grant_active, grant_target, grant_valid_through,
-                            list_grants, location_by_code, revoke_grant)
+from ..authz.grants import (
+    add_grant,
+    find_grants,
+    grant_active,
+    grant_target,
+    grant_valid_through,
+    list_grants,
+    location_by_code,
+    revoke_grant,
+)
 from ..authz.models import Grant
 from ..core.clikit import CliError, OrgParam, json_option, load
 from ..core.validation import ValidationError
