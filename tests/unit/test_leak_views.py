@@ -250,7 +250,7 @@ def test_number_formatting_per_locale(app):
     from flask import g
     from flask_babel import force_locale
 
-    from leakhub.core import pages
+    from leakhub.core import templating as pages
 
     with app.test_request_context():
         for lang, expected in (("en", ("1,234.5", "€1,234.50", "€1,235", "1,234.500")),

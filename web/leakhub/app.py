@@ -15,7 +15,7 @@ from .api.views import ingest_bp as devices_api_bp
 from .audit.views import bp as audit_bp
 from .backups.views import bp as backups_bp
 from .core import logging as app_logging
-from .core import migrations, web
+from .core import migrations, templating, web
 from .core.config import Config, get_config, set_config
 from .core.db import close_all_connections, database, init_database
 from .core.secrets import read_secret
@@ -79,6 +79,7 @@ def create_app(config: Config | None = None, *, migrate: bool = True,
     login_manager.init_app(app)
     Babel(app, locale_selector=_locale)
     web.init_app(app)
+    templating.register_filters(app)
 
     @app.before_request
     def _connect():

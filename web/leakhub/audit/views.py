@@ -8,9 +8,7 @@ import datetime as dt
 import io
 from zoneinfo import ZoneInfo
 
-from babel.dates import format_datetime
 from flask import Blueprint, Response, abort, render_template, request, stream_with_context
-from flask_babel import get_locale
 from flask_babel import gettext as _
 from flask_login import login_required
 
@@ -36,19 +34,6 @@ def org_tz(org) -> dt.tzinfo:
 
 def to_local(value: dt.datetime, org) -> dt.datetime:
     return value.replace(tzinfo=dt.timezone.utc).astimezone(org_tz(org))
-
-
-@bp.app_template_filter("org_time")
-def org_time(value, fmt: str = "medium"):
-    """A naive-UTC timestamp shown in the signed-in organization's time zone and locale."""
-    if not value:
-        return ""
-    from flask_login import current_user
-
-    org = current_user.organization if current_user.is_authenticated else None
-    tz = org_tz(org) if org is not None else dt.timezone.utc
-    return format_datetime(value.replace(tzinfo=dt.timezone.utc), fmt, tzinfo=tz,
-                           locale=str(get_locale() or "en"))
 
 
 @bp.app_template_global("audit_activity")

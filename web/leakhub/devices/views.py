@@ -7,13 +7,12 @@ from flask_babel import gettext as _
 from flask_login import current_user
 
 from .. import authz
-from ..core.pages import install, member_required
+from ..core.pages import member_required
 from ..core.validation import ValidationError
 from ..identity.login import current_actor
 from . import service
 
 pages = Blueprint("devices", __name__)
-install(pages)
 
 
 # ------------------------------------------------------------------ admin page

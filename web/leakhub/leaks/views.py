@@ -10,8 +10,8 @@ from flask_babel import gettext as _
 from .. import authz
 from ..audit.writer import ConflictError
 from ..core.db import utcnow
-from ..core.pages import (_input_dt, _input_num, conflict_rows, install, member_required,
-                          org_tz, qr_svg)
+from ..core.pages import conflict_rows, member_required, qr_svg
+from ..core.templating import input_dt, input_num, org_tz
 from ..core.validation import ValidationError, parse_datetime, parse_int, utc_to_local
 from ..core.web import safe_next
 from ..identity.login import current_actor
@@ -24,7 +24,6 @@ from . import calc, service
 from .models import COMPONENTS, STATUSES, Leak
 
 bp = Blueprint("leaks", __name__)
-install(bp)
 
 
 def _labels():
@@ -86,9 +85,9 @@ def _form_of(leak: Leak) -> dict:
         field = Leak._meta.fields[name]
         value = getattr(leak, name + "_id") if hasattr(field, "rel_model") else getattr(leak, name)
         if name == "found_at":
-            value = _input_dt(value)
+            value = input_dt(value)
         elif isinstance(value, Decimal):
-            value = _input_num(value)
+            value = input_num(value)
         elif hasattr(value, "isoformat"):
             value = value.isoformat()
         out[name] = "" if value is None else value
@@ -236,7 +235,7 @@ def _normalize_for_compare(name, value):
     if name in ("rate_lpm", "rate_low_lpm", "rate_high_lpm", "pressure_bar", "repair_cost"):
         try:
             from ..core.validation import parse_decimal
-            return _input_num(parse_decimal(value))
+            return input_num(parse_decimal(value))
         except ValidationError:
             return value
     if name == "found_at":

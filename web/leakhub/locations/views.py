@@ -9,8 +9,9 @@ from flask_babel import gettext as _
 
 from .. import authz
 from ..audit.writer import ConflictError
-from ..core.pages import conflict_rows, install, member_required
-from ..core.validation import ValidationError, parse_int
+from ..core.pages import conflict_rows, member_required
+from ..core.templating import input_num
+from ..core.validation import ValidationError, parse_date, parse_decimal, parse_int
 from ..identity.login import current_actor
 from ..leaks.models import Leak
 from . import service
@@ -18,7 +19,6 @@ from .models import EnergySettings, Location
 from .settings import DEFAULTS, SettingsResolver
 
 bp = Blueprint("locations", __name__)
-install(bp)
 
 def _kind_labels():
     return {"site": _("site"), "building": _("building"), "area": _("area")}
@@ -161,11 +161,10 @@ def _settings_labels():
 
 
 def _settings_form(row: EnergySettings | None) -> dict:
-    from ..core.pages import _input_num
 
     if row is None:
         return {}
-    out = {k: _input_num(getattr(row, k)) if k not in ("valid_from", "currency", "note")
+    out = {k: input_num(getattr(row, k)) if k not in ("valid_from", "currency", "note")
            else (getattr(row, k) or "") for k in SETTINGS_FIELDS}
     out["valid_from"] = row.valid_from.isoformat()
     out["site"] = row.site_id or ""
@@ -240,8 +239,6 @@ def energy_edit(row_id):
 
 
 def _fmt_setting(name, value):
-    from ..core.pages import _input_num
-    from ..core.validation import parse_date, parse_decimal
 
     if value in (None, ""):
         return ""
@@ -250,6 +247,6 @@ def _fmt_setting(name, value):
             return parse_date(value).isoformat()
         if name in ("currency", "note"):
             return str(value)
-        return _input_num(parse_decimal(value))
+        return input_num(parse_decimal(value))
     except ValidationError:
         return str(value)

@@ -8,7 +8,7 @@ from werkzeug.datastructures import MultiDict
 
 from .. import authz
 from ..audit.writer import ConflictError
-from ..core.pages import conflict_rows, install, member_required, qr_svg
+from ..core.pages import conflict_rows, member_required, qr_svg
 from ..core.validation import ValidationError, parse_int
 from ..identity.login import current_actor
 from ..identity.models import User
@@ -19,7 +19,6 @@ from . import service
 from .models import STATUSES, Survey
 
 bp = Blueprint("surveys", __name__)
-install(bp)
 
 
 def status_labels():

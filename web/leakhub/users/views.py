@@ -12,7 +12,7 @@ from ..authz.access import effective_access, find_leak
 from ..authz import grants as grant_service
 from ..authz.grants import get_grant, grant_active, grant_target, grant_valid_through, list_grants
 from ..authz.models import LEVEL_LABELS, LEVELS
-from ..core.pages import install, member_required
+from ..core.pages import member_required
 from ..core.validation import ValidationError
 from ..identity.login import current_actor
 from ..identity.models import ROLE_HINTS, ROLE_LABELS, ROLES
@@ -26,7 +26,6 @@ from ..surveys.models import Survey
 from . import service
 
 bp = Blueprint("users", __name__)
-install(bp)
 
 
 def _config():
