@@ -24,13 +24,13 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-# The integration tests' stack control and signed-in clients (as pytest's pythonpath has them).
-sys.path[:0] = [str(ROOT / "tests" / "integration"), str(ROOT / "tests" / "unit")]
+# The integration tests' stack control and signed-in clients (tests/support, as pytest has it).
+sys.path.insert(0, str(ROOT / "tests"))
 
-from kc import new_org, sign_in  # noqa: E402
-from stackctl import Stack  # noqa: E402
-from test_api_tokens import Person  # noqa: E402
-from test_leak_register import Browser, make_world  # noqa: E402
+from support.kc import new_org, sign_in  # noqa: E402
+from support.stackctl import Stack  # noqa: E402
+from support.forms import Browser, make_world  # noqa: E402
+from support.tokens import Person  # noqa: E402
 
 READS = ["/leaks", "/dashboard", "api:/api/v1/leaks?per_page=50", "/leaks?status=open&page=3",
          "leak"]

@@ -21,7 +21,7 @@ from PIL import Image
 from playwright.sync_api import expect, sync_playwright
 
 import composeharness
-from browser import launch
+from support.browser import launch
 
 pytestmark = [
     pytest.mark.compose, pytest.mark.e2e, pytest.mark.timeout(3000),

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from stackctl import Stack, StackStartError
+from support.stackctl import Stack, StackStartError
 
 
 @pytest.fixture(scope="session")

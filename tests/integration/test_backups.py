@@ -28,8 +28,8 @@ from pathlib import Path
 
 import pytest
 
-import kc
-from stackctl import (REPO, VENV_BIN, Stack, _stack_py, pick_previous, schema_head,
+from support import kc
+from support.stackctl import (REPO, VENV_BIN, Stack, _stack_py, pick_previous, schema_head,
                       superuser)
 
 pytestmark = pytest.mark.integration

@@ -18,9 +18,7 @@ from pathlib import Path
 
 import pytest
 import requests
-from requests.adapters import HTTPAdapter
-
-from stackctl import REPO, raw_get, second_caddy
+from support.stackctl import OUTSIDE, REPO, raw_get, second_caddy, session_from
 
 CADDYFILE = REPO / "caddy" / "Caddyfile"
 
@@ -29,28 +27,6 @@ pytestmark = pytest.mark.integration
 OUR_CSP = ("default-src 'self'; img-src 'self' data: blob:; style-src 'self'; script-src 'self'; "
            "frame-ancestors 'none'; base-uri 'self'; form-action 'self'")
 UUID_RE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
-OUTSIDE = "127.0.0.2"   # all of 127.0.0.0/8 is loopback on Linux, but not in the allow list
-
-
-class SourceAddressAdapter(HTTPAdapter):
-    """Connect from a chosen local address (e.g. 127.0.0.2)."""
-
-    def __init__(self, source: str, **kwargs):
-        self.source = source
-        super().__init__(**kwargs)
-
-    def init_poolmanager(self, *args, **kwargs):
-        kwargs["source_address"] = (self.source, 0)
-        super().init_poolmanager(*args, **kwargs)
-
-
-def session_from(stack, source: str) -> requests.Session:
-    http_ = stack.requests_session()
-    http_.mount("https://", SourceAddressAdapter(source))
-    http_.mount("http://", SourceAddressAdapter(source))
-    return http_
-
-
 def tls_handshake(stack, version: ssl.TLSVersion) -> str:
     """Handshake with exactly `version`; returns the negotiated version or raises SSLError.
     SECLEVEL=0 lets *our* client offer TLS 1.0/1.1, so a failure is the server's refusal."""

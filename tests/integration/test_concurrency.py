@@ -16,10 +16,10 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from kc import new_org, sign_in
-from stackctl import _stack_py, sql
-from test_api_tokens import Person
-from test_leak_register import Browser, make_world
+from support.kc import new_org, sign_in
+from support.stackctl import _stack_py, sql
+from support.tokens import Person
+from support.forms import Browser, make_world
 
 pytestmark = pytest.mark.integration
 

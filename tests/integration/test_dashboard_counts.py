@@ -14,8 +14,8 @@ from decimal import Decimal as D
 
 import pytest
 
-from reporting_data import leak_daily_mismatches, make_tree, new_leak
-from stackctl import scratch_database
+from support.reporting_data import leak_daily_mismatches, make_tree, new_leak
+from support.stackctl import scratch_database
 
 pytestmark = pytest.mark.integration
 

@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from kc import new_org
-from stackctl import superuser
+from support.kc import new_org
+from support.stackctl import superuser
 
 pytestmark = pytest.mark.integration
 

@@ -3,8 +3,8 @@ ends the Keycloak session too."""
 import pytest
 from playwright.sync_api import expect, sync_playwright
 
-from browser import first_sign_in, launch
-from kc import new_org
+from support.browser import first_sign_in, launch
+from support.kc import new_org
 
 pytestmark = pytest.mark.e2e
 

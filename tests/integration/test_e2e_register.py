@@ -9,8 +9,8 @@ import pytest
 from PIL import Image
 from playwright.sync_api import expect, sync_playwright
 
-from browser import TABLET, first_sign_in, launch
-from kc import new_org
+from support.browser import TABLET, first_sign_in, launch
+from support.kc import new_org
 
 pytestmark = pytest.mark.e2e
 

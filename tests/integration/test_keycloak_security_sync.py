@@ -2,7 +2,7 @@
 sync job (twice: no duplicates) and the review turns them into one finding."""
 import json
 
-from kc import new_org, start_login, submit_password
+from support.kc import new_org, start_login, submit_password
 
 
 def _models(stack):

@@ -1,7 +1,7 @@
 """Sign-in through the real Keycloak: lock-out, isolation between organizations, logout."""
 import re
 
-from kc import new_org, sign_in, start_login, submit_password
+from support.kc import new_org, sign_in, start_login, submit_password
 
 
 def _home(http, stack):

@@ -13,7 +13,7 @@ from psycopg import sql
 
 from leakhub.core import migrations
 from leakhub.core.db import database
-from stackctl import scratch_database
+from support.stackctl import scratch_database
 
 pytestmark = pytest.mark.integration
 

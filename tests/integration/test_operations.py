@@ -11,9 +11,7 @@ from pathlib import Path
 import psycopg
 import pytest
 import requests
-
-from stackctl import raw_get, second_caddy, stop
-from test_caddy import OUTSIDE, session_from
+from support.stackctl import OUTSIDE, raw_get, second_caddy, session_from, stop
 
 pytestmark = pytest.mark.integration
 
@@ -98,12 +96,20 @@ def test_metrics_answer_on_the_internal_port_only(stack):
 # --- TLS: Mozilla's "intermediate" configuration -------------------------------------------
 
 def assert_mozilla_intermediate(hostname: str, port: int, ca: Path) -> None:
-    from sslyze import (Scanner, ScanCommandsExtraArguments, ServerNetworkLocation,
-                        ServerScanRequest, ServerScanStatusEnum)
+    from sslyze import (
+        ScanCommandsExtraArguments,
+        Scanner,
+        ServerNetworkLocation,
+        ServerScanRequest,
+        ServerScanStatusEnum,
+    )
     from sslyze.mozilla_tls_profile.tls_config_checker import (
-        SCAN_COMMANDS_NEEDED_BY_MOZILLA_CHECKER, MozillaTlsConfiguration,
-        ServerNotCompliantWithTlsConfiguration, TlsConfigurationEnum,
-        check_server_against_tls_configuration)
+        SCAN_COMMANDS_NEEDED_BY_MOZILLA_CHECKER,
+        MozillaTlsConfiguration,
+        ServerNotCompliantWithTlsConfiguration,
+        TlsConfigurationEnum,
+        check_server_against_tls_configuration,
+    )
     from sslyze.plugins.certificate_info.implementation import CertificateInfoExtraArgument
 
     request = ServerScanRequest(
@@ -138,7 +144,7 @@ def _customer_pki(directory: Path, hostname: str, days: int) -> tuple[Path, Path
     from cryptography.hazmat.primitives.asymmetric import ec
     from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-    now = dt.datetime.now(dt.timezone.utc)
+    now = dt.datetime.now(dt.UTC)
 
     def cert(cn, issuer_cn, key, signer, lifetime, *, ca, san=None):
         b = (x509.CertificateBuilder()

@@ -2,7 +2,7 @@
 import json
 import time
 
-from kc import new_org
+from support.kc import new_org
 
 
 def test_org_create_makes_a_realm_and_lists_it(stack):

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from kc import new_org, sign_in
+from support.kc import new_org, sign_in
 
 from leakhub.identity.keycloak_admin import KeycloakAdmin
 

@@ -22,8 +22,8 @@ from pathlib import Path
 
 import pytest
 
-from kc import new_org, sign_in
-from test_api_tokens import Person, api
+from support.kc import new_org, sign_in
+from support.tokens import Person, api
 
 pytestmark = pytest.mark.integration
 

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from stackctl import REPO, STACK_PY, VENV_BIN, _stack_py
+from support.stackctl import REPO, STACK_PY, VENV_BIN, _stack_py
 
 pytestmark = pytest.mark.integration
 

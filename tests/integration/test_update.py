@@ -27,7 +27,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from stackctl import git, pick_previous, schema_head
+from support.stackctl import git, pick_previous, schema_head
 
 pytestmark = pytest.mark.integration
 

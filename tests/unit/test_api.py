@@ -25,7 +25,7 @@ from leakhub.photos.models import Photo
 from leakhub.security.models import SecurityEvent
 from leakhub.surveys.models import Survey
 
-from reporting_data import jpeg_with_exif_gps, make_tree, new_leak
+from support.reporting_data import jpeg_with_exif_gps, make_tree, new_leak
 
 API = "/api/v1"
 

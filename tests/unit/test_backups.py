@@ -26,7 +26,7 @@ from leakhub.core.config import Config
 from leakhub.core.db import database, utcnow
 from leakhub.core.secrets import ensure_all, read_secret
 
-from reporting_data import BASE, jpeg_with_exif_gps, make_tree, new_leak
+from support.reporting_data import BASE, jpeg_with_exif_gps, make_tree, new_leak
 
 REPO = Path(__file__).resolve().parents[2]
 

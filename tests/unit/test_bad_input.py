@@ -16,7 +16,7 @@ from leakhub.imports import formats, service
 from leakhub.leaks.models import Leak
 from leakhub.photos import service as photos
 
-from reporting_data import BASE, make_tree
+from support.reporting_data import BASE, make_tree
 
 LIMIT = formats.MAX_FIELD_CHARS
 HEAD = "Tag;Standort;Datum;Leckrate l/min;Bemerkung\n"

@@ -9,7 +9,7 @@ from leakhub.dashboard import service as dashboard
 from leakhub.leaks import service as leaks
 from leakhub.locations import service as loc
 
-from reporting_data import BASE, make_tree, new_leak
+from support.reporting_data import BASE, make_tree, new_leak
 
 
 @pytest.fixture

@@ -20,7 +20,7 @@ from leakhub.photos import service as photos
 from leakhub.photos.models import Photo
 from leakhub.photos.storage import photo_storage
 
-from reporting_data import jpeg_with_exif_gps, png_bytes
+from support.reporting_data import jpeg_with_exif_gps, png_bytes
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ from leakhub.audit.models import AuditEntry
 from leakhub.devices import service
 from leakhub.devices.models import Device
 
-from reporting_data import BASE
+from support.reporting_data import BASE
 
 SECRET = "s3cr3t-Zq8xWv0-never-stored"
 

@@ -10,7 +10,7 @@ from openpyxl import load_workbook
 from leakhub.exports import service as exports
 from leakhub.imports import service as imports
 
-from reporting_data import BASE, make_tree, new_leak
+from support.reporting_data import BASE, make_tree, new_leak
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ from openpyxl import Workbook
 
 from leakhub.imports import mapping, service
 
-from reporting_data import make_tree
+from support.reporting_data import make_tree
 
 FUZZ = settings(max_examples=60, deadline=None, database=None,
                 suppress_health_check=[HealthCheck.function_scoped_fixture,

@@ -32,7 +32,7 @@ from leakhub.photos import service as photos
 from leakhub.security.models import Finding
 from leakhub.surveys import service as surveys
 
-from reporting_data import BASE, png_bytes
+from support.reporting_data import BASE, png_bytes
 
 WEB = Path(__file__).resolve().parents[2] / "web" / "leakhub"
 STATE_CHANGING = {"POST", "PUT", "PATCH", "DELETE"}

@@ -16,7 +16,7 @@ from leakhub.imports import mapping, service
 from leakhub.leaks.models import Leak
 from leakhub.locations.models import Location
 
-from reporting_data import BASE, make_tree, new_leak
+from support.reporting_data import BASE, make_tree, new_leak
 
 
 @pytest.fixture

@@ -9,7 +9,7 @@ import pytest
 from leakhub.imports import formats, mapping, service
 from leakhub.leaks.models import Leak, LeakStatusChange
 
-from reporting_data import BASE, make_tree
+from support.reporting_data import BASE, make_tree
 
 GERMAN = (
     "Leckage-Nr;Standort;Datum;Leckrate l/min;Druck;Bauteil;Bemerkung;Status\r\n"

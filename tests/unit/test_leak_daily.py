@@ -14,7 +14,7 @@ from leakhub.leaks import service
 from leakhub.leaks.models import Leak
 from leakhub.locations.models import Location
 
-from reporting_data import leak_daily_mismatches, make_tree, new_leak
+from support.reporting_data import leak_daily_mismatches, make_tree, new_leak
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ from leakhub.photos import service
 from leakhub.photos.models import Photo
 from leakhub.photos.storage import photo_storage
 
-from reporting_data import BASE, jpeg_with_exif_gps, make_tree, new_leak, png_bytes
+from support.reporting_data import BASE, jpeg_with_exif_gps, make_tree, new_leak, png_bytes
 
 
 @pytest.fixture

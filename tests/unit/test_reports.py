@@ -9,7 +9,7 @@ from leakhub.photos import service as photos
 from leakhub.reports import pdf, service
 from leakhub.surveys import service as surveys
 
-from reporting_data import BASE, jpeg_with_exif_gps, make_tree, new_leak, pdf_text
+from support.reporting_data import BASE, jpeg_with_exif_gps, make_tree, new_leak, pdf_text
 
 
 @pytest.fixture

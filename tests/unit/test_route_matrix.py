@@ -267,7 +267,7 @@ def make_world(people) -> dict:
     from leakhub.security.models import Finding
     from leakhub.surveys import service as surveys
 
-    from reporting_data import png_bytes
+    from support.reporting_data import png_bytes
 
     n = next(_counter)
     mark = f"MARK{uuid.uuid4().hex[:12]}"

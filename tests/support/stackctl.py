@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 
 import requests
+from requests.adapters import HTTPAdapter
 
 REPO = Path(__file__).resolve().parents[2]
 VENV_BIN = REPO / ".venv" / "bin"
@@ -55,7 +56,7 @@ class Stack:
     # -- life cycle ----------------------------------------------------------------------------
     @classmethod
     def start(cls, home: Path, *, db: str = "postgres", ports: str = "auto",
-              timeout: float = 900) -> "Stack":
+              timeout: float = 900) -> Stack:
         try:
             proc = _stack_py("up", "--detach", "--home", str(home), "--db", db, "--ports", ports,
                              timeout=timeout)
@@ -69,7 +70,7 @@ class Stack:
         return cls(home, owned=True)
 
     @classmethod
-    def attach(cls, home: Path) -> "Stack | None":
+    def attach(cls, home: Path) -> Stack | None:
         """The stack already running in `home`, or None."""
         if not (Path(home) / "stack.json").exists():
             return None
@@ -208,6 +209,28 @@ def raw_get(host: str, port: int, path: str, cafile: Path, *, source: str = "127
         return resp.status, dict(resp.getheaders())
     finally:
         conn.close()
+
+
+OUTSIDE = "127.0.0.2"   # all of 127.0.0.0/8 is loopback on Linux, but not in the allow list
+
+
+class SourceAddressAdapter(HTTPAdapter):
+    """Connect from a chosen local address (e.g. 127.0.0.2)."""
+
+    def __init__(self, source: str, **kwargs):
+        self.source = source
+        super().__init__(**kwargs)
+
+    def init_poolmanager(self, *args, **kwargs):
+        kwargs["source_address"] = (self.source, 0)
+        super().init_poolmanager(*args, **kwargs)
+
+
+def session_from(stack, source: str) -> requests.Session:
+    http_ = stack.requests_session()
+    http_.mount("https://", SourceAddressAdapter(source))
+    http_.mount("http://", SourceAddressAdapter(source))
+    return http_
 
 
 @contextlib.contextmanager
