@@ -28,7 +28,7 @@ from leakhub.core.secrets import ensure_all, read_secret
 
 from support.reporting_data import BASE, jpeg_with_exif_gps, make_tree, new_leak
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 
 
 def _env(tmp_path):

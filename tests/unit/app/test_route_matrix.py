@@ -386,7 +386,7 @@ def test_every_route_is_in_the_matrix(env):
             if method not in MATRIX[rule.endpoint]:
                 methods_missing.append(f"{method} {rule.endpoint} {rule.rule}")
     assert not missing, "routes not in the access matrix (add them to MATRIX in " \
-        "tests/unit/test_route_matrix.py): " + ", ".join(sorted(missing))
+        "tests/unit/app/test_route_matrix.py): " + ", ".join(sorted(missing))
     assert not methods_missing, "methods not in the access matrix: " + ", ".join(methods_missing)
     endpoints = {r.endpoint for r in app.url_map.iter_rules()}
     stale = set(MATRIX) - endpoints

@@ -29,7 +29,7 @@ from support.reporting_data import make_tree, new_leak
 
 from leakhub.leaks import service as leaks
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 PACKAGE = "web/leakhub"
 TRANSLATIONS = REPO / PACKAGE / "translations"
 PO = TRANSLATIONS / "de" / "LC_MESSAGES" / "messages.po"

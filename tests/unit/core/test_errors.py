@@ -21,7 +21,7 @@ from leakhub.orgs.models import Organization
 from leakhub.orgs.service import OrgError
 from leakhub.users.service import UserError
 
-WEB = Path(__file__).resolve().parents[2] / "web" / "leakhub"
+WEB = Path(__file__).resolve().parents[3] / "web" / "leakhub"
 
 
 def test_statuses_and_exit_codes():

@@ -20,7 +20,7 @@ from prometheus_client import generate_latest  # noqa: E402
 
 from leakhub.ops import metrics  # noqa: E402
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 
 
 def scrape(config, web_dir=None) -> str:

@@ -34,7 +34,7 @@ from leakhub.surveys import service as surveys
 
 from support.reporting_data import BASE, png_bytes
 
-WEB = Path(__file__).resolve().parents[2] / "web" / "leakhub"
+WEB = Path(__file__).resolve().parents[3] / "web" / "leakhub"
 STATE_CHANGING = {"POST", "PUT", "PATCH", "DELETE"}
 EXAMPLES_PER_ROUTE = 5
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 SOURCES = {"leakhub": "web/leakhub", "leakhub_worker": "worker",
            "leakhub_host": "host/leakhub_host"}
 TREE = ["pyproject.toml", "setup.py", "README.md", "web", "worker", "host"]

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import leakhub_host
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 PACKAGE = Path(leakhub_host.__file__).resolve().parent
 STDLIB = set(sys.stdlib_module_names)
 

@@ -13,7 +13,7 @@ import pytest
 
 from leakhub_host import update as upd
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 
 
 # --------------------------------------------------------------------------- small pieces
