@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from flask import current_app
 from werkzeug.routing import IntegerConverter
 
+from ..core.times import parse_rfc3339
 from ..core.validation import ValidationError
 
 API_PREFIX = "/api/v1"
@@ -276,8 +277,6 @@ def _type_error(types) -> str:
 DATE_MESSAGE = "Enter a date as YYYY-MM-DD."
 DATE_TIME_MESSAGE = "Enter a date and time with offset, e.g. 2024-03-31T14:30:00Z."
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
-_DATE_TIME = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d{1,9})?"
-                        r"([Zz]|[+-]\d{2}:\d{2})$")
 
 
 def parse_date(text: str):
@@ -286,21 +285,6 @@ def parse_date(text: str):
         return None
     try:
         return dt.date.fromisoformat(text)
-    except ValueError:
-        return None
-
-
-def parse_rfc3339(text: str):
-    """A JSON Schema `date-time` (RFC 3339: offset required) as an aware datetime, or None."""
-    if not isinstance(text, str) or not _DATE_TIME.match(text):
-        return None
-    text = text.upper()
-    head, dot, rest = text.partition(".")
-    if dot:  # at most microseconds for Python
-        digits = re.match(r"\d+", rest).group(0)
-        text = head + "." + digits[:6].ljust(6, "0") + rest[len(digits):]
-    try:
-        return dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:
         return None
 

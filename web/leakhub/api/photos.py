@@ -7,7 +7,7 @@ from flask import abort, g, request
 from .. import authz
 from ..leaks.models import Leak
 from ..photos import service as photos
-from ..photos.views import _send
+from ..photos.views import send_photo
 from .auth import api_auth
 from .common import ID, bp, items
 from .openapi import PROBLEM, VALIDATION_PROBLEM, operation
@@ -55,4 +55,4 @@ def upload_photos(leak_id):
 @api_auth("user")
 def get_photo(photo_id):
     photo = photos.get_photo(g.actor, photo_id)
-    return _send(photo, photo.sha256, photo.content_type, photo.original_filename or "photo")
+    return send_photo(photo, photo.sha256, photo.content_type, photo.original_filename or "photo")

@@ -23,11 +23,11 @@ import unicodedata
 
 from flask_babel import gettext as _
 
-from ..api import openapi
 from ..audit import writer
 from ..authz import Actor, get_or_404, require, require_target, scope
 from ..core.db import database, utcnow
 from ..core.errors import Invalid
+from ..core.times import parse_rfc3339
 from ..core.validation import ValidationError
 from ..identity.keycloak import admin_client
 from ..identity.keycloak_admin import KeycloakConflict, KeycloakError
@@ -288,7 +288,7 @@ def _as_form(finding: dict, where: str) -> dict:
             raise ValidationError(_("Expected a string or a number."), f"{where}.{k}")
         if k in finding:
             form[k] = "" if v is None else str(v)
-    stamp = openapi.parse_rfc3339(form.get("found_at", ""))
+    stamp = parse_rfc3339(form.get("found_at", ""))
     if stamp is not None:   # with offset → UTC; without, parse_leak_form reads it as UTC
         form["found_at"] = (stamp.astimezone(dt.timezone.utc).replace(tzinfo=None)
                             .strftime("%Y-%m-%dT%H:%M:%S"))

@@ -21,14 +21,15 @@ from flask_babel import gettext as _
 
 from .. import authz
 from ..audit import writer
+from ..core.db import database
 from ..core.validation import utc_to_local
+from ..imports.mapping import EXPORT_HEADERS
 from ..leaks import calc
 from ..leaks import service as leaks
 from ..leaks.models import Leak
 from ..locations.models import Location
 from ..locations.settings import SettingsResolver
 from ..surveys.models import Survey
-from ..imports.mapping import EXPORT_HEADERS
 
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 MAX_ROWS = 1_000_000
@@ -144,8 +145,6 @@ def _dec(v):
 
 def rows(actor, flt: leaks.LeakFilter, *, tzname: str | None):
     """Export rows as typed values (in COLUMNS order), in the list's sort order."""
-    from ..core.db import database
-
     authz.require(actor, "report")
     paths = _Paths(actor)
     surveys = dict(authz.scope(actor, Survey, "view", Survey.select(Survey.id, Survey.name))

@@ -5,6 +5,7 @@ from __future__ import annotations
 from flask import redirect, request, session, url_for
 from flask_login import LoginManager, UserMixin
 
+from ..authz import Actor
 from .models import User
 
 login_manager = LoginManager()
@@ -48,8 +49,6 @@ def current_actor():
     """The Actor for this request (rebuilt per request from the database)."""
     from flask import abort, g
     from flask_login import current_user
-
-    from ..authz import Actor
 
     if not current_user.is_authenticated:
         abort(401)

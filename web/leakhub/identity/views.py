@@ -8,8 +8,17 @@ from urllib.parse import urlencode
 
 import requests
 from authlib.integrations.requests_client import OAuth2Session
-from flask import (Blueprint, abort, current_app, g, redirect, render_template, request,
-                   session, url_for)
+from flask import (
+    Blueprint,
+    abort,
+    current_app,
+    g,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
 from flask_babel import gettext as _
 from flask_login import current_user, login_user, logout_user
 
@@ -17,7 +26,7 @@ from ..audit import writer
 from ..authz import Actor
 from ..core.db import utcnow
 from ..core.web import csrf_exempt, safe_next
-from ..orgs.models import Organization
+from ..orgs.models import ORG_COOKIE, Organization
 from ..security.events import record as record_security_event
 from .login import SignedInUser
 from .models import User, WebSession
@@ -28,7 +37,6 @@ log = logging.getLogger("leakhub.identity")
 
 CLIENT_ID = "leakhub"
 LOGOUT_EVENT = "http://schemas.openid.net/event/backchannel-logout"
-ORG_COOKIE = "leakhub_org"
 
 
 def _config():

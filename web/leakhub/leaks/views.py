@@ -3,8 +3,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from flask import (Blueprint, abort, current_app, flash, redirect, render_template, request,
-                   url_for)
+from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 
 from .. import authz
@@ -12,7 +11,13 @@ from ..audit.writer import ConflictError
 from ..core.db import utcnow
 from ..core.pages import conflict_rows, member_required, qr_svg
 from ..core.templating import input_dt, input_num, org_tz
-from ..core.validation import ValidationError, parse_datetime, parse_int, utc_to_local
+from ..core.validation import (
+    ValidationError,
+    parse_datetime,
+    parse_decimal,
+    parse_int,
+    utc_to_local,
+)
 from ..core.web import safe_next
 from ..identity.login import current_actor
 from ..identity.models import User
@@ -234,7 +239,6 @@ def _normalize_for_compare(name, value):
     value = str(value).strip()
     if name in ("rate_lpm", "rate_low_lpm", "rate_high_lpm", "pressure_bar", "repair_cost"):
         try:
-            from ..core.validation import parse_decimal
             return input_num(parse_decimal(value))
         except ValidationError:
             return value

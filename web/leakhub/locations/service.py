@@ -11,8 +11,8 @@ from .. import authz
 from ..audit import writer
 from ..core.db import database, utcnow
 from ..core.validation import Fields, ValidationError
+from ..leaks.models import Leak
 from .models import KINDS, PARENT_KINDS, EnergySettings, Location
-
 
 # ---------------------------------------------------------------- locations: reading
 
@@ -175,8 +175,6 @@ def update_location(actor, location: Location, *, expected_version: int | None, 
 
 
 def delete_location(actor, location: Location) -> None:
-    from ..leaks.models import Leak
-
     if authz.scope(actor, Location, "view").where(Location.parent == location.id).exists():
         raise ValidationError(_("This location still has locations below it."))
     if authz.scope(actor, Leak, "view").where(Leak.location == location.id).exists():

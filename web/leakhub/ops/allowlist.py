@@ -15,6 +15,8 @@ from __future__ import annotations
 import ipaddress
 import logging
 
+from ..security.events import record
+
 log = logging.getLogger("leakhub.ops")
 
 # Path prefixes of administration pages: a prefix matches itself, "/prefix/..." and
@@ -50,8 +52,6 @@ def check_request():
     ip = request.remote_addr
     if ip_allowed(ip, config.admin_allow):
         return None
-    from ..security.events import record
-
     org, user = _signed_in()
     record("ip_denied", organization=org, user=user, ip=ip,
            details={"method": request.method, "path": request.path[:200],

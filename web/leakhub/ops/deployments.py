@@ -14,8 +14,11 @@ import logging
 
 import peewee as pw
 
+from ..audit import writer
+from ..authz import Actor
 from ..core.db import database, utcnow
 from ..core.errors import Invalid
+from ..orgs.models import Organization
 from .models import RESULTS, Deployment
 
 log = logging.getLogger("leakhub.ops")
@@ -59,8 +62,6 @@ def _int(entry: dict, key: str) -> int | None:
 
 
 def operator_org(config):
-    from ..orgs.models import Organization
-
     if not config.first_org_slug:
         return None
     return Organization.get_or_none(Organization.slug == config.first_org_slug)
@@ -102,9 +103,6 @@ def record(config, entry: dict) -> tuple[Deployment, bool]:
 
 
 def _audit(config, row: Deployment) -> None:
-    from ..audit import writer
-    from ..authz import Actor
-
     org = operator_org(config)
     if org is None:
         log.info("deployment %s not audited: no organization %r", row.uid, config.first_org_slug)

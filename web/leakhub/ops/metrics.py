@@ -24,6 +24,13 @@ import threading
 import time
 from pathlib import Path
 
+from ..backups.inventory import newest_verified
+from ..core.db import database, utcnow
+from ..jobs.models import JobRun
+from ..leaks.models import Leak
+from ..orgs.models import Organization
+from ..security.models import SecurityEvent
+
 log = logging.getLogger("leakhub.metrics")
 
 try:  # the web and the worker run without it (no metrics) rather than not at all
@@ -101,8 +108,6 @@ class AppCollector:
     def collect(self):
         from prometheus_client.core import GaugeMetricFamily
 
-        from ..core.db import database
-
         up = GaugeMetricFamily("leakhub_database_up", "1 when the metrics could read the "
                                "database")
         families = []
@@ -127,12 +132,6 @@ class AppCollector:
     def _families(self):
         import peewee as pw
         from prometheus_client.core import GaugeMetricFamily
-
-        from ..core.db import utcnow
-        from ..jobs.models import JobRun
-        from ..leaks.models import Leak
-        from ..orgs.models import Organization
-        from ..security.models import SecurityEvent
 
         now = utcnow()
         runs = GaugeMetricFamily("leakhub_job_runs", "Recorded worker job runs (as retained) "
@@ -188,10 +187,6 @@ def _parse_time(value: str):
 
 
 def _newest_verified_backup():
-    try:
-        from ..backups.inventory import newest_verified
-    except ImportError:     # a release without backups
-        return None
     row = newest_verified()
     return row.created_at if row is not None else None
 

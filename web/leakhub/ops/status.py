@@ -9,10 +9,13 @@ from dataclasses import asdict, dataclass
 import peewee as pw
 import requests
 
+from ..backups.inventory import newest_usable
+from ..backups.settings import get_settings
 from ..core import migrations
 from ..core.db import database, utcnow
 from ..jobs.models import JobRun
 from ..orgs.models import Organization
+from . import tls
 
 HEARTBEAT_MAX_AGE = dt.timedelta(minutes=2)
 # A new backup counts before the worker's backup-verify job (every 15 minutes) has checked it;
@@ -103,9 +106,6 @@ def check_disk(config, *, min_free_fraction: float = 0.10) -> list[Check]:
 def check_backups(config, now: dt.datetime | None = None) -> Check:
     """The newest backup (verified, or new and not yet verified; one that failed verification
     does not count) is recent enough, and the last scheduled run did not fail."""
-    from ..backups.inventory import newest_usable
-    from ..backups.settings import get_settings
-
     settings = get_settings(config)
     now = now or utcnow()
     limit = dt.timedelta(hours=settings.max_age_hours)
@@ -139,8 +139,6 @@ def organizations() -> Check:
 
 
 def check_certificate(config) -> Check | None:
-    from . import tls
-
     report = tls.check(config)
     if report is None:
         return None

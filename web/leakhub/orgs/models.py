@@ -31,6 +31,10 @@ assert set(MODE_LABELS) == set(SECURITY_MODES)
 LANGUAGES = ("en", "de")
 LANGUAGE_LABELS = {"en": "English", "de": "Deutsch"}
 
+# The organization a browser last signed in to (set by the sign-in page, read by the security
+# events when a session expired).
+ORG_COOKIE = "leakhub_org"
+
 
 class Organization(BaseModel):
     slug = pw.CharField(max_length=40, unique=True)

@@ -23,6 +23,7 @@ from ..audit import writer
 from ..core.db import database, utcnow
 from ..core.errors import Invalid
 from ..leaks.models import Leak
+from ..orgs.models import Organization
 from .models import Photo
 from .storage import photo_storage
 
@@ -259,8 +260,6 @@ def collect_garbage(organization) -> int:
 def collect_garbage_everywhere() -> str:
     """Worker job: files left behind when leaks were deleted (their photo rows go by cascade,
     outside the photo service) are removed for every organization."""
-    from ..orgs.models import Organization
-
     removed = {org.slug: collect_garbage(org) for org in Organization.select()}
     total = sum(removed.values())
     detail = ", ".join(f"{slug}: {n}" for slug, n in removed.items() if n)

@@ -61,7 +61,9 @@ def upload(leak_id):
     return redirect(safe_next(request.form.get("next"), default="/"))
 
 
-def _send(photo, key, content_type, download_name):
+def send_photo(photo, key, content_type, download_name):
+    """The stored file `key` of `photo` as the answer (web page and API alike): cacheable by
+    the browser only, never sniffed or run (CSP sandbox); 404 when the file is gone."""
     store = photo_storage(photo.organization_id)
     try:
         fh = store.open(key)
@@ -80,14 +82,14 @@ def _send(photo, key, content_type, download_name):
 @member_required
 def show(photo_id):
     photo = service.get_photo(current_actor(), photo_id)
-    return _send(photo, photo.sha256, photo.content_type, photo.original_filename or "photo")
+    return send_photo(photo, photo.sha256, photo.content_type, photo.original_filename or "photo")
 
 
 @bp.route("/photos/<int:photo_id>/thumb")
 @member_required
 def thumb(photo_id):
     photo = service.get_photo(current_actor(), photo_id)
-    return _send(photo, photo.thumb_sha256, "image/jpeg", "thumb.jpg")
+    return send_photo(photo, photo.thumb_sha256, "image/jpeg", "thumb.jpg")
 
 
 @bp.route("/photos/<int:photo_id>/delete", methods=["POST"])

@@ -22,6 +22,7 @@ from ..locations.service import subtree_condition
 from ..locations.settings import DEFAULTS, SettingsResolver
 from ..photos.service import photos_by_leak
 from ..surveys.models import Survey
+from ..surveys.service import scope_locations
 
 MAX_LEAKS = 20_000
 MAX_PHOTOS_PER_LEAK = 4
@@ -127,7 +128,6 @@ def _base_query(actor):
 
 def survey_report(actor, survey: Survey) -> ReportData:
     authz.require(actor, "report", survey)
-    from ..surveys.service import scope_locations
 
     facts = [(_("Period"), f"{survey.period_start.isoformat()} – "
                            f"{survey.period_end.isoformat() if survey.period_end else '…'}")]

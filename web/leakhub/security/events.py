@@ -12,7 +12,11 @@ import json
 import logging
 import re
 
+from flask import g, has_request_context, request, session
+from flask_login import current_user
+
 from ..core.db import database, utcnow
+from ..orgs.models import ORG_COOKIE, Organization
 from .models import SecurityEvent
 
 log = logging.getLogger("leakhub.security")
@@ -67,10 +71,6 @@ def truncate_ip(ip: str | None) -> str | None:
 
 
 def _request_defaults():
-    try:
-        from flask import g, has_request_context, request
-    except ImportError:  # pragma: no cover
-        return None, None
     if not has_request_context():
         return None, None
     return request.remote_addr, g.get("request_id")
@@ -107,8 +107,6 @@ def record(kind: str, *, organization=None, user=None, username=None, ip=None,
 
 def _request_actor():
     """(organization, user) of the current request, when someone is signed in."""
-    from flask_login import current_user
-
     try:
         if current_user and current_user.is_authenticated:
             return current_user.organization, current_user.user
@@ -142,8 +140,6 @@ def recent_count(kind: str, ip: str | None, window: dt.timedelta) -> int:
 
 
 def _record_http_error(code: int) -> None:
-    from flask import g, request
-
     org, user = _request_actor()
     details = {"method": request.method, "path": request.path[:200],
                "endpoint": request.endpoint}
@@ -161,11 +157,6 @@ def _record_http_error(code: int) -> None:
 
 
 def _org_from_cookie():
-    from flask import request
-
-    from ..identity.views import ORG_COOKIE
-    from ..orgs.models import Organization
-
     slug = request.cookies.get(ORG_COOKIE)
     if not slug or len(slug) > 40:
         return None
@@ -175,8 +166,6 @@ def _org_from_cookie():
 def init_app(app) -> None:
     """Session expiry is noticed in the session interface (`session.expired`); the row is
     gone by then, so the organization is taken from the sign-in cookie when there is one."""
-    from flask import request, session
-
     @app.before_request
     def _session_expired():
         if getattr(session, "expired", False) and request.endpoint != "static":

@@ -9,7 +9,7 @@ import os
 import re
 from dataclasses import dataclass
 
-from ..core.config import ConfigError
+from ..core.config import ConfigError, get_config, smtp_from_env
 
 
 def _env(env):
@@ -93,8 +93,6 @@ def in_work_hours(hour: int, hours: tuple[int, int]) -> bool:
 def smtp(env=None, config=None):
     """Outgoing mail settings: the configuration's, or parsed from `env` (tests) by the one
     parser in core.config."""
-    from ..core.config import get_config, smtp_from_env
-
     config = config or get_config()
     if env is None:
         return config.smtp

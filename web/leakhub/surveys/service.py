@@ -10,6 +10,7 @@ from ..audit import writer
 from ..core.db import database, utcnow
 from ..core.validation import Fields, ValidationError
 from ..identity.models import User
+from ..leaks.models import FIXED_STATUSES, OPEN_STATUSES, Leak
 from ..locations.models import Location
 from .models import STATUSES, Survey, SurveyScope
 
@@ -129,8 +130,6 @@ def update_survey(actor, survey: Survey, /, *, expected_version: int | None, **v
 
 
 def delete_survey(actor, survey: Survey) -> None:
-    from ..leaks.models import Leak
-
     if authz.scope(actor, Leak, "view").where(Leak.survey == survey.id).exists():
         raise ValidationError(_("Leaks are recorded in this survey; it cannot be deleted."))
     writer.delete(actor, survey)
@@ -176,8 +175,6 @@ def compare(actor, survey: Survey, previous: Survey | None, *, limit: int = 200)
     - repaired: found in the previous survey and repaired or verified since.
     Leaks marked "not a leak" are left out. Lists are cut at `limit` rows; counts are complete.
     """
-    from ..leaks.models import FIXED_STATUSES, OPEN_STATUSES, Leak
-
     result = Comparison(current=survey, previous=previous, limit=limit)
     leaks = authz.scope(actor, Leak, "view")
     current = list(leaks.where(Leak.survey == survey.id, Leak.status != "not_a_leak")

@@ -1,0 +1,1 @@
+"""Backups: lock, keys, inventory, create, verify, restore, rotation (see docs/architecture.md)."""
