@@ -18,6 +18,7 @@ from .core import logging as app_logging
 from .core import migrations, templating, web
 from .core.config import Config, get_config, set_config
 from .core.db import close_all_connections, database, init_database
+from .core.i18n import select_locale
 from .core.secrets import read_secret
 from .dashboard.views import bp as dashboard_bp
 from .devices.views import pages as devices_bp
@@ -30,7 +31,6 @@ from .imports.views import bp as imports_bp
 from .leaks.views import bp as leaks_bp
 from .locations.views import bp as locations_bp
 from .ops.views import bp as ops_bp
-from .orgs.models import LANGUAGES
 from .photos.views import bp as photos_bp
 from .reports.views import bp as reports_bp
 from .security import events as security_events
@@ -45,9 +45,18 @@ BLUEPRINTS = (home_bp, identity_bp, locations_bp, surveys_bp, leaks_bp, audit_bp
 
 
 def _locale():
+    """The user's language, else the organization's, else the browser's (core.i18n)."""
     if getattr(current_user, "is_authenticated", False):
-        return current_user.organization.language
-    return request.accept_languages.best_match(LANGUAGES) or "en"
+        return select_locale(current_user.user.language, current_user.organization.language,
+                             request.accept_languages)
+    return select_locale(None, None, request.accept_languages)
+
+
+def _timezone():
+    """Babel's dates and times in the signed-in organization's time zone."""
+    org = getattr(current_user, "organization", None) if getattr(
+        current_user, "is_authenticated", False) else None
+    return getattr(org, "timezone", None) or "UTC"
 
 
 def create_web_server_app() -> Flask:
@@ -77,7 +86,7 @@ def create_app(config: Config | None = None, *, migrate: bool = True,
 
     app.session_interface = DBSessionInterface(config)
     login_manager.init_app(app)
-    Babel(app, locale_selector=_locale)
+    Babel(app, locale_selector=_locale, timezone_selector=_timezone)
     web.init_app(app)
     templating.register_filters(app)
 

@@ -13,6 +13,7 @@ import json
 from flask import Blueprint, Response, abort, current_app, request
 from werkzeug.datastructures import MultiDict
 
+from ..core.i18n import use_english_numbers
 from ..core.validation import ValidationError
 from . import openapi, problems
 from .problems import json_response, problem
@@ -21,8 +22,12 @@ ID = "id"  # the URL converter of record ids (core.web.IdConverter: bounded, 404
 
 
 def blueprint(name: str) -> Blueprint:
-    """A blueprint under /api/v1 whose errors are answered as problem documents."""
-    return problems.install(Blueprint(name, __name__, url_prefix=openapi.API_PREFIX))
+    """A blueprint under /api/v1 whose errors are answered as problem documents. Numbers in
+    bodies are JSON numbers; a number sent as a string (query parameters) is read in English
+    ("6,000" is six thousand, "6.5" six and a half) whatever the caller's language."""
+    new = problems.install(Blueprint(name, __name__, url_prefix=openapi.API_PREFIX))
+    new.before_request(use_english_numbers)
+    return new
 
 
 bp = blueprint("api")

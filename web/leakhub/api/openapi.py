@@ -229,7 +229,10 @@ def document(app=None) -> dict:
                 "client, devices through their own clients; the token must carry the audience "
                 "`leakhub-api`. Authorization is decided from Leakhub's database on every "
                 "request (roles, grants, security mode): the same rules as the web pages. "
-                "Errors are RFC 9457 problem documents. Decimals are JSON numbers; times are "
+                "Errors are RFC 9457 problem documents. Decimals are JSON numbers (`6000`, "
+                "`12.5`), never localized text; a number sent as a string (a query parameter) "
+                "is read in English whatever the user's language: `.` is the decimal point and "
+                "`,` groups thousands, so \"6,000\" is six thousand and \"6.000\" six. Times are "
                 "ISO 8601 in UTC (`…Z`); input times without an offset are taken as UTC. "
                 "Ids of other organizations answer 404."),
         },

@@ -7,7 +7,7 @@ import datetime as dt
 from decimal import ROUND_HALF_UP, Decimal
 
 from babel.dates import format_datetime
-from flask import Flask, g
+from flask import Flask, g, has_request_context
 from flask_babel import format_currency, format_decimal, get_locale
 from flask_login import current_user
 
@@ -96,13 +96,20 @@ def input_dt(value):
 
 
 def input_num(value):
+    """A stored number as the value of a text input, in the locale's decimal separator and
+    without thousands separators (1234,5 / 1234.5), so that core.validation reads it back
+    as the same number ("1.234" would be a thousand and more in German)."""
     if value is None:
         return ""
     if isinstance(value, Decimal):
         text = (format(value.normalize(), "f") if value == value.to_integral()
                 else format(value, "f"))
-        return text.rstrip("0").rstrip(".") if "." in text else text
-    return str(value)
+        text = text.rstrip("0").rstrip(".") if "." in text else text
+    elif isinstance(value, (int, float)) and not isinstance(value, bool):
+        text = str(value)
+    else:
+        return str(value)
+    return text.replace(".", _symbols()["decimal"]) if has_request_context() else text
 
 
 def org_time(value, fmt: str = "medium"):
@@ -123,3 +130,4 @@ FILTERS = {"num": _num, "num_fixed": _num_fixed, "money": _money, "localdt": _lo
 def register_filters(app: Flask) -> None:
     """Install every filter on the app's Jinja environment (create_app calls it once)."""
     app.jinja_env.filters.update(FILTERS)
+    app.jinja_env.globals["get_locale"] = get_locale  # <html lang> in base.html

@@ -6,8 +6,8 @@ name the field in their error (DESIGN §3.10).
     rate = f.decimal("rate_lpm", required=True, min_value=0)
     f.check()            # raises ValidationError({field: message, ...}) if anything failed
 
-Numbers accept a decimal comma ("12,5") and thousands separators ("1.234,5" / "1,234.5");
-dates accept ISO (2024-03-31) and German (31.03.2024). Services raise the same
+Numbers are read in the request's number locale (core.i18n): "1.234,5" and "6.000" (six
+thousand) in German, "1,234.5" and "6,000" in English; see parse_decimal. Dates accept ISO (2024-03-31) and German (31.03.2024). Services raise the same
 ValidationError for rules that need the database (duplicate tag, illegal status change).
 """
 from __future__ import annotations
@@ -20,6 +20,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from flask_babel import gettext as _
 
 from .errors import Invalid
+from .i18n import number_locale
 
 
 class ValidationError(Invalid):
@@ -38,47 +39,84 @@ def _blank(raw) -> bool:
     return raw is None or (isinstance(raw, str) and raw.strip() == "")
 
 
-def parse_decimal(raw, field: str = "") -> Decimal | None:
-    """'12,5' → 12.5; '1.234,5' → 1234.5; '1,234.5' → 1234.5; '' → None."""
+def _not_a_number(field: str, locale: str) -> ValidationError:
+    example = "1.234,5" if locale == "de" else "1,234.5"
+    return ValidationError(_("Enter a number, e.g. %(example)s.", example=example), field)
+
+
+def parse_decimal(raw, field: str = "", locale: str | None = None) -> Decimal | None:
+    """Text → Decimal in one number locale ("de" or "en"; None: core.i18n.number_locale(),
+    the request's language, an import file's convention, English in the JSON API). The one
+    number parser of forms, imports and the API:
+
+    - the locale's decimal separator (de ",", en ".") once: the decimal point;
+    - the locale's thousands separator (de ".", en ",") before groups of exactly three digits
+      (first group 1-3 digits, not starting with 0): thousands. So "6.000" is six thousand in
+      German and six in English; "6,000" is six in German and six thousand in English;
+    - any other lone separator is the decimal point ("12.5" and "0.500" in German: 12,5 and
+      0,5; "12,5" in English: 12.5), because a typed decimal point is the likelier intent;
+    - both separators: as the locale writes them ("1.234,5" in German, "1,234.5" in
+      English); the other order is refused, never guessed;
+    - spaces, no-break spaces and apostrophes are thousands separators too ("1 234,5").
+    JSON numbers (int, float, Decimal) are taken as they are; '' → None."""
     if _blank(raw):
         return None
     if isinstance(raw, (int, Decimal)):
         return Decimal(raw)
     if isinstance(raw, float):
         return Decimal(str(raw))
-    text = str(raw).strip().replace("\u00a0", "").replace(" ", "").replace("'", "")
+    loc = "de" if (locale or number_locale()) == "de" else "en"
+    dec, grp = (",", ".") if loc == "de" else (".", ",")
+    text = str(raw).strip()
+    for space in ("\u00a0", "\u202f", " ", "'"):
+        text = text.replace(space, "")
     if not _NUMBER.match(text):
-        raise ValidationError(_("Enter a number, e.g. 12,5."), field)
-    if "," in text and "." in text:
-        # The later separator is the decimal one.
-        if text.rfind(",") > text.rfind("."):
-            text = text.replace(".", "").replace(",", ".")
+        raise _not_a_number(field, loc)
+    sign = ""
+    if text[0] in "+-":
+        sign, text = text[0], text[1:]
+    grouped = re.compile(r"^[1-9][0-9]{0,2}(?:" + re.escape(grp) + r"[0-9]{3})+$")
+    if dec in text and grp in text:
+        whole, _sep, frac = text.rpartition(dec)
+        if dec in whole or grp in frac or not (whole.isdigit() or grouped.match(whole)):
+            raise _not_a_number(field, loc)
+        text = whole.replace(grp, "") + "." + frac
+    elif grp in text:
+        if grouped.match(text):
+            text = text.replace(grp, "")
+        elif text.count(grp) == 1:
+            text = text.replace(grp, ".")
         else:
-            text = text.replace(",", "")
-    elif "," in text:
-        if text.count(",") > 1:
-            raise ValidationError(_("Enter a number, e.g. 12,5."), field)
-        text = text.replace(",", ".")
-    elif text.count(".") > 1:
-        text = text.replace(".", "")  # 1.234.567 (German thousands)
+            raise _not_a_number(field, loc)
+    elif dec in text:
+        if text.count(dec) > 1:
+            raise _not_a_number(field, loc)
+        text = text.replace(dec, ".")
     try:
-        value = Decimal(text)
+        value = Decimal(sign + text)
     except InvalidOperation:
-        raise ValidationError(_("Enter a number, e.g. 12,5."), field) from None
+        raise _not_a_number(field, loc) from None
     if not value.is_finite():
-        raise ValidationError(_("Enter a number, e.g. 12,5."), field)
+        raise _not_a_number(field, loc)
     return value
 
 
-def parse_int(raw, field: str = "") -> int | None:
+def parse_int(raw, field: str = "", locale: str | None = None) -> int | None:
+    """A whole number, read like parse_decimal ("6.000" in German is 6000)."""
     if _blank(raw):
         return None
     if isinstance(raw, int) and not isinstance(raw, bool):
         return raw
     text = str(raw).strip()
-    if not re.fullmatch(r"[+-]?\d{1,18}", text):
+    if re.fullmatch(r"[+-]?\d{1,18}", text):
+        return int(text)
+    try:
+        value = parse_decimal(text, field, locale)
+    except ValidationError:
+        raise ValidationError(_("Enter a whole number."), field) from None
+    if value is None or value != value.to_integral_value() or abs(value) >= 10 ** 18:
         raise ValidationError(_("Enter a whole number."), field)
-    return int(text)
+    return int(value)
 
 
 def parse_date(raw, field: str = "") -> dt.date | None:

@@ -103,6 +103,11 @@ _CONTROL_RE = re.compile(r"[\x00-\x1f\x7f]")
 # --------------------------------------------------------------------------- errors
 
 
+# Realm settings for Keycloak's pages in the user's language, copied from the template to
+# existing realms by update_realm_policies.
+I18N_KEYS = ("internationalizationEnabled", "supportedLocales", "defaultLocale")
+
+
 class KeycloakError(LeakhubError):
     """A Keycloak call failed. ``str(err)`` is one readable line without secrets."""
 
@@ -743,16 +748,23 @@ class KeycloakAdmin:
                               reset_password_allowed: bool) -> None:
         """Bring an existing realm to the template's password policy (length, hashing,
         notUsername, notEmail, the blocklist) and show "Forgot password?" only when Leakhub has
-        a mail server (LEAKHUB_SMTP_HOST). Idempotent; `leakctl setup` runs it for every realm."""
+        a mail server (LEAKHUB_SMTP_HOST); internationalization as in the template (de, en).
+        Idempotent; `leakctl setup` runs it for every realm."""
         path = Path(template_path) if template_path else DEFAULT_TEMPLATE_PATH
         with open(path, encoding="utf-8") as fh:
             try:
-                policy = json.load(fh).get("passwordPolicy")
+                template = json.load(fh)
+                policy = template.get("passwordPolicy")
             except (json.JSONDecodeError, AttributeError) as exc:
                 raise ValueError(f"realm template {path} is not a JSON object: {exc}") from None
         body: dict[str, Any] = {"resetPasswordAllowed": bool(reset_password_allowed)}
         if policy:
             body["passwordPolicy"] = policy
+        # The sign-in, password and e-mail pages in the user's language (issue 14): the
+        # template's internationalization settings (de and en) reach realms made before it.
+        for key in I18N_KEYS:
+            if key in template:
+                body[key] = template[key]
         self._request("PUT", self._realm_path(slug), json_body=body,
                       what=f"update password settings of '{slug}'")
 
@@ -896,6 +908,22 @@ class KeycloakAdmin:
         self._request("PUT", path, json_body=user, what=f"update user {user_id} in '{realm}'")
         if not enabled:
             self.logout_user(realm, user_id)
+
+    def set_user_locale(self, realm: str, user_id: str, locale: str | None) -> None:
+        """The user's `locale` attribute: the language of Keycloak's sign-in, password and
+        e-mail pages for this user ("en", "de"; None removes it: the realm's default)."""
+        if locale is not None and not re.fullmatch(r"[a-z]{2}(-[A-Z]{2})?", locale):
+            raise ValueError(f"not a locale: {locale!r}")
+        path = f"{self._realm_path(realm)}/users/{_seg(user_id)}"
+        user = self.get_user(realm, user_id)  # full representation: PUT replaces attributes
+        attributes = dict(user.get("attributes") or {})
+        if locale is None:
+            attributes.pop("locale", None)
+        else:
+            attributes["locale"] = [locale]
+        user["attributes"] = attributes
+        self._request("PUT", path, json_body=user,
+                      what=f"set the language of user {user_id} in '{realm}'")
 
     def logout_user(self, realm: str, user_id: str) -> None:
         """End all of the user's Keycloak sessions (back-channel logout is sent to clients)."""

@@ -35,6 +35,8 @@ class User(OrgScoped):
     enabled = pw.BooleanField(default=True)
     created_at = pw.DateTimeField(default=utcnow)
     last_login_at = pw.DateTimeField(null=True)
+    # "en" / "de", or None: the organization's language (migration 0012).
+    language = pw.CharField(max_length=8, null=True)
 
     class Meta:
         indexes = ((("organization", "sub"), True),)

@@ -32,6 +32,7 @@ from .. import authz
 from ..audit import writer
 from ..core.db import bulk_insert, database, utcnow
 from ..core.errors import LeakhubError
+from ..core.i18n import numbers_in, select_locale
 from ..core.validation import ValidationError, parse_date
 from ..leaks import service as leaks
 from ..leaks.models import STATUSES, Leak, LeakStatusChange
@@ -286,6 +287,19 @@ def _status_path(from_status: str, to_status: str) -> list[str] | None:
     return None
 
 
+def file_number_locale(actor, delimiter: str) -> str:
+    """How the file's text numbers are read (core.validation.parse_decimal): a CSV separated by
+    ";" is German (Excel writes ";" where "," is the decimal comma) and one separated by ","
+    English; other files (XLSX text cells, tab-separated) follow the importing user's language,
+    else the organization's. XLSX number cells are numbers and need no reading."""
+    if delimiter == ";":
+        return "de"
+    if delimiter == ",":
+        return "en"
+    user = getattr(actor, "user", None)
+    return select_locale(getattr(user, "language", None), actor.organization.language)
+
+
 def run_import(actor, data: bytes, filename: str, *, column_map: dict | None = None,
                options: Options | None = None, dry_run: bool = False) -> Result:
     """Validate (and unless `dry_run` or anything failed, write) the file. `column_map`:
@@ -321,6 +335,7 @@ def run_import(actor, data: bytes, filename: str, *, column_map: dict | None = N
         return result
     column_of = {f_name: table.headers[i] for i, f_name in cmap.items()}
     tzname = actor.organization.timezone
+    numbers = file_number_locale(actor, table.delimiter)
     mapping.add_labels("component", leaks.COMPONENT_LABELS)
     mapping.add_labels("status", leaks.STATUS_LABELS)
     mapping.add_labels("priority", leaks.PRIORITY_LABELS)
@@ -427,7 +442,8 @@ def run_import(actor, data: bytes, filename: str, *, column_map: dict | None = N
         form["location"] = "0"
         values = None
         try:
-            values = leaks.parse_leak_form(form, tzname=tzname, creating=True)
+            with numbers_in(numbers):
+                values = leaks.parse_leak_form(form, tzname=tzname, creating=True)
         except ValidationError as exc:
             for f_name, msg in exc.errors.items():
                 err(rownum, f_name, msg)

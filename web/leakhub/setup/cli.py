@@ -85,7 +85,8 @@ def setup_group(ctx, wait_seconds):
 def _reapply_app_clients(config):
     """Redirect and back-channel URLs follow the configured public/internal URLs (a new
     hostname or port), and the password policy (blocklist, notUsername, notEmail) and
-    "Forgot password?" (only with LEAKHUB_SMTP_HOST) follow the template and the mail settings:
+    "Forgot password?" (only with LEAKHUB_SMTP_HOST) follow the template and the mail settings,
+    and so do the languages of Keycloak's pages (internationalization on, de and en):
     re-applied to every organization's realm on each setup run."""
     kc = keycloak.admin_client(config)
     for org in Organization.select():

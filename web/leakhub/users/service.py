@@ -35,7 +35,7 @@ from ..identity import keycloak
 from ..identity.keycloak_admin import APP_CLIENT_ID, KeycloakConflict, KeycloakError
 from ..identity.models import ROLES, User
 from ..identity.sessions import end_sessions_of_user
-from ..orgs.models import Organization
+from ..orgs.models import LANGUAGES, Organization
 from ..orgs.service import one_time_password
 
 log = logging.getLogger("leakhub.users")
@@ -106,6 +106,42 @@ def _removes_last_admin(user: User, *, role: str | None, enabled: bool) -> bool:
 
 def _fresh(user: User) -> User:
     return User.get_by_id(user.id)
+
+
+# --------------------------------------------------------------------------- language
+
+def set_language(config, actor: authz.Actor, language: str, kc=None) -> tuple[User, str | None]:
+    """The signed-in user's own interface language ("en", "de", or "" for the organization's),
+    stored in Leakhub (audited as user.language_changed) and copied to the Keycloak user's
+    `locale` attribute, so the sign-in, password and e-mail pages of Keycloak match (the
+    effective language: the user's, else the organization's). Returns the user and a warning
+    when Keycloak could not be updated (Leakhub keeps the choice; saving again retries)."""
+    user = actor.user
+    if user is None:
+        raise UserError(_("Only a signed-in user has a language of their own."))
+    f = Fields({"language": language})
+    choice = f.choice("language", LANGUAGES, default="")  # blank: the organization's
+    f.check()
+    new = choice or None
+    with database.atomic():
+        user = _fresh(user)
+        if user.language != new:
+            writer.begin(actor)
+            User.update(language=new).where(User.id == user.id).execute()
+            writer.append(actor, "user.language_changed", entity_type=writer.entity_type(User),
+                          entity_id=user.id,
+                          changes={"language": [user.language, new]})
+            user.language = new
+    effective = new or actor.organization.language
+    try:
+        (kc or keycloak.admin_client(config)).set_user_locale(
+            actor.organization.slug, user.sub, effective)
+    except KeycloakError as exc:
+        log.warning("could not set the Keycloak locale of user %s: %s", user.id, exc)
+        return user, _("Saved in Leakhub, but the sign-in service was not updated "
+                       "(%(error)s); its pages keep their language until you save again.",
+                       error=str(exc))
+    return user, None
 
 
 # --------------------------------------------------------------------------- SMTP

@@ -5,6 +5,7 @@ from __future__ import annotations
 from flask import (Blueprint, abort, current_app, flash, redirect, render_template, request,
                    session, url_for)
 from flask_babel import gettext as _
+from flask_babel import refresh
 from flask_login import current_user, login_required, logout_user
 
 from .. import authz
@@ -262,16 +263,42 @@ def org_settings():
 
 # --------------------------------------------------------------------------- my sessions
 
-@bp.route("/account/sessions")
-@login_required
-def my_sessions():
+def _my_page(errors=None, code=200):
     user = current_user.user
     current = getattr(session, "row", None)
     rows = live_sessions(_config(), user)
+    org_language = LANGUAGE_LABELS.get(current_user.organization.language,
+                                       current_user.organization.language)
     return render_template(
         "users/sessions.html",
         sessions=[(row, session_ref(row), describe_agent(row.user_agent),
-                   current is not None and row.id == current.id) for row in rows])
+                   current is not None and row.id == current.id) for row in rows],
+        language_form={"language": user.language or ""}, language_errors=errors or {},
+        languages=[("", _("As the organization (%(language)s)", language=org_language))]
+        + [(code, LANGUAGE_LABELS.get(code, code)) for code in LANGUAGES]), code
+
+
+@bp.route("/account/sessions")
+@login_required
+def my_sessions():
+    return _my_page()
+
+
+@bp.route("/account/language", methods=["POST"])
+@login_required
+def my_language():
+    """The signed-in user's own language (Leakhub and Keycloak's pages)."""
+    try:
+        saved, warning = service.set_language(_config(), current_actor(),
+                                              request.form.get("language", ""))
+    except ValidationError as exc:
+        return _my_page(exc.errors, 422)
+    current_user.user.language = saved.language
+    refresh()  # the confirmation already in the new language
+    flash(_("Language saved."), "success")
+    if warning:
+        flash(warning, "error")
+    return redirect(url_for("users.my_sessions"))
 
 
 @bp.route("/account/sessions/end", methods=["POST"])
