@@ -7,7 +7,12 @@
 set -Eeo pipefail
 
 file_env() {
-  local var="$1" file_var="${1}_FILE" def="${2:-}" val="$def"
+  # One assignment per `local`: words are expanded before `local` assigns, so `val="$def"` in
+  # the same statement would read an unset $def (POSTGRES_DB's default was lost that way).
+  local var="$1"
+  local file_var="${1}_FILE"
+  local def="${2:-}"
+  local val="$def"
   if [ "${!var:-}" ] && [ "${!file_var:-}" ]; then
     echo >&2 "error: both $var and $file_var are set (but are exclusive)"; exit 1
   fi
@@ -23,6 +28,10 @@ if [ "${1:0:1}" = '-' ]; then set -- postgres "$@"; fi
 if [ "$1" = 'postgres' ] && [ "$(id -u)" != 0 ]; then
   mkdir -p "$PGDATA"
   chmod 00700 "$PGDATA" 2>/dev/null || :
+  # As the official entrypoint (docker_create_db_directories): the socket directory may be on
+  # an empty tmpfs.
+  mkdir -p /var/run/postgresql || :
+  chmod 03777 /var/run/postgresql 2>/dev/null || :
   if [ ! -s "$PGDATA/PG_VERSION" ]; then
     file_env POSTGRES_PASSWORD
     file_env POSTGRES_USER postgres
