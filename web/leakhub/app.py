@@ -10,6 +10,7 @@ from flask_babel import Babel
 from flask_login import current_user
 from werkzeug.middleware.proxy_fix import ProxyFix
 
+from .api.problems import http_problem
 from .api.views import bp as api_bp
 from .api.views import ingest_bp as devices_api_bp
 from .audit.views import bp as audit_bp
@@ -103,5 +104,6 @@ def create_app(config: Config | None = None, *, migrate: bool = True,
         app.register_blueprint(bp)
     security_events.init_app(app)  # the request hook that notices expired sessions
     web.on_http_error(app, security_events.record_http_error)  # 403/429 -> security events
+    web.render_errors_under(app, "/api/", http_problem)  # problem documents, not pages
     close_all_connections()
     return app

@@ -84,6 +84,12 @@ def error_problem(exc: Exception) -> Response:
     return problem(status, title, detail, **extra)
 
 
+def http_problem(status: int, title: str, detail: str = "") -> Response:
+    """The app-wide error handlers' answer under /api/ (unknown URLs, wrong methods, abort(),
+    errors outside an API view): registered by the app with core.web.render_errors_under."""
+    return problem(status, title, detail)
+
+
 def _www_authenticate(response):
     # RFC 6750: a 401 names the scheme. (The app-wide problem handler builds a new response.)
     if response.status_code == 401:

@@ -2,9 +2,11 @@
 
 Errors are mapped to pages here, once: an HTTP error (abort(404), a refused CSRF token) and
 every core.errors.LeakhubError (its class's status and title, its message) get the error
-page — or, under /api/, a problem document —, anything else a 500 without a stack trace.
-Features that want to hear about refusals (security events: 403, 429) register a listener
-with `on_http_error(app, fn)`; core imports no feature."""
+page, anything else a 500 without a stack trace. A surface that answers its errors otherwise
+registers a renderer for its paths (`render_errors_under(app, "/api/", fn)`: the API's problem
+documents, built by api.problems alone), and features that want to hear about refusals
+(security events: 403, 429) register a listener with `on_http_error(app, fn)`; core imports
+no feature."""
 from __future__ import annotations
 
 import hmac
@@ -15,7 +17,7 @@ import time
 import uuid
 from urllib.parse import urlsplit
 
-from flask import abort, current_app, g, jsonify, render_template, request, session
+from flask import abort, current_app, g, render_template, request, session
 from werkzeug.exceptions import HTTPException
 from werkzeug.routing import BaseConverter
 
@@ -90,6 +92,15 @@ def on_http_error(app, listener) -> None:
     app.extensions.setdefault(HTTP_ERROR_LISTENERS, []).append(listener)
 
 
+ERROR_RENDERERS = "leakhub.error_renderers"
+
+
+def render_errors_under(app, prefix: str, render) -> None:
+    """Errors of requests whose path starts with `prefix` are answered by
+    `render(code, title, description)` instead of the error page."""
+    app.extensions.setdefault(ERROR_RENDERERS, []).append((prefix, render))
+
+
 def _notify(code: int) -> None:
     for listener in current_app.extensions.get(HTTP_ERROR_LISTENERS, ()):
         listener(code)
@@ -147,13 +158,9 @@ def init_app(app):
             if isinstance(exc, LeakhubError):
                 description = str(exc)
             _notify(code)  # 403/429 -> security event (CSRF, permission, rate limit)
-            if request.path.startswith("/api/"):
-                body = {"type": "about:blank", "title": default_title, "status": code,
-                        "detail": description}
-                resp = jsonify(body)
-                resp.status_code = code
-                resp.mimetype = "application/problem+json"
-                return resp
+            for prefix, render in current_app.extensions.get(ERROR_RENDERERS, ()):
+                if request.path.startswith(prefix):
+                    return render(code, default_title, description)
             return render_template("error.html", code=code, title=default_title,
                                    description=description), code
         return handler
