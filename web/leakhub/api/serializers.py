@@ -12,6 +12,7 @@ from decimal import Decimal
 from flask import url_for
 
 from .. import authz
+from ..core.times import utc_iso
 from ..leaks import service as leaks
 from ..leaks.models import Leak
 from ..locations.models import Location
@@ -35,7 +36,7 @@ def _ts(value: dt.datetime | None) -> str | None:
         return None
     if value.tzinfo is not None:
         value = value.astimezone(dt.UTC).replace(tzinfo=None)
-    return value.isoformat(timespec="seconds") + "Z"
+    return utc_iso(value, "seconds")
 
 
 def _day(value) -> str | None:

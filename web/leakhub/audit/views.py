@@ -14,6 +14,7 @@ from flask_login import login_required
 
 from .. import authz
 from ..core.errors import Invalid
+from ..core.times import utc_iso
 from ..identity.login import current_actor
 from . import writer
 from .activity import audit_for, decode_changes
@@ -158,7 +159,7 @@ def audit_csv():
         out.writerow(CSV_COLUMNS)
         for entry in query.order_by(AuditEntry.seq).iterator():
             out.writerow([neutralise(v) for v in (
-                entry.seq, entry.at.isoformat(timespec="seconds") + "Z",
+                entry.seq, utc_iso(entry.at, "seconds"),
                 to_local(entry.at, org).isoformat(timespec="seconds"), entry.actor_kind,
                 entry.actor_label, entry.ip, entry.request_id, entry.action, entry.entity_type,
                 entry.entity_id, entry.changes, entry.hash)])

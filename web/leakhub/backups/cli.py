@@ -8,6 +8,7 @@ import click
 
 from ..core.clikit import CliError, echo_json, json_option, load
 from ..core.files import atomic_write
+from ..core.times import utc_iso
 from .create import create_backup
 from .inventory import reconcile, records
 from .keys import export_identity
@@ -93,9 +94,9 @@ def list_cmd(as_json):
     rows = records()
     if as_json:
         echo_json([{
-            "file": r.file_name, "created_at": r.created_at.isoformat() + "Z", "kind": r.kind,
+            "file": r.file_name, "created_at": utc_iso(r.created_at), "kind": r.kind,
             "size": r.size, "sha256": r.sha256, "verify_status": r.verify_status,
-            "verified_at": r.verified_at.isoformat() + "Z" if r.verified_at else None,
+            "verified_at": utc_iso(r.verified_at),
             "copied": r.copied, "summary": r.summary} for r in rows])
         return
     if not rows:

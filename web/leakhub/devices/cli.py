@@ -5,6 +5,7 @@ import click
 
 from ..authz import Actor
 from ..core.clikit import CliError, OrgParam, echo_json, json_option, load
+from ..core.times import utc_iso
 from ..core.validation import ValidationError
 from ..orgs.models import Organization
 from . import service
@@ -59,8 +60,7 @@ def list_cmd(org, as_json):
     rows = service.list_devices(_actor(org))
     if as_json:
         echo_json([{"name": d.name, "client_id": d.client_id, "enabled": d.enabled,
-                    "last_contact_at": d.last_contact_at.isoformat() + "Z"
-                    if d.last_contact_at else None} for d in rows])
+                    "last_contact_at": utc_iso(d.last_contact_at)} for d in rows])
         return
     for d in rows:
         click.echo(f"{d.name:30} {d.client_id:36} {'enabled' if d.enabled else 'DISABLED'}")

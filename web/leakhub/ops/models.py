@@ -7,6 +7,7 @@ import json
 import peewee as pw
 
 from ..core.db import BaseModel, utcnow
+from ..core.times import utc_iso
 
 RESULTS = ("ok", "failed", "rolled_back")
 
@@ -41,11 +42,8 @@ class Deployment(BaseModel):
             return {}
 
     def as_dict(self) -> dict:
-        def iso(value):
-            return value.isoformat() + "Z" if value else None
-
-        return {"uid": self.uid, "started_at": iso(self.started_at),
-                "finished_at": iso(self.finished_at), "who": self.who, "mode": self.mode,
+        return {"uid": self.uid, "started_at": utc_iso(self.started_at),
+                "finished_at": utc_iso(self.finished_at), "who": self.who, "mode": self.mode,
                 "from_version": self.from_version, "to_version": self.to_version,
                 "from_schema": self.from_schema, "to_schema": self.to_schema,
                 "components": self.components_dict, "duration_ms": self.duration_ms,

@@ -4,6 +4,7 @@ from __future__ import annotations
 import click
 
 from ..core.clikit import echo_json, json_option, load
+from ..core.times import utc_iso
 from .service import create_organization, list_organizations
 
 
@@ -40,7 +41,7 @@ def list_cmd(as_json):
     orgs = list_organizations()
     if as_json:
         echo_json([{"slug": o.slug, "name": o.name,
-                    "created_at": o.created_at.isoformat() + "Z"} for o in orgs])
+                    "created_at": utc_iso(o.created_at)} for o in orgs])
         return
     if not orgs:
         click.echo("no organizations")

@@ -22,6 +22,7 @@ from ..authz.grants import (
 )
 from ..authz.models import Grant
 from ..core.clikit import CliError, OrgParam, json_option, load
+from ..core.times import utc_iso
 from ..core.validation import ValidationError
 from ..identity.signout import sign_out_everywhere
 from ..orgs.models import Organization
@@ -49,13 +50,9 @@ def _errors():
         raise CliError(str(exc)) from None
 
 
-def _iso(value):
-    return value.isoformat() + "Z" if value else None
-
-
 def _user_json(u):
     return {"id": u.id, "email": u.email, "name": u.name, "role": u.role, "enabled": u.enabled,
-            "created_at": _iso(u.created_at), "last_login_at": _iso(u.last_login_at)}
+            "created_at": utc_iso(u.created_at), "last_login_at": utc_iso(u.last_login_at)}
 
 
 @click.group("user")
@@ -209,7 +206,7 @@ def _grant_json(g, tz):
     return {"id": g.id, "user": g.user.email, "level": g.level,
             "location": (g.location.code or g.location.name) if g.location_id else None,
             "survey_id": g.survey_id, "survey": g.survey.name if g.survey_id else None,
-            "expires_at": _iso(g.expires_at),
+            "expires_at": utc_iso(g.expires_at),
             "valid_through": (grant_valid_through(g, tz).isoformat()
                               if g.expires_at else None),
             "active": grant_active(g), "note": g.note}
