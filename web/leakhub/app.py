@@ -13,6 +13,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 from .api.problems import http_problem
 from .api.views import bp as api_bp
 from .api.views import ingest_bp as devices_api_bp
+from .audit.activity import TEMPLATE_GLOBALS as audit_activity_globals
 from .audit.views import bp as audit_bp
 from .backups.views import bp as backups_bp
 from .core import logging as app_logging
@@ -90,6 +91,7 @@ def create_app(config: Config | None = None, *, migrate: bool = True,
     Babel(app, locale_selector=_locale, timezone_selector=_timezone)
     web.init_app(app)
     templating.register_filters(app)
+    app.jinja_env.globals.update(audit_activity_globals)
 
     @app.before_request
     def _connect():

@@ -139,6 +139,7 @@ MATRIX: dict[str, dict[str, dict]] = {
     "users.my_sessions": {"GET": row("200 200 200 200 200 200 login 200")},
     "users.end_session": {"POST": row("3xx 3xx 3xx 3xx 3xx 3xx login 3xx")},
     "users.end_all_sessions": {"POST": row("3xx 3xx 3xx 3xx 3xx 3xx login 3xx")},
+    "users.my_language": {"POST": row("3xx 3xx 3xx 3xx 3xx 3xx login 3xx")},
     "users.signed_out_everywhere": {"GET": row("200 200 200 200 200 200 200 200")},
     "devices.index": {"GET": row(ADMIN_ONLY)},
     "devices.add": {"GET": row(ADMIN_ONLY), "POST": row("422 403 403 403 403 403 login 422")},

@@ -5,9 +5,64 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 
+import datetime as dt
+import re
+
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
+
 from .. import authz
+from ..core.templating import FILTERS
 from .models import AuditEntry
 from .writer import entity_type
+
+# What the Activity section shows instead of the stored names (issue 14): actions and the
+# fields people edit. Unknown names are shown as stored.
+ACTION_LABELS = {"create": _l("Created"), "update": _l("Changed"), "delete": _l("Deleted")}
+FIELD_LABELS = {
+    "tag": _l("Tag"), "tag_number": _l("Leak tag number"), "location": _l("Location"),
+    "survey": _l("Survey"), "found_at": _l("Found at"), "status": _l("Status"),
+    "rate_lpm": _l("Leak rate"), "pressure_bar": _l("Pressure"), "component": _l("Component"),
+    "priority": _l("Priority"), "description": _l("Description"), "gas": _l("Gas"),
+    "method": _l("Method"), "estimate_class": _l("Estimate class"),
+    "recommended_action": _l("Recommended action"), "spare_part": _l("Spare part"),
+    "due_date": _l("Due date"), "repaired_at": _l("Repair date"),
+    "repaired_by": _l("Repaired by"), "repair_cost": _l("Repair cost"),
+    "verified_at": _l("Verified"), "role": _l("Role"), "language": _l("Language"),
+    "name": _l("Name"), "timezone": _l("Time zone"), "security_mode": _l("Security mode"),
+}
+_ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+_ISO_DATETIME = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d+)?)?$")
+_DECIMAL = re.compile(r"^-?\d+\.\d+$")
+
+
+def display_value(value):
+    """A stored audit value for reading: dates and times (naive UTC) in the user's locale and
+    the organization's zone, decimals with the locale's separators, yes/no; else as stored."""
+    if value is None:
+        return "—"
+    if isinstance(value, bool):
+        return _("yes") if value else _("no")
+    if isinstance(value, str):
+        if _ISO_DATE.match(value):
+            return FILTERS["date"](dt.date.fromisoformat(value))
+        if _ISO_DATETIME.match(value):
+            return FILTERS["localdt"](dt.datetime.fromisoformat(value))
+        if _DECIMAL.match(value):
+            return FILTERS["num"](value, 6)
+    if isinstance(value, float):
+        return FILTERS["num"](value, 6)
+    return value
+
+
+def action_label(action: str) -> str:
+    label = ACTION_LABELS.get(action)
+    return str(label) if label is not None else action
+
+
+def field_label(name: str) -> str:
+    label = FIELD_LABELS.get(name)
+    return str(label) if label is not None else name
 
 
 @dataclass
@@ -62,3 +117,8 @@ def audit_for(actor: authz.Actor, entity, *, limit: int = 100) -> list[ActivityI
         items.append(ActivityItem(entry.id, entry.seq, entry.at, entry.actor_label,
                                   entry.actor_kind, entry.action, changes, details))
     return items
+
+
+# Installed by create_app: the Activity partial's labels and values.
+TEMPLATE_GLOBALS = {"audit_action_label": action_label, "audit_field_label": field_label,
+                    "audit_value": display_value}

@@ -6,7 +6,7 @@ from __future__ import annotations
 import datetime as dt
 from decimal import ROUND_HALF_UP, Decimal
 
-from babel.dates import format_datetime
+from babel.dates import format_date, format_datetime, format_time
 from flask import Flask, g, has_request_context
 from flask_babel import format_currency, format_decimal, get_locale
 from flask_login import current_user
@@ -72,16 +72,41 @@ def _money(value, currency: str = "EUR", digits: int | None = None):
     return f"{prefix}{_plain(value, 2 if digits is None else digits, fixed=True)}{suffix}"
 
 
+def _german() -> bool:
+    return str(_symbols()["locale"] or "en").startswith("de")
+
+
 def _localdt(value, fmt: str = "%Y-%m-%d %H:%M"):
+    """A naive-UTC time in the organization's zone: German 03.12.2026 14:05 (Babel's medium
+    date and short time), English 2026-12-03 14:05. A `fmt` without %H shows the date only."""
     if value is None:
         return ""
+    with_time = "%H" in fmt
     if isinstance(value, dt.datetime):
-        return utc_to_local(value, org_tz()).strftime(fmt)
-    return value.strftime(fmt.split(" ")[0])
+        local = utc_to_local(value, org_tz())
+    else:
+        local, with_time = value, False
+    if _german():
+        locale = _symbols()["locale"]
+        text = format_date(local, "medium", locale=locale)
+        return f"{text} {format_time(local, 'short', locale=locale)}" if with_time else text
+    return local.strftime(fmt if with_time else fmt.split(" ")[0])
 
 
 def _date(value):
-    if value is None:
+    """A calendar date for reading: German 03.12.2026, English 2026-12-03."""
+    if value is None or value == "":
+        return ""
+    if isinstance(value, dt.datetime):
+        value = value.date()
+    if _german():
+        return format_date(value, "medium", locale=_symbols()["locale"])
+    return value.strftime("%Y-%m-%d")
+
+
+def _isodate(value):
+    """A date as YYYY-MM-DD: the value of an <input type=date>."""
+    if value is None or value == "":
         return ""
     return value.strftime("%Y-%m-%d")
 
@@ -123,7 +148,7 @@ def org_time(value, fmt: str = "medium"):
 
 
 FILTERS = {"num": _num, "num_fixed": _num_fixed, "money": _money, "localdt": _localdt,
-           "isodate": _date, "input_dt": input_dt, "input_num": input_num,
+           "isodate": _isodate, "date": _date, "input_dt": input_dt, "input_num": input_num,
            "org_time": org_time}
 
 
