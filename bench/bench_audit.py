@@ -46,7 +46,7 @@ def main():
         Leak.update(priority=2).where(Leak.organization == org).execute()
         with_audit, without = [], []
         entries_before = AuditEntry.select().where(AuditEntry.organization == org).count()
-        for i in range(args.runs):
+        for _i in range(args.runs):
             # alternate so that caches and WAL state favour neither side
             without.append(one_run(1, audited=False))
             with_audit.append(one_run(3, audited=True))

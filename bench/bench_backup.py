@@ -89,9 +89,9 @@ def main() -> int:
     os.environ.update(env)
     from leakhub.backups import native
     from leakhub.backups.create import create_backup
+    from leakhub.backups.databases import pg_targets, pg_tool
     from leakhub.backups.keys import local_identities
     from leakhub.backups.restore import restore_backup
-    from leakhub.backups.databases import pg_targets, pg_tool
     from leakhub.backups.settings import get_settings
     from leakhub.core import logging as app_logging
     from leakhub.core import migrations
@@ -135,7 +135,7 @@ def main() -> int:
             t = time.perf_counter()
             t0 = time.perf_counter()
             created = create_backup(config, kind="manual", log_fn=(
-                (lambda m: print(f"  {time.perf_counter() - t0:7.2f}s {m}", flush=True))
+                (lambda m, t0=t0: print(f"  {time.perf_counter() - t0:7.2f}s {m}", flush=True))
                 if args.verbose else None))
             dt_ = time.perf_counter() - t
             best_create = dt_ if best_create is None else min(best_create, dt_)
@@ -147,7 +147,7 @@ def main() -> int:
             t = time.perf_counter()
             t0 = time.perf_counter()
             restore_backup(config, str(created.path), log_fn=(
-                (lambda m: print(f"  {time.perf_counter() - t0:7.2f}s {m}", flush=True))
+                (lambda m, t0=t0: print(f"  {time.perf_counter() - t0:7.2f}s {m}", flush=True))
                 if args.verbose else None))
             dt_ = time.perf_counter() - t
             best_restore = dt_ if best_restore is None else min(best_restore, dt_)

@@ -78,12 +78,12 @@ def main():
                   "external, 2 buildings granted (leaks one by one)",
                   "external, every building granted (leaks one by one)")
         sql50s = {}
-        for who, label in zip(readers, labels):
+        for who, label in zip(readers, labels, strict=False):
             # The raw SQL the dashboard needs (same statements, executed directly).
             boundaries = service.period_boundaries(who)
             statements = [q.sql() for _what, q in service.queries(who, boundaries, months)]
 
-            def raw_sql():
+            def raw_sql(statements=statements):
                 for sql, params in statements:
                     database.execute_sql(sql, params).fetchall()
 
@@ -91,7 +91,7 @@ def main():
                 raw_sql()
                 service.compute(who)
             sql50, sql95 = run(raw_sql)
-            svc50, svc95 = run(lambda: service.compute(who))
+            svc50, svc95 = run(lambda who=who: service.compute(who))
             d = service.compute(who)
             print(f"-- {label}: groups (site, period, status class, component) {d.groups} "
                   f"(open {d.open.count}, repaired/verified {d.fixed.count}; "
@@ -104,14 +104,14 @@ def main():
 
         admin = User.get_or_none(User.organization == org, User.sub == "bench") or \
             User.create(organization=org, sub="bench", email="bench@example.com", role="admin")
-        for user, label in zip([admin] + [r.user for r in readers[1:]], labels):
+        for user, label in zip([admin] + [r.user for r in readers[1:]], labels, strict=False):
             client = app.test_client()
             with client.session_transaction() as s:
                 s["org_id"] = org.id
                 s["_user_id"] = str(user.id)
                 s["_fresh"] = True
 
-            def http():
+            def http(client=client):
                 with app.app_context():  # fresh `g` per request, as in a server
                     resp = client.get("/dashboard", base_url="https://localhost")
                 assert resp.status_code == 200, resp.status_code

@@ -27,9 +27,9 @@ ROOT = Path(__file__).resolve().parents[1]
 # The integration tests' stack control and signed-in clients (tests/support, as pytest has it).
 sys.path.insert(0, str(ROOT / "tests"))
 
+from support.forms import Browser, make_world  # noqa: E402
 from support.kc import new_org, sign_in  # noqa: E402
 from support.stackctl import Stack  # noqa: E402
-from support.forms import Browser, make_world  # noqa: E402
 from support.tokens import Person  # noqa: E402
 
 READS = ["/leaks", "/dashboard", "api:/api/v1/leaks?per_page=50", "/leaks?status=open&page=3",

@@ -6,8 +6,8 @@ page (direct grants stay disabled) — but the code is exchanged by the test its
 client secret read from Leakhub's database. Every forged or foreign token must get 401; a
 valid token of another organization authenticates as that organization and sees only its
 data; disabling a user in Leakhub's database ends API access at the next request although
-the token is still valid. (Expiry beyond the leeway: tests/unit/test_tokens.py and
-tests/unit/test_api.py, with locally signed tokens.)
+the token is still valid. (Expiry beyond the leeway: tests/unit/identity/test_tokens.py and
+tests/unit/api/test_resources.py, with locally signed tokens.)
 """
 from __future__ import annotations
 
@@ -21,6 +21,7 @@ import uuid
 from pathlib import Path
 
 import pytest
+
 from support.kc import new_org
 from support.stackctl import sql
 from support.tokens import Person, api, b64url, invite

@@ -29,8 +29,7 @@ from pathlib import Path
 import pytest
 
 from support import kc
-from support.stackctl import (REPO, VENV_BIN, Stack, _stack_py, pick_previous, schema_head,
-                      superuser)
+from support.stackctl import REPO, VENV_BIN, Stack, _stack_py, pick_previous, schema_head, superuser
 
 pytestmark = pytest.mark.integration
 
@@ -45,7 +44,8 @@ args = json.loads(sys.argv[1])
 config = get_config()
 init_database(config)
 database.connect()
-org = database.execute_sql("SELECT id FROM organization WHERE slug = %s", (args["slug"],)).fetchone()[0]
+org = database.execute_sql("SELECT id FROM organization WHERE slug = %s",
+                           (args["slug"],)).fetchone()[0]
 # What the running stacks' own workers and sign-ins change on their own (security sync and
 # review, sessions, jobs, backups) is not data the backup must bring back unchanged.
 skip = {"security_event", "finding", "finding_event", "keycloak_event_cursor", "web_session",

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 import requests
+
 from support.stackctl import OUTSIDE, REPO, raw_get, second_caddy, session_from
 
 CADDYFILE = REPO / "caddy" / "Caddyfile"
@@ -328,7 +329,8 @@ def _secret_values(secrets_dir: Path) -> dict[str, str]:
 
 def test_stack_logs_contain_no_secret_values(stack):
     secrets = _secret_values(stack.home / "secrets")
-    assert "postgres-superuser-password:" in secrets and "keycloak-bootstrap-client-secret:" in secrets
+    assert "postgres-superuser-password:" in secrets \
+        and "keycloak-bootstrap-client-secret:" in secrets
     for log in sorted(stack.logs_dir.glob("*.log")):
         text = log.read_text(errors="replace")
         leaked = [name for name, value in secrets.items() if value in text]

@@ -16,10 +16,10 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
+from support.forms import Browser, make_world
 from support.kc import new_org, sign_in
 from support.stackctl import _stack_py, sql
 from support.tokens import Person
-from support.forms import Browser, make_world
 
 pytestmark = pytest.mark.integration
 
@@ -112,7 +112,7 @@ def test_concurrent_clients_mixing_forms_api_device_import_and_reads(any_stack, 
 
     def device_client(n: int):
         http = stack.requests_session()
-        for i in _until(deadline):
+        for _i in _until(deadline):
             where = {"location": "BER / H1 / A1"} if n % 2 else {"location_code": "A1"}
             finding = {"id": f"dev{n}-{uuid.uuid4().hex}", **where,
                        "found_at": "2024-03-07T11:00", "rate_lpm": 4.5,

@@ -326,7 +326,8 @@ def test_user_with_temporary_password_and_update_password(stack, kc, realm):
     assert kc.find_user_by_email(slug, "nobody@example.com") is None
     creds = kc._json("GET", f"/admin/realms/{slug}/users/{user_id}/credentials")
     data = json.loads(creds[0]["credentialData"])
-    assert data == {"hashIterations": 210000, "algorithm": "pbkdf2-sha512", "additionalParameters": {}}
+    assert data == {"hashIterations": 210000, "algorithm": "pbkdf2-sha512",
+                    "additionalParameters": {}}
     with pytest.raises(KeycloakConflict):
         kc.create_user(slug, email=email)
     # the temporary password is not in the admin events
@@ -544,11 +545,12 @@ class _LoginPage:
         verifier = secrets.token_urlsafe(48)
         challenge = base64.urlsafe_b64encode(
             hashlib.sha256(verifier.encode()).digest()).rstrip(b"=").decode()
-        page = self._send("GET", f"{self.stack.keycloak_url}/realms/{self.slug}/protocol/openid-connect/auth",
-                          params={"client_id": "leakhub", "response_type": "code", "scope": "openid",
-                                  "redirect_uri": f"{self.stack.public_url}/oidc/callback/{self.slug}",
-                                  "state": secrets.token_urlsafe(8), "nonce": secrets.token_urlsafe(8),
-                                  "code_challenge": challenge, "code_challenge_method": "S256"})
+        auth = f"{self.stack.keycloak_url}/realms/{self.slug}/protocol/openid-connect/auth"
+        page = self._send("GET", auth, params={
+            "client_id": "leakhub", "response_type": "code", "scope": "openid",
+            "redirect_uri": f"{self.stack.public_url}/oidc/callback/{self.slug}",
+            "state": secrets.token_urlsafe(8), "nonce": secrets.token_urlsafe(8),
+            "code_challenge": challenge, "code_challenge_method": "S256"})
         assert page.status_code == 200, page.status_code
         m = re.search(r'<form[^>]*id="kc-form-login"[^>]*action="([^"]+)"', page.text, re.S)
         assert m, page.text[:500]

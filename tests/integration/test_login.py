@@ -53,7 +53,8 @@ def test_logout_ends_keycloak_session_and_old_cookie_is_worthless(stack):
     http = stack.requests_session()
     resp, password = sign_in(http, stack, slug, email, otp)
     assert resp.url == f"{stack.public_url}/"
-    cookie_name = next(c.name for c in http.cookies if "leakhub" in c.name and c.name != "leakhub_org")
+    cookie_name = next(c.name for c in http.cookies
+                       if "leakhub" in c.name and c.name != "leakhub_org")
     stolen = http.cookies.get(cookie_name)
     csrf = re.search(r'name="csrf_token" value="([^"]+)"', resp.text).group(1)
     out = http.post(f"{stack.public_url}/logout", data={"csrf_token": csrf}, allow_redirects=True)

@@ -13,6 +13,7 @@ from psycopg import sql
 
 from leakhub.core import migrations
 from leakhub.core.db import database
+
 from support.stackctl import scratch_database
 
 pytestmark = pytest.mark.integration
@@ -91,7 +92,7 @@ def fill(conn, tables):
             if needs - set(ids):
                 continue
             row = {}
-            for n, (name, data_type, nullable, default, length) in enumerate(cols):
+            for n, (name, data_type, _nullable, default, length) in enumerate(cols):
                 if default and default.startswith("nextval("):
                     continue
                 if (table, name) in fks:
@@ -131,7 +132,7 @@ def test_migrating_from_an_earlier_version_keeps_the_data(stack, scratch, tmp_pa
             got = conn.execute(sql.SQL("SELECT {} FROM {} WHERE {} = %s").format(
                 sql.SQL(", ").join(map(sql.Identifier, row)), sql.Identifier(table),
                 sql.Identifier(primary_key(conn, table))), (ids[table],)).fetchone()
-            return None if got is None else dict(zip(row, got))
+            return None if got is None else dict(zip(row, got, strict=False))
 
         # As stored, not as inserted: columns kept by triggers (leak.site_id) hold what the
         # database derived.

@@ -11,6 +11,7 @@ from pathlib import Path
 import psycopg
 import pytest
 import requests
+
 from support.stackctl import OUTSIDE, raw_get, second_caddy, session_from, stop
 
 pytestmark = pytest.mark.integration

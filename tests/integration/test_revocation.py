@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from support.kc import new_org, sign_in
-
 from leakhub.identity.keycloak_admin import KeycloakAdmin
+
+from support.kc import new_org, sign_in
 
 CSV = "Tag,Location,Found at,Leak rate l/min\n501,BER/H1,2024-03-01,12.5\n"
 

@@ -9,4 +9,5 @@ here, never from each other:
 - forms: a browser without JavaScript (Browser, Form) and data made through the forms
 - browser: Debian's Chromium driven by Playwright, trusting the stack's CA
 - reporting_data: locations, leaks, photos and PDF text for unit and integration tests
+- session: signing a Flask test client in without Keycloak (unit tests)
 """

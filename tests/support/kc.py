@@ -7,7 +7,8 @@ import re
 import secrets
 import uuid
 
-_FORM = re.compile(r'<form[^>]*id="(kc-form-login|kc-passwd-update-form)"[^>]*action="([^"]+)"', re.S)
+_FORM = re.compile(r'<form[^>]*id="(kc-form-login|kc-passwd-update-form)"[^>]*action="([^"]+)"',
+                   re.S)
 _FORM_ANY = re.compile(r'<form[^>]*action="([^"]+)"', re.S)
 
 

@@ -1,5 +1,5 @@
-"""Test data for photos, imports, exports, reports and the dashboard (not a conftest: import
-it from the tests that need it)."""
+"""Test data for photos, imports, exports, reports and the dashboard, for unit and integration
+tests (the unit tests' `tree` fixture is make_tree)."""
 from __future__ import annotations
 
 import base64
@@ -9,12 +9,16 @@ import re
 import zlib
 from decimal import Decimal as D
 
+from PIL import Image
+
+from leakhub.dashboard.counts import differences
+from leakhub.leaks import service as leaks
+from leakhub.locations import service as loc
+
 BASE = "https://localhost"
 
 
 def make_tree(actor):
-    from leakhub.locations import service as loc
-
     site = loc.create_location(actor, kind="site", code="BER", name="Werk Berlin")
     hall = loc.create_location(actor, kind="building", code="H1", name="Halle 1", parent=site)
     area = loc.create_location(actor, kind="area", code="A1", name="Montage", parent=hall)
@@ -23,16 +27,12 @@ def make_tree(actor):
 
 
 def new_leak(actor, location, **kw):
-    from leakhub.leaks import service
-
     values = dict(location=location.id, found_at=dt.datetime(2024, 3, 1, 9), rate_lpm=D("20"))
     values.update(kw)
-    return service.create_leak(actor, **values)
+    return leaks.create_leak(actor, **values)
 
 
 def jpeg_with_exif_gps(size=(64, 48), orientation=None) -> bytes:
-    from PIL import Image
-
     img = Image.new("RGB", size, (200, 30, 30))
     exif = Image.Exif()
     exif[0x010F] = "SecretCam"  # Make
@@ -51,8 +51,6 @@ def jpeg_with_exif_gps(size=(64, 48), orientation=None) -> bytes:
 
 
 def png_bytes(size=(20, 10)) -> bytes:
-    from PIL import Image
-
     out = io.BytesIO()
     Image.new("RGBA", size, (0, 100, 0, 128)).save(out, "PNG")
     return out.getvalue()
@@ -78,6 +76,4 @@ def pdf_text(data: bytes) -> bytes:
 def leak_daily_mismatches() -> dict:
     """Rows of the per-day counts (LeakDaily, LeakRepairedDaily) that differ from counting the
     leak table again in Python: {key: (kept, counted)}. Empty when the triggers kept them."""
-    from leakhub.dashboard.counts import differences
-
     return differences()

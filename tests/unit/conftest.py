@@ -1,10 +1,18 @@
-"""Unit tests: no servers, SQLite on a temporary file."""
+"""Unit tests: no servers, SQLite on a temporary file.
+
+The one place for fixtures that more than one test module uses (config, app, client, org,
+other_org, make_user, make_actor, actor, login, tree); a fixture only one module needs stays in
+that module. Test data and helpers are in tests/support (`from support.reporting_data import
+...`), never imported from another test module."""
 from __future__ import annotations
 
 import pytest
 
 from leakhub.core.config import Config
 from leakhub.core.secrets import ensure_all
+
+from support.reporting_data import make_tree
+from support.session import sign_in
 
 
 @pytest.fixture
@@ -89,10 +97,12 @@ def login(app, client):
     """login(user) → the test client, signed in as `user` (CSRF token "t")."""
     def _login(user, c=None):
         c = c or client
-        with c.session_transaction() as s:
-            s["org_id"] = user.organization_id
-            s["_user_id"] = str(user.id)
-            s["_fresh"] = True
-            s["csrf"] = "t"
+        sign_in(c, user)
         return c
     return _login
+
+
+@pytest.fixture
+def tree(actor):
+    """BER (Werk Berlin) / H1 / A1 and MUC (Werk München), made by `actor`."""
+    return make_tree(actor)

@@ -2,7 +2,6 @@
 attribute, chosen in that order: the user's, the organization's, the browser's) and the one
 number parser of forms, imports and the API ("6.000"/"6,000" in both languages). Keycloak is
 faked at the edge (identity.keycloak.admin_client)."""
-import datetime as dt
 import json
 from decimal import Decimal as D
 

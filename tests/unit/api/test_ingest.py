@@ -47,7 +47,8 @@ def test_ingest_creates_leaks_to_review_and_replay_is_idempotent(client, setup):
     assert first.status_code == 201, first.json
     assert len(first.json["created"]) == 2
     leaks = list(Leak.select().where(Leak.organization == org))
-    assert {lk.status for lk in leaks} == {"to_review"} and {lk.source for lk in leaks} == {"device"}
+    assert {lk.status for lk in leaks} == {"to_review"} \
+        and {lk.source for lk in leaks} == {"device"}
     again = post(client, body)
     assert again.status_code == 200 and len(again.json["duplicates"]) == 2
     assert Leak.select().count() == 2

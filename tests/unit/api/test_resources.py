@@ -95,11 +95,6 @@ def api(client, caller, admin):
 
 
 @pytest.fixture
-def tree(actor):
-    return make_tree(actor)
-
-
-@pytest.fixture
 def survey(actor, tree):
     from leakhub.surveys import service as sv
 

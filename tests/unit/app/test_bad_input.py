@@ -16,7 +16,7 @@ from leakhub.imports import formats, service
 from leakhub.leaks.models import Leak
 from leakhub.photos import service as photos
 
-from support.reporting_data import BASE, make_tree
+from support.reporting_data import BASE
 
 LIMIT = formats.MAX_FIELD_CHARS
 HEAD = "Tag;Standort;Datum;Leckrate l/min;Bemerkung\n"
@@ -28,11 +28,6 @@ def csv_with(cell: str, at_row: int = 3) -> bytes:
         text = cell if row == at_row else "ok"
         lines.append(f"{row};BER/H1/A1;01.02.2024;5;{text}\n")
     return "".join(lines).encode()
-
-
-@pytest.fixture
-def tree(actor):
-    return make_tree(actor)
 
 
 @pytest.mark.parametrize("size", [LIMIT + 1, 200_000])  # ours, and over the csv module's

@@ -25,9 +25,10 @@ from babel.messages.extract import DEFAULT_KEYWORDS, extract_from_dir
 from babel.messages.frontend import parse_mapping_cfg
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
-from support.reporting_data import make_tree, new_leak
 
 from leakhub.leaks import service as leaks
+
+from support.reporting_data import make_tree, new_leak
 
 REPO = Path(__file__).resolve().parents[3]
 PACKAGE = "web/leakhub"

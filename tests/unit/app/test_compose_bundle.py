@@ -91,7 +91,8 @@ def _yaml_load(text: str):
         pytest.fail("cannot parse YAML: install PyYAML (pip install pyyaml)")
     interpreter = first[2:].strip().split()
     out = subprocess.run(
-        [*interpreter, "-c", "import json, sys, yaml; json.dump(yaml.safe_load(sys.stdin), sys.stdout)"],
+        [*interpreter, "-c",
+         "import json, sys, yaml; json.dump(yaml.safe_load(sys.stdin), sys.stdout)"],
         input=text, capture_output=True, text=True, timeout=60,
         env={k: v for k, v in os.environ.items() if not k.startswith(("PYTHON", "VIRTUAL_ENV"))},
     )
@@ -127,7 +128,8 @@ def test_env_example_is_a_valid_env_file_and_leaves_the_required_settings_empty(
     assert result.returncode == 0, result.stderr
     text = ENV_EXAMPLE.read_text()
     for name in REQUIRED_SETTINGS:
-        assert re.search(rf"^{name}=$", text, re.M), f"{name} must be listed, empty, in .env.example"
+        assert re.search(rf"^{name}=$", text, re.M), \
+            f"{name} must be listed, empty, in .env.example"
     assert re.search(r"^COMPOSE_PROJECT_NAME=leakhub$", text, re.M)
 
 
@@ -230,10 +232,12 @@ def test_images_are_pinned_to_exact_versions(config):
         repository, _, tag = image.rpartition(":")
         assert repository and "/" not in tag, f"{name}: image {image} has no tag"
         exact = EXACT_PG_TAG if repository == "postgres" else EXACT_TAG
-        assert exact.match(tag) and tag != "latest", f"{name}: {image} is not pinned to an exact version"
+        assert exact.match(tag) and tag != "latest", \
+            f"{name}: {image} is not pinned to an exact version"
         if name in APP_SERVICES:
             # A local name: an accidental pull goes to no public registry.
-            assert image == f"localhost/leakhub:{version}", f"{name}: {image} (pyproject: {version})"
+            assert image == f"localhost/leakhub:{version}", \
+                f"{name}: {image} (pyproject: {version})"
             assert service["build"]["dockerfile"] == "web/Dockerfile"
             assert Path(service["build"]["context"]) == REPO
             # Built here or loaded from the delivery archive, never pulled (v2 builds it when
@@ -267,7 +271,8 @@ def test_dockerfile_base_image_is_pinned_and_final_stage_is_not_root():
     final = stages[-1]
     assert final["user"] is not None, "the final stage must switch to the app user"
     uid = final["user"].split(":")[0]
-    assert uid.isdigit() and int(uid) == APP_UID, f"USER {final['user']} (numeric {APP_UID} expected)"
+    assert uid.isdigit() and int(uid) == APP_UID, \
+        f"USER {final['user']} (numeric {APP_UID} expected)"
     text = DOCKERFILE.read_text()
     assert "PYTHONDONTWRITEBYTECODE=1" in text and "PYTHONUNBUFFERED=1" in text
     assert "postgresql-client-15" in text
@@ -283,8 +288,8 @@ def test_app_containers_run_as_the_app_user(config):
     assert setup["entrypoint"] == ["/bin/sh", "/app/compose/setup-entrypoint.sh"]
     script = (REPO / "compose" / "setup-entrypoint.sh").read_text()
     assert f"APP_UID={APP_UID}" in script
-    assert re.search(r'^exec setpriv --reuid="\$APP_UID" --regid="\$APP_UID" --clear-groups -- "\$@"$',
-                     script, re.M)
+    assert re.search(r'^exec setpriv --reuid="\$APP_UID" --regid="\$APP_UID" '
+                     r'--clear-groups -- "\$@"$', script, re.M)
 
 
 def test_every_container_is_hardened(config):
@@ -316,7 +321,8 @@ def test_networks_keep_everything_but_caddy_internal(config):
 def test_volumes(config):
     assert VOLUMES <= set(config["volumes"])
     mounts = {
-        name: {v.split(":")[0]: v.split(":")[1] for v in s.get("volumes", []) if not v.startswith("/")}
+        name: {v.split(":")[0]: v.split(":")[1]
+               for v in s.get("volumes", []) if not v.startswith("/")}
         for name, s in config["services"].items()
     }
     assert mounts["postgres"]["pgdata"] == "/var/lib/postgresql/data"
@@ -444,8 +450,8 @@ def _secret_copies_made_by_setup() -> dict:
     script = (REPO / "compose" / "setup-entrypoint.sh").read_text()
     dirs = {"PG": "postgres", "KC": "keycloak", "WEB": "web"}
     copies = {service: set() for service in dirs.values()}
-    for names, var in re.findall(r'for name in ([a-z0-9 -]+); do\s+copy_secret "\$name" "\$(\w+)_DIR"',
-                                 script):
+    for names, var in re.findall(
+            r'for name in ([a-z0-9 -]+); do\s+copy_secret "\$name" "\$(\w+)_DIR"', script):
         copies[dirs[var]] |= set(names.split())
     for name, var in re.findall(r'^\s*copy_secret ([a-z0-9-]+) "\$(\w+)_DIR"', script, re.M):
         copies[dirs[var]].add(name)
@@ -555,7 +561,8 @@ def _placeholder(value: str) -> bool:
 
 
 def _config_file(path: Path) -> bool:
-    return path.suffix in _CONFIG_SUFFIXES or path.name.startswith(".env") or path.name.endswith(".env.example")
+    return path.suffix in _CONFIG_SUFFIXES or path.name.startswith(".env") \
+        or path.name.endswith(".env.example")
 
 
 def _json_findings(data, where=""):
@@ -618,11 +625,13 @@ def test_no_secrets_in_tracked_files():
 
 
 def test_secret_scanner_finds_what_it_should():
-    pem = "-----" + "BEGIN OPENSSH PRIVATE KEY" + "-----\nb3BlbnNzaC1rZXktdjEAAAAABG5vbmUAAAAEbm9uZQ"
+    pem = ("-----" + "BEGIN OPENSSH PRIVATE KEY" + "-----\n"
+           "b3BlbnNzaC1rZXktdjEAAAAABG5vbmUAAAAEbm9uZQ")
     assert _PEM_KEY.search(pem)
     assert _AGE_KEY.search("AGE-SECRET-" + "KEY-1" + "QQQQ" * 15)
     assert not _AGE_KEY.search("never log AGE-SECRET-" + "KEY- values")
-    assert _secret_key("POSTGRES_PASSWORD") and _secret_key("client_secret") and _secret_key("clientSecret")
+    assert _secret_key("POSTGRES_PASSWORD") and _secret_key("client_secret") \
+        and _secret_key("clientSecret")
     assert not _secret_key("POSTGRES_PASSWORD_FILE") and not _secret_key("passwordPolicy")
     assert _placeholder("${APP_CLIENT_SECRET}") and _placeholder("**********") and _placeholder("")
     assert not _placeholder("changeme") and not _placeholder("hunter2")

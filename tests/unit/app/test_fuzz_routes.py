@@ -15,7 +15,8 @@ from decimal import Decimal as D
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from joserfc import jwt
 from joserfc.jwk import KeySet, RSAKey
 
@@ -130,13 +131,10 @@ def test_random_fields_into_every_state_changing_route(app, world):
     started = time.monotonic()
     seen, failures = [], []
     statuses = {"api": collections.Counter(), "ui": collections.Counter()}
-    for rule, method in routes(app):
-        with app.test_request_context():
-            args = {a: world["ids"].get(a, 1) for a in rule.arguments}
-            url = app.url_map.bind("leakhub.test").build(rule.endpoint, args, method=method)
-        api = rule.rule.startswith("/api/")
-        seen.append(f"{method} {rule.rule}")
 
+    def fuzz(method, url, api, rule):
+        """A bounded number of random bodies into one route (defined outside the loop below so
+        that it binds this route, not the loop's variables)."""
         @FUZZ
         @given(fields=json_body if api else form, upload=st.one_of(
             st.none(), st.binary(max_size=2000), st.just(png_bytes())))
@@ -167,6 +165,14 @@ def test_random_fields_into_every_state_changing_route(app, world):
             assert resp.status_code < 500, (method, rule.rule, resp.status_code, fields)
 
         one()
+
+    for rule, method in routes(app):
+        with app.test_request_context():
+            args = {a: world["ids"].get(a, 1) for a in rule.arguments}
+            url = app.url_map.bind("leakhub.test").build(rule.endpoint, args, method=method)
+        api = rule.rule.startswith("/api/")
+        seen.append(f"{method} {rule.rule}")
+        fuzz(method, url, api, rule)
     assert len(seen) >= 40 and not failures
     # The callers were signed in and got past CSRF and authentication: the fuzz reached the
     # views (validation errors, successes), not only the doors.

@@ -24,7 +24,6 @@ A route missing from MATRIX fails test_every_route_is_in_the_matrix: add it here
 from __future__ import annotations
 
 import datetime as dt
-import io
 import itertools
 import re
 import shutil
@@ -52,7 +51,7 @@ BASE = "https://localhost"
 def row(text: str) -> dict:
     values = text.split()
     assert len(values) == len(ROLES), text
-    return dict(zip(ROLES, values))
+    return dict(zip(ROLES, values, strict=False))
 
 
 MEMBER_READ = "200 200 200 200 200 403 login 200"      # lists/pages every member sees
@@ -243,7 +242,8 @@ def people(env):
     users["other"] = User.create(organization=org_b, sub="sub-other", email="admin@b.test",
                                  role="admin")
     # A backup archive on disk (appliance-wide, shown to the operator organization's admins).
-    from leakhub.backups import archive, inventory as backups
+    from leakhub.backups import archive
+    from leakhub.backups import inventory as backups
     from leakhub.backups.models import BackupRecord
 
     config = env["config"]
@@ -329,7 +329,7 @@ def bearer(env, user) -> dict:
                                                     env["key"])}
 
 
-def call(env, people, world, rule, method, role) -> "Response":  # noqa: F821
+def call(env, people, world, rule, method, role) -> Response:  # noqa: F821
     from leakhub.imports.views import SESSION_KEY
 
     app = env["app"]

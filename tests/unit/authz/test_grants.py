@@ -32,8 +32,8 @@ def world(app):
         return Leak.create(organization=org_, tag=tag, location=loc, rate_lpm=Decimal("10"),
                            survey=survey_)
 
-    leaks = {"area": leak("1", area), "b": leak("2", site_b), "survey": leak("3", site_b, survey_=survey),
-             "foreign": leak("9", other_site, other)}
+    leaks = {"area": leak("1", area), "b": leak("2", site_b),
+             "survey": leak("3", site_b, survey_=survey), "foreign": leak("9", other_site, other)}
     users = {r: User.create(organization=org, sub=r, email=f"{r}@acme.test", role=r)
              for r in ("admin", "manager", "editor", "viewer", "external")}
     return dict(org=org, other=other, site_a=site_a, hall=hall, area=area, site_b=site_b,

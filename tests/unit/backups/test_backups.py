@@ -17,8 +17,18 @@ from pathlib import Path
 import pytest
 from pyrage import x25519
 
-from leakhub.backups import (archive, create, inventory, jobs, keys, lock, restore, rotation,
-                             service, verify)
+from leakhub.backups import (
+    archive,
+    create,
+    inventory,
+    jobs,
+    keys,
+    lock,
+    restore,
+    rotation,
+    service,
+    verify,
+)
 from leakhub.backups.models import BackupDownload, BackupRecord
 from leakhub.backups.settings import BackupSettings, set_settings
 from leakhub.core import migrations
@@ -127,7 +137,7 @@ def test_archive_contents_and_manifest(app, config, seeded):
     assert manifest["kind"] == "manual" and manifest["database"] == "sqlite"
     assert [o["slug"] for o in manifest["organizations"]] == ["acme"]
     assert manifest["uploads"]["files"] == 4       # two photos, two thumbnails
-    for name, meta in manifest["files"].items():
+    for _name, meta in manifest["files"].items():
         assert len(meta["sha256"]) == 64 and meta["size"] >= 0
     assert manifest["table_counts"]["app"]["leak"] == 5
     row = BackupRecord.get(BackupRecord.file_name == created.name)
@@ -431,7 +441,8 @@ def test_worker_jobs_are_recorded_and_interrupted_runs_reported(app, config, see
     run = run_recorded("backup", jobs.scheduled_backup)
     assert run.status == "ok", run.message
     assert "MiB" in run.message and "1 interrupted earlier run(s) marked failed" in run.message
-    assert JobRun.select().where((JobRun.job == "backup") & (JobRun.status == "failed")).count() == 1
+    assert JobRun.select().where((JobRun.job == "backup")
+                                 & (JobRun.status == "failed")).count() == 1
     verify = run_recorded("backup-verify", jobs.verify_pending)
     assert verify.status == "ok" and "verified" in verify.message, verify.message
     assert BackupRecord.select().first().verify_status == "ok"

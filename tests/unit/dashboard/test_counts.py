@@ -4,8 +4,6 @@ deletes, location path changes — and the migration's backfill counts what is t
 import datetime as dt
 from decimal import Decimal as D
 
-import pytest
-
 from leakhub.core.db import database, is_postgres
 from leakhub.core.migrations import m0011_leak_daily
 from leakhub.dashboard.models import LeakDaily, LeakRepairedDaily
@@ -15,11 +13,6 @@ from leakhub.leaks.models import Leak
 from leakhub.locations.models import Location
 
 from support.reporting_data import leak_daily_mismatches, make_tree, new_leak
-
-
-@pytest.fixture
-def tree(actor):
-    return make_tree(actor)
 
 
 def kept(org, **where):
@@ -133,7 +126,8 @@ def test_leakctl_dashboard_check_and_recount(actor, tree, org):
     assert {r["row"][0] for r in rows} == {"leak_daily", "leak_repaired_daily"}
     fixed = runner.invoke(cli, ["dashboard", "recount", "--org", org.slug],
                           catch_exceptions=False)
-    assert fixed.exit_code == 0 and "(3 rows differed)" in fixed.output  # open, repaired, repair day
+    # open, repaired, repair day
+    assert fixed.exit_code == 0 and "(3 rows differed)" in fixed.output
     assert not leak_daily_mismatches()
     assert AuditEntry.select().where(AuditEntry.action == "dashboard.recount").count() == 1
     unknown = runner.invoke(cli, ["dashboard", "recount", "--org", "nope"])

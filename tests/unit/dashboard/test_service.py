@@ -57,7 +57,8 @@ def test_figures_equal_hand_computed_sums(actor, data):
     sites = {s.label.split(" ")[0]: s for s in d.by_site}
     assert sites["BER"].open.count == 2 and sites["BER"].open.cost_year == D("384")
     assert sites["BER"].fixed.expected_cost_year == D("486.4")
-    assert sites["MUC"].open.cost_year == D("144") and sites["MUC"].fixed.expected_cost_year == D("96")
+    assert sites["MUC"].open.cost_year == D("144") \
+        and sites["MUC"].fixed.expected_cost_year == D("96")
     comps = dict(d.by_component)
     assert comps["hose"].count == 2 and comps["hose"].cost_year == D("240")
     assert comps["frl_unit"].cost_year == D("288")

@@ -32,7 +32,7 @@ def test_xlsx_numbers_are_numbers_and_formulas_neutralised(actor, data, login):
     ws = load_workbook(io.BytesIO(resp.data)).active
     rows = list(ws.iter_rows(values_only=True))
     header = rows[0]
-    by_tag = {r[0]: dict(zip(header, r)) for r in rows[1:]}
+    by_tag = {r[0]: dict(zip(header, r, strict=False)) for r in rows[1:]}
     a = by_tag["1"]
     for col in ("Leak rate l/min", "Rate low l/min", "Rate high l/min", "Pressure bar",
                 "Energy kWh per year", "Cost per year", "CO2 kg per year", "Priority"):
@@ -65,7 +65,7 @@ def test_csv_bom_german_options_and_neutralised(actor, data, login):
     text = resp.data.decode("utf-8-sig")
     rows = list(csv.reader(io.StringIO(text), delimiter=";"))
     header = rows[0]
-    a = dict(zip(header, rows[1] if rows[1][0] == "1" else rows[2]))
+    a = dict(zip(header, rows[1] if rows[1][0] == "1" else rows[2], strict=False))
     assert a["Leak rate l/min"] == "12,5" and a["Rate high l/min"] == "15,25"
     assert a["Cost per year"] == "121,60"
     assert a["Description"].startswith("'=") and a["Found by"] == "'@admin"
@@ -114,5 +114,5 @@ def test_leak_list_links_to_exports_with_its_filter(actor, data, login):
     tree = data[0]
     c = login(actor.user)
     html = c.get(f"/leaks?location={tree['site2'].id}&status=open", base_url=BASE).data.decode()
-    assert f"/leaks/export.xlsx?" in html and f"location={tree['site2'].id}" in html
+    assert "/leaks/export.xlsx?" in html and f"location={tree['site2'].id}" in html
     assert "sep=semicolon" in html and "decimal=comma" in html

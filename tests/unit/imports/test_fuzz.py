@@ -7,13 +7,11 @@ from __future__ import annotations
 import datetime as dt
 import io
 
-import pytest
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from openpyxl import Workbook
 
 from leakhub.imports import mapping, service
-
-from support.reporting_data import make_tree
 
 FUZZ = settings(max_examples=60, deadline=None, database=None,
                 suppress_health_check=[HealthCheck.function_scoped_fixture,
@@ -39,11 +37,6 @@ def _check(result):
         assert str(e).strip()
     if result.errors or result.conflicts:
         assert not result.committed
-
-
-@pytest.fixture
-def tree(actor):
-    return make_tree(actor)
 
 
 @FUZZ

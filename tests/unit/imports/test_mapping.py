@@ -16,12 +16,7 @@ from leakhub.imports import mapping, service
 from leakhub.leaks.models import Leak
 from leakhub.locations.models import Location
 
-from support.reporting_data import BASE, make_tree, new_leak
-
-
-@pytest.fixture
-def tree(actor):
-    return make_tree(actor)
+from support.reporting_data import BASE, new_leak
 
 
 def run(actor, text, **kw):

@@ -9,7 +9,7 @@ import pytest
 from leakhub.imports import formats, mapping, service
 from leakhub.leaks.models import Leak, LeakStatusChange
 
-from support.reporting_data import BASE, make_tree
+from support.reporting_data import BASE
 
 GERMAN = (
     "Leckage-Nr;Standort;Datum;Leckrate l/min;Druck;Bauteil;Bemerkung;Status\r\n"
@@ -22,11 +22,6 @@ GERMAN = (
 def run(actor, text_or_bytes, name="leaks.csv", **kw):
     data = text_or_bytes if isinstance(text_or_bytes, bytes) else text_or_bytes.encode()
     return service.run_import(actor, data, name, **kw)
-
-
-@pytest.fixture
-def tree(actor):
-    return make_tree(actor)
 
 
 def test_suggest_mapping_from_german_and_english_headers():
@@ -84,7 +79,8 @@ def test_utf8_bom_comma_csv(actor, tree):
     assert (result.encoding, result.delimiter) == ("utf-8", ",")
     assert result.mapping[0] == "tag"  # BOM not part of the first header
     leak = Leak.get()
-    assert leak.tag == "A-1" and leak.rate_lpm == D("7.25") and leak.description == "Fitting, leaking"
+    assert leak.tag == "A-1" and leak.rate_lpm == D("7.25") \
+        and leak.description == "Fitting, leaking"
 
 
 def test_one_bad_row_imports_nothing_and_names_row_and_column(actor, tree):
@@ -129,7 +125,8 @@ def test_reimport_is_idempotent_and_conflicts_are_reported(actor, tree):
 
 def test_status_moves_along_workflow_on_update(actor, tree):
     run(actor, GERMAN.encode("cp1252"))
-    text = GERMAN.replace("Kupplung undicht – Größe ½\";offen", "Kupplung undicht – Größe ½\";verifiziert")
+    text = GERMAN.replace("Kupplung undicht – Größe ½\";offen",
+                          "Kupplung undicht – Größe ½\";verifiziert")
     res = run(actor, text.encode("cp1252"), options=service.Options(update_existing=True))
     assert res.committed, [str(e) for e in res.errors]
     leak = Leak.get(Leak.tag == "101")
@@ -140,7 +137,8 @@ def test_status_moves_along_workflow_on_update(actor, tree):
 
 
 def test_missing_locations_error_or_created(actor, tree):
-    text = "Tag;Standort;Datum;Leckrate l/min\n1;HAM/Halle 7/Presse;01.02.2024;5\n2;HAM/Halle 7;01.02.2024;6\n"
+    text = ("Tag;Standort;Datum;Leckrate l/min\n1;HAM/Halle 7/Presse;01.02.2024;5\n"
+            "2;HAM/Halle 7;01.02.2024;6\n")
     res = run(actor, text)
     assert not res.committed and {e.column for e in res.errors} == {"Standort"}
     assert {e.row for e in res.errors} == {2, 3}

@@ -10,21 +10,7 @@ from leakhub.leaks import service
 from leakhub.leaks.models import Leak
 from leakhub.locations import service as loc
 
-
-@pytest.fixture
-def tree(actor):
-    site = loc.create_location(actor, kind="site", code="BER", name="Werk Berlin")
-    hall = loc.create_location(actor, kind="building", code="H1", name="Halle 1", parent=site)
-    area = loc.create_location(actor, kind="area", code="A1", name="Montage", parent=hall)
-    site2 = loc.create_location(actor, kind="site", code="MUC", name="Werk München")
-    return {"site": site, "hall": hall, "area": area, "site2": site2}
-
-
-def new_leak(actor, location, **kw):
-    values = dict(location=location.id, found_at=dt.datetime(2024, 3, 1, 9), rate_lpm=D("20"))
-    values.update(kw)
-    return service.create_leak(actor, **values)
-
+from support.reporting_data import new_leak
 
 # ---------------------------------------------------------------- locations
 
@@ -214,7 +200,8 @@ def test_parse_leak_form_decimal_comma_and_timezone(org):
 # ---------------------------------------------------------------- lists
 
 def test_list_filters(actor, tree):
-    a = new_leak(actor, tree["area"], component="frl_unit", priority=1, description="Wartungseinheit")
+    a = new_leak(actor, tree["area"], component="frl_unit", priority=1,
+                 description="Wartungseinheit")
     b = new_leak(actor, tree["hall"], component="hose", found_at=dt.datetime(2023, 1, 5))
     c = new_leak(actor, tree["site2"], component="hose", rate_lpm=D("99"))
     service.change_status(actor, c, "repaired")

@@ -150,8 +150,9 @@ def test_bulk_status(world, admin, login):
     a, b, d = mk(world), mk(world), mk(world)
     service.change_status(world["actor"], d, "repaired")
     c = login(admin)
-    r = c.post("/leaks/bulk-status", data={"csrf_token": "t", "ids": [a.id, b.id, d.id],
-                                           "status": "repair_planned", "next": "/leaks?status=open"})
+    r = c.post("/leaks/bulk-status", data={
+        "csrf_token": "t", "ids": [a.id, b.id, d.id], "status": "repair_planned",
+        "next": "/leaks?status=open"})
     assert r.status_code == 302 and r.headers["Location"].endswith("/leaks?status=open")
     assert Leak.get_by_id(a.id).status == "open"  # all or nothing
     page = c.get("/leaks").get_data(as_text=True)

@@ -20,7 +20,7 @@ from leakhub.core.secrets import ensure_all
 def _self_signed(path, days):
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "leakhub.plant.test")])
-    now = dt.datetime.now(dt.timezone.utc)
+    now = dt.datetime.now(dt.UTC)
     cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
             .public_key(key.public_key()).serial_number(x509.random_serial_number())
             .not_valid_before(now - dt.timedelta(days=300))
@@ -66,7 +66,8 @@ def test_stopped_worker_old_backup_and_expiring_certificate_are_problems(app, or
     assert code == 1
     assert not checks["worker"]["ok"] and "1200 s ago" in checks["worker"]["detail"]
     assert not checks["backups"]["ok"] and "72 h old" in checks["backups"]["detail"]
-    assert not checks["certificate"]["ok"] and "expires in 4 days" in checks["certificate"]["detail"]
+    assert not checks["certificate"]["ok"] \
+        and "expires in 4 days" in checks["certificate"]["detail"]
 
 
 def test_worker_since(app):

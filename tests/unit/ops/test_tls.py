@@ -9,7 +9,7 @@ from cryptography.x509.oid import NameOID
 
 from leakhub.ops import tls
 
-NOW = dt.datetime(2026, 11, 23, tzinfo=dt.timezone.utc)
+NOW = dt.datetime(2026, 11, 23, tzinfo=dt.UTC)
 
 
 def _name(cn):

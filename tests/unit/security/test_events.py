@@ -7,13 +7,7 @@ import pytest
 from leakhub.security import events
 from leakhub.security.models import SecurityEvent
 
-
-def sign_in(client, user, csrf="t"):
-    with client.session_transaction() as s:
-        s["org_id"] = user.organization_id
-        s["_user_id"] = str(user.id)
-        s["_fresh"] = True
-        s["csrf"] = csrf
+from support.session import sign_in
 
 
 def kinds():

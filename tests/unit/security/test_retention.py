@@ -111,7 +111,7 @@ def test_audit_pruning_keeps_the_chain_verifiable(config, org, monkeypatch):
 
 
 def test_expired_sessions_are_purged(config, org):
-    now = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
+    now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
     WebSession.create(id="a" * 64, organization=org, expires_at=now - dt.timedelta(minutes=1),
                       last_seen_at=now)
     WebSession.create(id="b" * 64, organization=org, expires_at=now + dt.timedelta(hours=1),

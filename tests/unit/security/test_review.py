@@ -5,7 +5,6 @@ import datetime as dt
 import pytest
 
 from leakhub.audit import writer
-from leakhub.authz import Actor
 from leakhub.core.db import utcnow
 from leakhub.security import review
 from leakhub.security.models import Finding, SecurityEvent, SecurityReviewState

@@ -13,13 +13,7 @@ from leakhub.authz import Actor
 from leakhub.core.db import utcnow
 from leakhub.security.models import Finding, SecurityEvent
 
-
-def sign_in(client, user, csrf="t"):
-    with client.session_transaction() as s:
-        s["org_id"] = user.organization_id
-        s["_user_id"] = str(user.id)
-        s["_fresh"] = True
-        s["csrf"] = csrf
+from support.session import sign_in
 
 
 def finding(org, **kw):
