@@ -15,7 +15,7 @@ from pathlib import Path
 
 import grimp
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 SOURCES = ("web/leakhub", "worker", "host/leakhub_host")
 OWN = ("leakhub", "leakhub_worker", "leakhub_host")
 
@@ -37,7 +37,7 @@ def _function_level_imports():
             rel = path.relative_to(ROOT).as_posix()
             tree = ast.parse(path.read_text(encoding="utf-8"), rel)
 
-            def visit(node, scope):
+            def visit(node, scope, rel=rel):
                 for child in ast.iter_child_nodes(node):
                     if isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
                         visit(child, child.name)

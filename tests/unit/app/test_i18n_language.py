@@ -209,7 +209,8 @@ def test_import_reads_numbers_in_the_files_convention(world):
 
 def test_tab_separated_import_follows_the_users_language(world):
     actor = world["actor"]
-    text = "Tag\tLocation\tFound at\tLeak rate l/min\tComponent\r\n31\tBER/H1\t2024-03-05\t6.000\those\r\n"
+    text = ("Tag\tLocation\tFound at\tLeak rate l/min\tComponent\r\n"
+            "31\tBER/H1\t2024-03-05\t6.000\those\r\n")
     world["admin"].language = "de"
     result = imports.run_import(actor, text.encode(), "leaks.csv")
     assert result.committed, result.errors
