@@ -85,7 +85,7 @@ def _run_at_start(name, rule) -> bool:
 def _now():
     import datetime as dt
 
-    return dt.datetime.now(dt.timezone.utc)
+    return dt.datetime.now(dt.UTC)
 
 
 if __name__ == "__main__":

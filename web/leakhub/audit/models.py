@@ -27,7 +27,8 @@ class AuditEntry(BaseModel):
     hash = pw.CharField(max_length=64)
 
     class Meta:
-        indexes = ((("organization", "seq"), True), (("organization", "entity_type", "entity_id"), False))
+        indexes = ((("organization", "seq"), True),
+                   (("organization", "entity_type", "entity_id"), False))
 
 
 class AuditChainHead(BaseModel):

@@ -35,7 +35,7 @@ def verify_org(org: Organization, *, batch: int = 5000) -> ChainReport:
     for entry in query.iterator():
         count += 1
 
-        def broken(problem):
+        def broken(problem, count=count, entry=entry):
             return ChainReport(org.slug, count, False, problem, entry.id, entry.seq)
 
         if entry.seq != expected_seq:

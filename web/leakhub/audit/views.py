@@ -30,11 +30,11 @@ def org_tz(org) -> dt.tzinfo:
     try:
         return ZoneInfo(org.timezone or "UTC")
     except Exception:
-        return dt.timezone.utc
+        return dt.UTC
 
 
 def to_local(value: dt.datetime, org) -> dt.datetime:
-    return value.replace(tzinfo=dt.timezone.utc).astimezone(org_tz(org))
+    return value.replace(tzinfo=dt.UTC).astimezone(org_tz(org))
 
 
 @bp.app_template_global("audit_activity")
@@ -69,7 +69,7 @@ def date_range(args, org) -> tuple[dt.datetime | None, dt.datetime | None, dict]
         if name == "to":
             day += dt.timedelta(days=1)
         local = dt.datetime.combine(day, dt.time(), tzinfo=tz)
-        bounds[name] = local.astimezone(dt.timezone.utc).replace(tzinfo=None)
+        bounds[name] = local.astimezone(dt.UTC).replace(tzinfo=None)
     if bounds["from"] and bounds["to"] and bounds["from"] >= bounds["to"]:
         errors["to"] = _("The end date is before the start date.")
     return bounds["from"], bounds["to"], errors
@@ -169,7 +169,7 @@ def audit_csv():
                 buf.truncate()
         yield buf.getvalue()
 
-    stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%d-%H%M")
+    stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%d-%H%M")
     return Response(stream_with_context(generate()), mimetype="text/csv",
                     headers={"Content-Disposition":
                              f'attachment; filename="audit-{org.slug}-{stamp}.csv"'})

@@ -63,7 +63,7 @@ def _skip_fields(model) -> set:
 def snapshot(obj) -> dict:
     model = type(obj)
     out = {}
-    for name, field in model._meta.fields.items():
+    for name in model._meta.fields:
         if name in _skip_fields(model):
             continue
         value = obj.__data__.get(name)

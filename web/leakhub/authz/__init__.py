@@ -70,7 +70,7 @@ class Actor:
         return self.kind
 
     @classmethod
-    def system(cls, organization, label="system", **kw) -> "Actor":
+    def system(cls, organization, label="system", **kw) -> Actor:
         return cls(organization=organization, kind="system", label=label, **kw)
 
 
@@ -253,14 +253,6 @@ def _visible_target(actor: Actor, target, action: str) -> bool:
     if action == "create" and actor.role == "device":
         return True  # a device files findings anywhere in its organization, sees nothing
     return can(actor, "view", target)
-
-
-def can_reach(actor: Actor, action: str, target) -> bool:
-    """May a write by `actor` point a reference at `target` (a stored row: a location, a
-    survey)? The same decision as `can`, made on the target: "create" when a new row is put
-    there, "edit" when an existing row is moved there (or away from there)."""
-    return target is not None and _visible_target(actor, target, action) and \
-        can(actor, action, target)
 
 
 def _refusal(target, leaving: bool) -> str:

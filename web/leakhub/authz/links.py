@@ -21,7 +21,8 @@ class Link:
     location: str | None = None   # field holding the location ("id" = the row is a location)
     survey: str | None = None     # field holding the survey ("id" = the row is a survey)
     via: str | None = None        # visible exactly when the row behind this FK is
-    members_read: bool = False    # reference data every member may read (edits still need grants/roles)
+    # reference data every member may read (edits still need grants/roles)
+    members_read: bool = False
     ungranted: bool = False       # never reachable through grants (admin-only data)
 
 

@@ -240,7 +240,7 @@ def write_archive(out_path: Path, entries: list[Entry], make_manifest, *,
     returns the manifest dict, which is added (and MACed with `signer`) at the end.
     Returns {"sha256", "size", "manifest"}. The caller fsyncs and renames.
     """
-    mtime = dt.datetime.now(dt.timezone.utc).timestamp()
+    mtime = dt.datetime.now(dt.UTC).timestamp()
     files: dict = {}
     result: dict = {}
 

@@ -23,8 +23,20 @@ from .inventory import reconcile
 from .keys import local_identities, recipients
 from .lock import backup_lock
 from .models import KINDS, BackupRecord
-from .service import (SECRETS_NOT_BACKED_UP, BackupError, Progress, audit, disk_error, h2_dir,
-                      leakhub_version, log, say, summary_of, target_dirs, uses_postgres)
+from .service import (
+    SECRETS_NOT_BACKED_UP,
+    BackupError,
+    Progress,
+    audit,
+    disk_error,
+    h2_dir,
+    leakhub_version,
+    log,
+    say,
+    summary_of,
+    target_dirs,
+    uses_postgres,
+)
 from .settings import get_settings
 
 

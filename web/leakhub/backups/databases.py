@@ -15,7 +15,7 @@ import sqlite3
 import subprocess
 import time
 import uuid
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
@@ -83,7 +83,8 @@ def pg_targets(config, settings) -> dict[str, PgTarget]:
 
 
 def pg_tool(name: str, settings) -> str:
-    """pg_dump/pg_restore: LEAKHUB_PG_BINDIR, else the newest /usr/lib/postgresql/*/bin, else PATH."""
+    """pg_dump/pg_restore: LEAKHUB_PG_BINDIR, else the newest /usr/lib/postgresql/*/bin, else
+    PATH."""
     if settings.pg_bindir:
         return str(Path(settings.pg_bindir) / name)
     found = []
@@ -239,18 +240,6 @@ def swap_databases(superuser: PgTarget, swaps: list[tuple[str, str, str, str]]) 
             conn.execute(f'GRANT CONNECT, TEMPORARY ON DATABASE "{old}" TO "{owner}"')
 
 
-def unswap_databases(superuser: PgTarget, swaps: list[tuple[str, str, str, str]]) -> None:
-    """Undo swap_databases (best effort, used when a later restore step failed)."""
-    with superuser.connect(autocommit=True) as conn:
-        existing = {r[0] for r in conn.execute("SELECT datname FROM pg_database")}
-        for old, new, keep_as, _owner in swaps:
-            if keep_as in existing:
-                conn.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                             "WHERE datname = %s AND pid <> pg_backend_pid()", (old,))
-                conn.execute(f'ALTER DATABASE "{old}" RENAME TO "{new}"')
-                conn.execute(f'ALTER DATABASE "{keep_as}" RENAME TO "{old}"')
-
-
 # ---------------------------------------------------------------------------- SQLite
 
 def sqlite_path(config) -> Path:
@@ -338,6 +327,3 @@ def copy_h2(h2_dir: Path, dest: Path, *, attempts: int = 10, pause: float = 1.0)
     raise DatabaseError(f"Keycloak's H2 database kept changing during {attempts} copy attempts; "
                         "retry later, stop Keycloak for the backup, or use PostgreSQL")
 
-
-def with_password(target: PgTarget, password: str | None) -> PgTarget:
-    return replace(target, password=password)

@@ -30,7 +30,8 @@ def load_identity_files(paths) -> list:
             raise BackupError(f"cannot read identity file {p}: {exc.strerror}") from None
         idents = archive.parse_identities(text)
         if not idents:
-            raise BackupError(f"{p} contains no age identity (a line starting with AGE-SECRET-KEY-)")
+            raise BackupError(
+                f"{p} contains no age identity (a line starting with AGE-SECRET-KEY-)")
         found += idents
     return found
 

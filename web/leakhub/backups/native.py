@@ -21,6 +21,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import requests
+
 from leakhub_host import layout as host_layout
 from leakhub_host.postgres import start_postgres, stop_postgres
 from leakhub_host.procs import has_marker, pid_alive
@@ -90,7 +91,8 @@ def stop_native_stack(home: Path) -> None:
     proc = subprocess.run([sys.executable, str(STACK_PY), "down", "--home", str(home)],
                           stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=600)
     if proc.returncode != 0:
-        raise NativeStackError(f"scripts/stack.py down failed: {proc.stderr.strip() or proc.stdout}")
+        raise NativeStackError(
+            f"scripts/stack.py down failed: {proc.stderr.strip() or proc.stdout}")
 
 
 class NativePostgres:

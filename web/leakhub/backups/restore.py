@@ -23,8 +23,20 @@ from .databases import DatabaseError
 from .inventory import reconcile, resolve_archive
 from .keys import load_identity_files, local_identities, local_identity_text
 from .lock import backup_lock
-from .service import (IDENTITY_SECRET, REHOST_MARKER, SECRETS_NOT_BACKED_UP, BackupError, audit,
-                      disk_error, h2_dir, leakhub_version, log, say, staging_dir, uses_postgres)
+from .service import (
+    IDENTITY_SECRET,
+    REHOST_MARKER,
+    SECRETS_NOT_BACKED_UP,
+    BackupError,
+    audit,
+    disk_error,
+    h2_dir,
+    leakhub_version,
+    log,
+    say,
+    staging_dir,
+    uses_postgres,
+)
 from .settings import get_settings
 
 

@@ -49,7 +49,8 @@ class BackupSettings:
     extra: dict = field(default_factory=dict)
 
     @classmethod
-    def from_env(cls, env: dict | None = None, *, database_url: str | None = None) -> "BackupSettings":
+    def from_env(cls, env: dict | None = None, *,
+                 database_url: str | None = None) -> BackupSettings:
         env = dict(os.environ if env is None else env)
         raw_time = (env.get("LEAKHUB_BACKUP_TIME") or "02:30").strip()
         m = _TIME.match(raw_time)
@@ -65,10 +66,12 @@ class BackupSettings:
                                   f"keys (age1...), got {item[:12]!r}...")
             recipients.append(item)
         database_url = database_url or env.get("DATABASE_URL") or ""
-        default_kc = "postgres" if database_url.startswith(("postgresql://", "postgres://")) else "h2"
+        default_kc = ("postgres" if database_url.startswith(("postgresql://", "postgres://"))
+                      else "h2")
         kc_db = (env.get("LEAKHUB_BACKUP_KEYCLOAK_DB") or default_kc).strip().lower()
         if kc_db not in ("postgres", "h2", "none"):
-            raise ConfigError(f"LEAKHUB_BACKUP_KEYCLOAK_DB must be postgres, h2 or none, got {kc_db!r}")
+            raise ConfigError(
+                f"LEAKHUB_BACKUP_KEYCLOAK_DB must be postgres, h2 or none, got {kc_db!r}")
         h2 = env.get("LEAKHUB_KEYCLOAK_H2_DIR")
         copy_dir = env.get("LEAKHUB_BACKUP_COPY_DIR")
         bindir = env.get("LEAKHUB_PG_BINDIR")

@@ -154,14 +154,16 @@ class Config:
         return self.public_url.startswith("https://")
 
     @classmethod
-    def from_env(cls, env: dict | None = None) -> "Config":
+    def from_env(cls, env: dict | None = None) -> Config:
         env = dict(os.environ if env is None else env)
         home = Path(env.get("LEAKHUB_HOME") or _home())
         public_url = env.get("LEAKHUB_PUBLIC_URL", "https://localhost:8443").rstrip("/")
         parts = urlsplit(public_url)
-        if parts.scheme not in ("https", "http") or not parts.hostname or parts.path not in ("", "/"):
+        if (parts.scheme not in ("https", "http") or not parts.hostname
+                or parts.path not in ("", "/")):
             raise ConfigError(
-                f"LEAKHUB_PUBLIC_URL must be an origin like https://leakhub.example.com, got {public_url!r}"
+                "LEAKHUB_PUBLIC_URL must be an origin like https://leakhub.example.com, "
+                f"got {public_url!r}"
             )
         data_dir = Path(env.get("LEAKHUB_DATA_DIR") or home / "data")
         database_url = env.get("DATABASE_URL") or f"sqlite:///{data_dir / 'leakhub.db'}"
@@ -172,7 +174,8 @@ class Config:
         slug = env.get("LEAKHUB_ORG_SLUG", "main")
         if slug and not SLUG_RE.match(slug):
             raise ConfigError(
-                "LEAKHUB_ORG_SLUG must be 3-40 lowercase letters, digits or '-', starting with a letter"
+                "LEAKHUB_ORG_SLUG must be 3-40 lowercase letters, digits or '-', "
+                "starting with a letter"
             )
         return cls(
             public_url=public_url,
@@ -184,7 +187,8 @@ class Config:
             log_dir=Path(log_dir) if log_dir else None,
             keycloak_url=env.get("KEYCLOAK_URL", "http://127.0.0.1:8180/auth").rstrip("/"),
             keycloak_service_client_id=env.get("LEAKHUB_KEYCLOAK_CLIENT_ID", "leakhub-service"),
-            keycloak_bootstrap_client_id=env.get("KC_BOOTSTRAP_ADMIN_CLIENT_ID", "leakhub-bootstrap"),
+            keycloak_bootstrap_client_id=env.get("KC_BOOTSTRAP_ADMIN_CLIENT_ID",
+                                                 "leakhub-bootstrap"),
             realm_template=Path(env.get("LEAKHUB_REALM_TEMPLATE") or repo_template),
             first_org_slug=slug,
             first_org_name=env.get("LEAKHUB_ORG_NAME", "My organization"),

@@ -26,7 +26,7 @@ database = pw.DatabaseProxy()
 
 def utcnow() -> dt.datetime:
     """Naive UTC timestamps everywhere in the DB; shown in the organization's time zone."""
-    return dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
+    return dt.datetime.now(dt.UTC).replace(tzinfo=None)
 
 
 class PooledPostgres(PooledPsycopg3Database):
@@ -173,7 +173,8 @@ def bulk_insert(model, rows: list[dict], *, batch: int = 1000) -> None:
         return
     names = list(rows[0])
     fields = [model._meta.fields[n] for n in names]
-    params = [tuple(f.db_value(r.get(n)) for f, n in zip(fields, names)) for r in rows]
+    params = [tuple(f.db_value(r.get(n)) for f, n in zip(fields, names, strict=False))
+              for r in rows]
     head = 'INSERT INTO "{}" ({}) VALUES '.format(
         model._meta.table_name, ", ".join(f'"{f.column_name}"' for f in fields))
     cursor = database.cursor()

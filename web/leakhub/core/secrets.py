@@ -19,7 +19,7 @@ def new_identity_text() -> str:
     """An age identity file (the format of age-keygen) for the secret `backup-identity`: the
     appliance's key for backups (leakhub.backups; `leakctl backup export-key`)."""
     ident = x25519.Identity.generate()
-    created = dt.datetime.now(dt.timezone.utc).replace(microsecond=0).isoformat()
+    created = dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat()
     return (f"# created: {created}\n# public key: {ident.to_public()}\n{ident}")
 
 
@@ -49,7 +49,8 @@ def read_secret(secrets_dir: Path, name: str) -> str:
         return path.read_text().strip()
     except FileNotFoundError:
         raise SecretMissing(
-            f"secret {name!r} is missing in {secrets_dir} (run `leakctl secrets init` or the setup service)"
+            f"secret {name!r} is missing in {secrets_dir} "
+            "(run `leakctl secrets init` or the setup service)"
         ) from None
 
 

@@ -7,7 +7,8 @@ name the field in their error (DESIGN §3.10).
     f.check()            # raises ValidationError({field: message, ...}) if anything failed
 
 Numbers are read in the request's number locale (core.i18n): "1.234,5" and "6.000" (six
-thousand) in German, "1,234.5" and "6,000" in English; see parse_decimal. Dates accept ISO (2024-03-31) and German (31.03.2024). Services raise the same
+thousand) in German, "1,234.5" and "6,000" in English; see parse_decimal. Dates accept ISO
+(2024-03-31) and German (31.03.2024). Services raise the same
 ValidationError for rules that need the database (duplicate tag, illegal status change).
 """
 from __future__ import annotations
@@ -161,20 +162,20 @@ def zone(tzname: str | None):
     try:
         return ZoneInfo(tzname or "UTC")
     except (ZoneInfoNotFoundError, ValueError):
-        return dt.timezone.utc
+        return dt.UTC
 
 
 def local_to_utc(value: dt.datetime | None, tzname: str | None) -> dt.datetime | None:
     """Naive local time in `tzname` → naive UTC (how the database stores times)."""
     if value is None:
         return None
-    return value.replace(tzinfo=zone(tzname)).astimezone(dt.timezone.utc).replace(tzinfo=None)
+    return value.replace(tzinfo=zone(tzname)).astimezone(dt.UTC).replace(tzinfo=None)
 
 
 def utc_to_local(value: dt.datetime | None, tzname: str | None) -> dt.datetime | None:
     if value is None:
         return None
-    return value.replace(tzinfo=dt.timezone.utc).astimezone(zone(tzname)).replace(tzinfo=None)
+    return value.replace(tzinfo=dt.UTC).astimezone(zone(tzname)).replace(tzinfo=None)
 
 
 class Fields:

@@ -235,7 +235,7 @@ def aggregate(actor, boundaries, months: list[str]) -> Aggregates:
             if not daily:
                 found = sums[2 * n_periods:2 * n_periods + len(months)]
                 repaired = sums[2 * n_periods + len(months):]
-                for month, n_found, n_repaired in zip(months, found, repaired):
+                for month, n_found, n_repaired in zip(months, found, repaired, strict=False):
                     out.found[month] += n_found or 0
                     if klass == "fixed":
                         out.repaired[month] += n_repaired or 0

@@ -17,7 +17,6 @@ import time
 from dataclasses import dataclass
 from decimal import Decimal
 
-
 from .. import authz
 from ..audit import writer
 from ..core.db import bulk_insert, database, utcnow
@@ -136,7 +135,8 @@ def _status_path(rng, age_days: int) -> list[str]:
         return ["open", "repair_planned", "repaired", "verified"] if rng.random() < 0.6 else \
             ["open", "repaired", "verified"]
     if r < p_done:
-        return ["open", "repair_planned", "repaired"] if rng.random() < 0.5 else ["open", "repaired"]
+        return (["open", "repair_planned", "repaired"] if rng.random() < 0.5
+                else ["open", "repaired"])
     r = rng.random()
     if r < 0.25:
         return ["open", "repair_planned"]
@@ -286,7 +286,7 @@ def seed(organization: Organization, *, leaks: int, sites: int, rng_seed: int | 
                 # Dates along the path, never in the future.
                 t = found
                 stamps = [(None, path[0], found)]
-                for prev, nxt in zip(path, path[1:]):
+                for prev, nxt in zip(path, path[1:], strict=False):
                     t = min(t + dt.timedelta(days=rng.randint(1, 60), hours=rng.randint(0, 8)),
                             dt.datetime.combine(today, dt.time(16, 0)))
                     stamps.append((prev, nxt, t))
@@ -308,7 +308,7 @@ def seed(organization: Organization, *, leaks: int, sites: int, rng_seed: int | 
                               Leak.tag_number.between(first_tag + done,
                                                       first_tag + done + size - 1)).tuples())
             history, batch = [], []
-            for rec, stamps in zip(rows, paths):
+            for rec, stamps in zip(rows, paths, strict=False):
                 leak_id = ids[rec["tag_number"]]
                 batch.append({"action": "create", "entity_type": "leak", "entity_id": leak_id,
                               "changes": _create_changes(rec, leak_id)})

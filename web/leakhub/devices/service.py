@@ -79,7 +79,8 @@ def _check_device_form(name, model, serial) -> tuple[str, str, str]:
     return name, model, serial
 
 
-def add_device(config, actor: Actor, *, name: str, model: str = "", serial: str = "") -> tuple[Device, str]:
+def add_device(config, actor: Actor, *, name: str, model: str = "",
+               serial: str = "") -> tuple[Device, str]:
     """Create the device's Keycloak client and its row. Returns (device, client secret);
     the secret is shown once and not stored (nor logged) by Leakhub. Bad input raises
     ValidationError naming the field; Keycloak trouble DeviceError."""
@@ -290,7 +291,7 @@ def _as_form(finding: dict, where: str) -> dict:
             form[k] = "" if v is None else str(v)
     stamp = parse_rfc3339(form.get("found_at", ""))
     if stamp is not None:   # with offset → UTC; without, parse_leak_form reads it as UTC
-        form["found_at"] = (stamp.astimezone(dt.timezone.utc).replace(tzinfo=None)
+        form["found_at"] = (stamp.astimezone(dt.UTC).replace(tzinfo=None)
                             .strftime("%Y-%m-%dT%H:%M:%S"))
     return form
 

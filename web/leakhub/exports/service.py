@@ -203,7 +203,7 @@ def write_csv(actor, flt, *, tzname, opts: Options, out) -> int:
     kinds = [kind for _k, _h, kind in COLUMNS]
     n = 0
     for row in rows(actor, flt, tzname=tzname):
-        w.writerow([_csv_cell(v, k, opts) for v, k in zip(row, kinds)])
+        w.writerow([_csv_cell(v, k, opts) for v, k in zip(row, kinds, strict=False)])
         n += 1
     text.flush()
     text.detach()
@@ -229,7 +229,7 @@ def write_xlsx(actor, flt, *, tzname, out) -> int:
     n = 0
     for row in rows(actor, flt, tzname=tzname):
         out_row = []
-        for v, kind in zip(row, kinds):
+        for v, kind in zip(row, kinds, strict=False):
             if v is None or v == "":
                 out_row.append(None)
             elif kind == "number":

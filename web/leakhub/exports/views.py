@@ -2,8 +2,8 @@
 from __future__ import annotations
 
 from flask import Blueprint, abort, request, send_file
-from ..core.pages import member_required
 
+from ..core.pages import member_required
 from ..identity.login import current_actor
 from ..leaks import service as leaks
 from . import service

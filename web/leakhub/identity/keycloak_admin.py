@@ -46,8 +46,9 @@ import logging
 import re
 import threading
 import time
+from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any
 from urllib.parse import quote, urlsplit
 
 import requests
@@ -270,7 +271,7 @@ def _short_reason(exc: Exception) -> str:
         return "host name not found"
     if "unreachable" in text:
         return "network unreachable"
-    if isinstance(exc, requests.exceptions.InvalidURL) or isinstance(exc, requests.exceptions.MissingSchema):
+    if isinstance(exc, (requests.exceptions.InvalidURL, requests.exceptions.MissingSchema)):
         return "invalid URL"
     return type(exc).__name__
 
@@ -310,7 +311,7 @@ def _to_millis(value: Any) -> str | None:
         raise ValueError("date_from must be a datetime, date or epoch milliseconds")
     if isinstance(value, _dt.datetime):
         if value.tzinfo is None:
-            value = value.replace(tzinfo=_dt.timezone.utc)
+            value = value.replace(tzinfo=_dt.UTC)
         return str(int(value.timestamp() * 1000))
     if isinstance(value, _dt.date):
         return value.isoformat()
@@ -708,7 +709,8 @@ class KeycloakAdmin:
     def get_events_config(self, slug: str) -> dict:
         """The realm's event settings; ``enabledEventTypes`` lists what Keycloak stores."""
         return self._json(
-            "GET", f"{self._realm_path(slug)}/events/config", what=f"read event settings of '{slug}'"
+            "GET", f"{self._realm_path(slug)}/events/config",
+            what=f"read event settings of '{slug}'"
         )
 
     def get_client(self, realm: str, client_id: str) -> dict:
@@ -723,7 +725,8 @@ class KeycloakAdmin:
         """Create a realm from a representation (see :func:`render_realm`)."""
         slug = _check_slug(realm_rep.get("realm", ""))
         try:
-            self._request("POST", "/admin/realms", json_body=realm_rep, what=f"create realm '{slug}'")
+            self._request("POST", "/admin/realms", json_body=realm_rep,
+                          what=f"create realm '{slug}'")
         except KeycloakConflict as exc:
             raise KeycloakConflict(
                 f"realm '{slug}' already exists", status=exc.status, kc_error=exc.kc_error
@@ -810,7 +813,8 @@ class KeycloakAdmin:
         merged.setdefault("attributes", {}).update(want.get("attributes", {}))
         merged.pop("protocolMappers", None)
         self._request(
-            "PUT", f"{clients}/{_seg(uuid)}", json_body=merged, what=f"update app client in '{slug}'"
+            "PUT", f"{clients}/{_seg(uuid)}", json_body=merged,
+            what=f"update app client in '{slug}'"
         )
         self._ensure_mappers(slug, uuid, want.get("protocolMappers", []))
 
@@ -963,7 +967,8 @@ class KeycloakAdmin:
             "PUT",
             f"{self._realm_path(realm)}/users/{_seg(user_id)}/execute-actions-email",
             json_body=list(actions),
-            params={"client_id": client_id, "redirect_uri": redirect_uri, "lifespan": int(lifespan)},
+            params={"client_id": client_id, "redirect_uri": redirect_uri,
+                    "lifespan": int(lifespan)},
             what=f"send actions e-mail to user {user_id} in '{realm}'",
         )
 
@@ -991,7 +996,8 @@ class KeycloakAdmin:
         self._request("PUT", self._realm_path(realm), json_body=body,
                       what=f"update mail settings of '{realm}'")
 
-    def reset_password(self, realm: str, user_id: str, password: str, *, temporary: bool = True) -> None:
+    def reset_password(self, realm: str, user_id: str, password: str, *,
+                       temporary: bool = True) -> None:
         """Set a password. A policy violation raises :class:`KeycloakError` (status 400) whose
         message names the rule (Keycloak's message key, e.g. invalidPasswordMinLengthMessage)."""
         self._request(
@@ -1048,7 +1054,8 @@ class KeycloakAdmin:
                 status=exc.status, kc_error=exc.kc_error,
             ) from None
         uuid = self._created_id(resp)
-        secret = self._json("GET", f"{clients}/{_seg(uuid)}/client-secret", what="read client secret")
+        secret = self._json("GET", f"{clients}/{_seg(uuid)}/client-secret",
+                            what="read client secret")
         value = (secret or {}).get("value")
         if not value:
             raise KeycloakError(f"Keycloak generated no secret for client '{client_id}'")

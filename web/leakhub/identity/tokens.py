@@ -123,6 +123,7 @@ def verify_jwt(token: str, keys: RealmKeys, *, issuer: str, audience: str | None
     try:
         registry.validate(decoded.claims)
     except JoseError as exc:
+        description = getattr(exc, "description", None)
         raise TokenError(f"claim check failed: {exc.error}"
-                         f"{' (' + exc.description + ')' if getattr(exc, 'description', None) else ''}") from None
+                         f"{' (' + description + ')' if description else ''}") from None
     return decoded.claims

@@ -215,8 +215,3 @@ def backchannel_logout(slug):
                           details={"via": "back-channel", "sessions_ended": ended})
     return "", 200
 
-
-def current_org():
-    if current_user.is_authenticated:
-        return current_user.organization
-    return None

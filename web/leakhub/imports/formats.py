@@ -11,13 +11,13 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import io
-import zipfile
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import BinaryIO, Iterator
+from typing import BinaryIO
 
 from ..core.errors import Invalid
 
-REGISTRY: list[type["Importer"]] = []
+REGISTRY: list[type[Importer]] = []
 MAX_COLUMNS = 200
 # The longest cell an import reads (characters). Far above any leak field (descriptions hold
 # 5,000 characters) and below the csv module's own limit (131,072), so every reader gives the
@@ -91,7 +91,7 @@ class Importer:
     def rows(self, file: BinaryIO | bytes) -> Iterator[dict]:
         t = self.table(file)
         for row in t.rows:
-            yield dict(zip(t.headers, row))
+            yield dict(zip(t.headers, row, strict=False))
 
 
 def decode_text(data: bytes) -> tuple[str, str]:

@@ -158,13 +158,6 @@ def _suggest(headers: list[str]) -> dict[int, str]:
 IGNORE = (None, "", "ignore")
 
 
-def from_names(headers: list[str], by_name: dict[str, str]) -> dict[int, str]:
-    """A mapping given as {header text: field} → column index → field (only the columns
-    named; "ignore", "" or null map nothing). Raises KeyError/ValueError naming the unknown
-    header or field."""
-    return {i: f for i, f in _named(headers, by_name).items() if f not in IGNORE}
-
-
 def _named(headers: list[str], by_name: dict) -> dict[int, str | None]:
     out = {}
     index = {h: i for i, h in reversed(list(enumerate(headers)))}

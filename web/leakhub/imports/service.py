@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import collections
 import datetime as dt
-import io
 import re
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -33,7 +32,7 @@ from ..audit import writer
 from ..core.db import bulk_insert, database, utcnow
 from ..core.errors import LeakhubError
 from ..core.i18n import numbers_in, select_locale
-from ..core.validation import ValidationError, parse_date
+from ..core.validation import ValidationError
 from ..leaks import service as leaks
 from ..leaks.models import STATUSES, Leak, LeakStatusChange
 from ..locations import service as locations
@@ -572,7 +571,7 @@ def run_import(actor, data: bytes, filename: str, *, column_map: dict | None = N
         writer.begin(actor)
         created_locs = _create_locations(actor, index, to_create)
         _insert_new(actor, new_rows, created_locs, filename, may)
-        for rownum, leak, values, diffs in updates:
+        for _rownum, leak, values, diffs in updates:
             _update_one(actor, leak, values, diffs, created_locs)
         writer.event(actor, "import", details={
             "file": filename[:200], "format": importer.name, "rows": result.total,
@@ -724,7 +723,7 @@ def _insert_new(actor, new_rows, created_locs, filename, may) -> None:
     now = utcnow()
     checked_locations = set()
     rows = []
-    for rownum, v, status in new_rows:
+    for _rownum, v, status in new_rows:
         loc = v["location"]
         if isinstance(loc, tuple):
             loc = created_locs[loc]
@@ -805,6 +804,3 @@ def parse_mapping_form(form, headers: list[str]) -> dict[int, str]:
             out[i] = value
     return out
 
-
-def sample_bytes(text: str, encoding: str = "utf-8") -> bytes:
-    return io.BytesIO(text.encode(encoding)).getvalue()

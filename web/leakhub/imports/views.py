@@ -10,10 +10,10 @@ import datetime as dt
 
 from flask import Blueprint, abort, flash, redirect, render_template, request, session, url_for
 from flask_babel import gettext as _
-from ..core.pages import member_required
 
 from .. import authz
 from ..core.db import utcnow
+from ..core.pages import member_required
 from ..identity.login import current_actor
 from ..photos.storage import FileStorage, uploads_root
 from . import formats, mapping, service

@@ -78,10 +78,6 @@ class Leak(OrgScoped):
                    (("organization", "priority"), False),
                    (("organization", "component"), False))
 
-    @property
-    def priority_name(self) -> str:
-        return PRIORITIES.get(self.priority, str(self.priority))
-
     def __str__(self):
         return self.tag
 

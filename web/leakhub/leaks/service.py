@@ -25,8 +25,15 @@ from ..locations.service import resolve_location, subtree_condition
 from ..locations.settings import SettingsResolver
 from ..surveys.models import Survey
 from . import calc
-from .models import (COMPONENTS, ESTIMATE_CLASSES_CFM, FIXED_STATUSES, METHODS, OPEN_STATUSES,
-                     PRIORITIES, STATUSES, Leak, LeakStatusChange)
+from .models import (
+    COMPONENTS,
+    ESTIMATE_CLASSES_CFM,
+    METHODS,
+    PRIORITIES,
+    STATUSES,
+    Leak,
+    LeakStatusChange,
+)
 
 # ------------------------------------------------------------------ labels (translated)
 
@@ -632,10 +639,3 @@ def list_leaks(actor, flt: LeakFilter, *, tzname: str | None = None) -> Page:
 def figures_for(actor, leak: Leak) -> calc.LeakFigures:
     return calc.figures(leak.rate_lpm, SettingsResolver(actor).for_leak(leak))
 
-
-def is_open(leak: Leak) -> bool:
-    return leak.status in OPEN_STATUSES
-
-
-def is_fixed(leak: Leak) -> bool:
-    return leak.status in FIXED_STATUSES

@@ -108,7 +108,8 @@ def resolve_location(actor, location_id, field_name: str = "location") -> Locati
     loc = None
     if location_id not in (None, ""):
         try:
-            loc = authz.scope(actor, Location, "view").where(Location.id == int(location_id)).first()
+            loc = (authz.scope(actor, Location, "view")
+                   .where(Location.id == int(location_id)).first())
         except (TypeError, ValueError):
             loc = None
     if loc is None:
@@ -159,7 +160,7 @@ def create_location(actor, *, kind: str, code: str, name: str, parent=None,
     # Where the new location lands: "create" below its parent (the decision point's target
     # check; the parent is the only reference a location has, and it never changes later).
     authz.require_target(actor, "create", parent, "parent")
-    if len((parent.path if parent else "/")) > 230:
+    if len(parent.path if parent else "/") > 230:
         raise ValidationError(_("The location tree is too deep here."), "parent")
     _check_code_unique(actor, parent.id if parent else None, code)
     return writer.create(actor, Location, kind=kind, code=code, name=name, parent=parent,

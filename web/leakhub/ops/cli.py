@@ -50,7 +50,7 @@ def worker_cmd(since):
         except ValueError:
             raise CliError(f"--since: not an ISO 8601 time: {since!r}") from None
         if after.tzinfo is not None:
-            after = after.astimezone(dt.timezone.utc).replace(tzinfo=None)
+            after = after.astimezone(dt.UTC).replace(tzinfo=None)
     if after is not None and check.ok:
         fresh = (JobRun.select().where((JobRun.job == "heartbeat") & (JobRun.status == "ok")
                                        & (JobRun.started_at >= after)).exists())
@@ -69,7 +69,8 @@ def tls_group():
 
 
 @tls_group.command("export-root")
-@click.option("--out", type=click.Path(dir_okay=False), help="Write the PEM here instead of stdout.")
+@click.option("--out", type=click.Path(dir_okay=False),
+              help="Write the PEM here instead of stdout.")
 def export_root(out):
     """Print the internal CA's root certificate and its SHA-256 fingerprint, to install on
     client machines (browsers, tablets) as a trusted root."""

@@ -41,7 +41,7 @@ def _time(entry: dict, key: str, required: bool = True) -> dt.datetime | None:
     except ValueError:
         raise DeploymentError(f"{key}: not an ISO 8601 time: {value!r}") from None
     if parsed.tzinfo is not None:
-        parsed = parsed.astimezone(dt.timezone.utc).replace(tzinfo=None)
+        parsed = parsed.astimezone(dt.UTC).replace(tzinfo=None)
     return parsed
 
 

@@ -40,8 +40,9 @@ def check_database() -> Check:
         return Check("database", False, f"not reachable: {type(exc).__name__}")
     pending = migrations.pending()
     if pending:
-        return Check("database", False, f"{len(pending)} migration(s) pending "
-                                        f"(schema {migrations.current_version()} of {migrations.head()})")
+        return Check("database", False,
+                     f"{len(pending)} migration(s) pending "
+                     f"(schema {migrations.current_version()} of {migrations.head()})")
     return Check("database", True, f"schema version {migrations.head()}")
 
 

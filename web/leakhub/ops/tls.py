@@ -57,7 +57,7 @@ def _load_chain(path: Path) -> list[x509.Certificate]:
 def inspect(cert_path: Path, key_path: Path | None = None, *, now: dt.datetime | None = None,
             warn_days: int = EXPIRY_WARNING_DAYS) -> CertReport:
     report = CertReport(str(cert_path))
-    now = now or dt.datetime.now(dt.timezone.utc)
+    now = now or dt.datetime.now(dt.UTC)
     try:
         chain = _load_chain(cert_path)
     except FileNotFoundError:
@@ -77,7 +77,7 @@ def inspect(cert_path: Path, key_path: Path | None = None, *, now: dt.datetime |
     elif report.days_left < warn_days:
         report.warnings.append(f"certificate expires in {report.days_left} days "
                                f"({report.not_after:%Y-%m-%d}): renew it")
-    for child, parent in zip(chain, chain[1:]):
+    for child, parent in zip(chain, chain[1:], strict=False):
         if child.issuer != parent.subject:
             report.problems.append("the chain is out of order: each certificate must be "
                                    "followed by its issuer")

@@ -83,7 +83,8 @@ def create_organization(config, *, slug: str, name: str, admin_email: str,
         realm["resetPasswordAllowed"] = config.smtp is not None
         kc.create_realm(realm)
     except KeycloakConflict:
-        raise OrgError(f"slug {slug!r} is taken: Keycloak already has a realm of that name") from None
+        raise OrgError(
+            f"slug {slug!r} is taken: Keycloak already has a realm of that name") from None
     except KeycloakError as exc:
         raise OrgError(str(exc)) from None
     password = one_time_password()

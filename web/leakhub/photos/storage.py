@@ -2,7 +2,7 @@
 the filesystem later (DESIGN §9) without touching the callers.
 
     store = photo_storage(organization)
-    key = store.put(data)          # key = sha256 of `data`; storing the same bytes twice is one file
+    key = store.put(data)  # key = sha256 of `data`; storing the same bytes twice is one file
     with store.open(key) as fh: ...
     store.delete(key)
 
@@ -70,7 +70,7 @@ class FileStorage:
             ts = self._path(key).stat().st_mtime
         except FileNotFoundError:
             return None
-        return dt.datetime.fromtimestamp(ts, dt.timezone.utc).replace(tzinfo=None)
+        return dt.datetime.fromtimestamp(ts, dt.UTC).replace(tzinfo=None)
 
     def keys(self):
         if not self.root.is_dir():

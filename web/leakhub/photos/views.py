@@ -2,11 +2,11 @@
 never from a static route — with `Cache-Control: private`."""
 from __future__ import annotations
 
-from flask import (Blueprint, abort, flash, jsonify, redirect, request, send_file)
+from flask import Blueprint, abort, flash, jsonify, redirect, request, send_file
 from flask_babel import gettext as _
-from ..core.pages import member_required
 
 from .. import authz
+from ..core.pages import member_required
 from ..core.web import safe_next
 from ..identity.login import current_actor
 from ..leaks.models import Leak

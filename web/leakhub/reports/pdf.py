@@ -9,13 +9,11 @@ from xml.sax.saxutils import escape
 from babel.numbers import format_currency, format_decimal
 from flask_babel import gettext as _
 from reportlab.lib import colors
-from reportlab.lib.enums import TA_RIGHT
 from reportlab.lib.pagesizes import A4
 from reportlab.lib.styles import ParagraphStyle, getSampleStyleSheet
 from reportlab.lib.units import mm
 from reportlab.pdfgen import canvas as pdfcanvas
-from reportlab.platypus import (Image, Paragraph, SimpleDocTemplate, Spacer, Table,
-                                TableStyle)
+from reportlab.platypus import Image, Paragraph, SimpleDocTemplate, Spacer, Table, TableStyle
 
 from ..photos.storage import photo_storage
 from . import service
@@ -104,7 +102,6 @@ def render(data: service.ReportData, *, compress: bool = True) -> bytes:
                         textColor=NAVY, spaceAfter=4)
     h2 = ParagraphStyle("h2", parent=styles["Heading2"], fontName="Helvetica-Bold", fontSize=12,
                         textColor=NAVY, spaceBefore=10, spaceAfter=4)
-    right = ParagraphStyle("right", parent=base, alignment=TA_RIGHT)
 
     def p(text, style=base):
         return Paragraph(escape(str(text or "")), style)

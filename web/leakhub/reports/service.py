@@ -5,7 +5,6 @@ from __future__ import annotations
 import datetime as dt
 from collections import Counter
 from dataclasses import dataclass, field
-from decimal import Decimal
 
 from flask_babel import gettext as _
 
@@ -167,6 +166,3 @@ def status_label(status: str) -> str:
 def component_label(component: str) -> str:
     return str(leaks.COMPONENT_LABELS.get(component, component))
 
-
-def as_decimal(value) -> Decimal:
-    return value if isinstance(value, Decimal) else Decimal(str(value))

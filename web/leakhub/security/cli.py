@@ -21,7 +21,7 @@ def _parse_now(_ctx, _param, value):
         raise click.BadParameter(
             f"{value!r} is not an ISO 8601 time like 2025-03-31T02:00:00Z") from None
     if parsed.tzinfo is not None:
-        parsed = parsed.astimezone(dt.timezone.utc).replace(tzinfo=None)
+        parsed = parsed.astimezone(dt.UTC).replace(tzinfo=None)
     return parsed
 
 

@@ -83,7 +83,7 @@ def _time(event: dict) -> int:
 
 
 def _at(millis: int) -> dt.datetime:
-    return dt.datetime.fromtimestamp(millis / 1000, dt.timezone.utc).replace(tzinfo=None)
+    return dt.datetime.fromtimestamp(millis / 1000, dt.UTC).replace(tzinfo=None)
 
 
 class _Users:

@@ -284,11 +284,11 @@ def _audit_rules(org, entries, *, now, hours, tz, tally):
                                                                                    hours, tz):
             subject, label = _actor_subject(entry)
             trigger(org, "unusual_hours", subject, label, [(_ref(entry), entry.at)], now=now,
-                    tally=tally, extra={"work_hours": "%02d-%02d" % hours})
+                    tally=tally, extra={"work_hours": "{:02d}-{:02d}".format(*hours)})
 
 
 def _working(at: dt.datetime, hours, tz) -> bool:
-    local = at.replace(tzinfo=dt.timezone.utc).astimezone(tz)
+    local = at.replace(tzinfo=dt.UTC).astimezone(tz)
     return settings.in_work_hours(local.hour, hours)
 
 
@@ -302,14 +302,14 @@ def _unusual_sign_ins(org, new_events, *, now, hours, tz, tally):
         subj = user_subject(ev)
         if subj:
             trigger(org, "unusual_hours", subj[0], subj[1], [(_ref(ev), ev.at)], now=now,
-                    tally=tally, extra={"work_hours": "%02d-%02d" % hours})
+                    tally=tally, extra={"work_hours": "{:02d}-{:02d}".format(*hours)})
 
 
 def org_timezone(org) -> dt.tzinfo:
     try:
         return ZoneInfo(org.timezone or "UTC")
     except Exception:
-        return dt.timezone.utc
+        return dt.UTC
 
 
 def review_org(org: Organization, *, now: dt.datetime, hours, tally: Tally) -> None:
@@ -339,7 +339,7 @@ def review_org(org: Organization, *, now: dt.datetime, hours, tally: Tally) -> N
 
 
 def _fmt(at: dt.datetime, tz) -> str:
-    return at.replace(tzinfo=dt.timezone.utc).astimezone(tz).strftime("%Y-%m-%d %H:%M %Z")
+    return at.replace(tzinfo=dt.UTC).astimezone(tz).strftime("%Y-%m-%d %H:%M %Z")
 
 
 def digest_for(org, findings, config) -> tuple[str, str]:

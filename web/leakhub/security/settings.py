@@ -33,17 +33,6 @@ def env_str(name: str, default: str = "", *, env=None) -> str:
     return (_env(env).get(name) or default).strip()
 
 
-def env_bool(name: str, default: bool, *, env=None) -> bool:
-    raw = (_env(env).get(name) or "").strip().lower()
-    if raw == "":
-        return default
-    if raw in ("1", "true", "yes", "on"):
-        return True
-    if raw in ("0", "false", "no", "off"):
-        return False
-    raise ConfigError(f"{name} must be true or false, got {raw!r}")
-
-
 @dataclass(frozen=True)
 class Retention:
     security_events_days: int
@@ -53,7 +42,7 @@ class Retention:
     ip_truncate_days: int
 
     @classmethod
-    def from_env(cls, env=None) -> "Retention":
+    def from_env(cls, env=None) -> Retention:
         return cls(
             security_events_days=env_int("LEAKHUB_RETENTION_SECURITY_EVENTS_DAYS", 180,
                                          minimum=1, env=env),

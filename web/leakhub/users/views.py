@@ -2,23 +2,32 @@
 access), /organization/settings (administrators), /account/sessions (everyone signed in)."""
 from __future__ import annotations
 
-from flask import (Blueprint, abort, current_app, flash, redirect, render_template, request,
-                   session, url_for)
+from flask import (
+    Blueprint,
+    abort,
+    current_app,
+    flash,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
 from flask_babel import gettext as _
 from flask_babel import refresh
 from flask_login import current_user, login_required, logout_user
 
 from .. import authz
-from ..authz.access import effective_access, find_leak
 from ..authz import grants as grant_service
+from ..authz.access import effective_access, find_leak
 from ..authz.grants import get_grant, grant_active, grant_target, grant_valid_through, list_grants
 from ..authz.models import LEVEL_LABELS, LEVELS
 from ..core.pages import member_required
 from ..core.validation import ValidationError
+from ..identity import signout
 from ..identity.login import current_actor
 from ..identity.models import ROLE_HINTS, ROLE_LABELS, ROLES
 from ..identity.sessions import describe_agent, live_sessions, session_ref
-from ..identity import signout
 from ..identity.signout import sign_out_everywhere
 from ..locations import service as locations
 from ..orgs.models import LANGUAGE_LABELS, LANGUAGES, MODE_HINTS, MODE_LABELS
