@@ -2,11 +2,10 @@
 detail pages (template partial `audit/_activity.html`)."""
 from __future__ import annotations
 
-import json
-from dataclasses import dataclass, field
-
 import datetime as dt
+import json
 import re
+from dataclasses import dataclass, field
 
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l

@@ -142,8 +142,8 @@ def org_time(value, fmt: str = "medium"):
     if not value:
         return ""
     org = current_user.organization if current_user.is_authenticated else None
-    tz = zone(org.timezone) if org is not None else dt.timezone.utc
-    return format_datetime(value.replace(tzinfo=dt.timezone.utc), fmt, tzinfo=tz,
+    tz = zone(org.timezone) if org is not None else dt.UTC
+    return format_datetime(value.replace(tzinfo=dt.UTC), fmt, tzinfo=tz,
                            locale=str(get_locale() or "en"))
 
 
