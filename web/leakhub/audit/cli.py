@@ -3,12 +3,12 @@ from __future__ import annotations
 
 import click
 
-from ..core.clikit import OrgParam, echo_json, json_option, load
+from ..core.clikit import Group, OrgParam, echo_json, json_option, load
 from ..orgs.models import Organization
 from .verify import verify_org
 
 
-@click.group("audit")
+@click.group("audit", cls=Group)
 def audit_group():
     """The audit trail."""
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from ..core.clikit import CliError, echo_json, json_option, load
+from ..core.clikit import CliError, Group, echo_json, json_option, load
 from ..core.files import atomic_write
 from ..core.times import utc_iso
 from .create import create_backup
@@ -50,7 +50,7 @@ def _mib(n):
     return f"{(n or 0) / 2**20:.1f} MiB"
 
 
-@click.group("backup")
+@click.group("backup", cls=Group)
 def backup_group():
     """Encrypted backups: create, list, verify, restore, prune, export the key.
 

@@ -4,11 +4,11 @@ from __future__ import annotations
 import click
 
 from . import migrations
-from .clikit import load
+from .clikit import Group, load
 from .secrets import ensure_all
 
 
-@click.group("secrets")
+@click.group("secrets", cls=Group)
 def secrets_group():
     """Secrets generated on this machine (files, mode 0600)."""
 

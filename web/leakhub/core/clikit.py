@@ -62,6 +62,39 @@ class OrgParam(click.ParamType):
         return org
 
 
+class _OrgLastParser:
+    """The option parser of a command, handing click the parameters in invocation order with
+    the organization lookups (OrgParam) last: plain input errors ("--leaks -5") are reported
+    before a database lookup that may fail for another reason (an unknown slug)."""
+
+    def __init__(self, parser):
+        self._parser = parser
+
+    def __getattr__(self, name):
+        return getattr(self._parser, name)
+
+    def parse_args(self, args):
+        opts, rest, order = self._parser.parse_args(args=args)
+        order.sort(key=lambda param: isinstance(getattr(param, "type", None), OrgParam))
+        return opts, rest, order
+
+
+class Command(click.Command):
+    def make_parser(self, ctx):
+        return _OrgLastParser(super().make_parser(ctx))
+
+
+class Group(click.Group):
+    """leakctl's command groups: their commands check plain input before `--org` (above);
+    subgroups are Groups too."""
+
+    command_class = Command
+    group_class = type
+
+    def make_parser(self, ctx):
+        return _OrgLastParser(super().make_parser(ctx))
+
+
 json_option = click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 
 

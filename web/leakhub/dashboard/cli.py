@@ -3,14 +3,14 @@ from __future__ import annotations
 
 import click
 
-from ..core.clikit import OrgParam, echo_json, json_option, load
+from ..core.clikit import Group, OrgParam, echo_json, json_option, load
 from ..orgs.models import Organization
 from .counts import differences, recount
 
 ORG = OrgParam(Organization)
 
 
-@click.group("dashboard")
+@click.group("dashboard", cls=Group)
 def dashboard_group():
     """The dashboard's per-day counts (kept by the database)."""
 

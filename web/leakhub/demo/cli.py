@@ -4,12 +4,12 @@ from __future__ import annotations
 import click
 
 from ..core import migrations
-from ..core.clikit import CliError, OrgParam, echo_json, json_option, load
+from ..core.clikit import CliError, Group, OrgParam, echo_json, json_option, load
 from ..orgs.models import Organization
 from .seed import SeedError, seed
 
 
-@click.group("demo")
+@click.group("demo", cls=Group)
 def demo_group():
     """Demo data."""
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 import click
 
 from ..authz import Actor
-from ..core.clikit import CliError, OrgParam, echo_json, json_option, load
+from ..core.clikit import CliError, Group, OrgParam, echo_json, json_option, load
 from ..core.times import utc_iso
 from ..core.validation import ValidationError
 from ..orgs.models import Organization
@@ -17,7 +17,7 @@ def _actor(org):
     return Actor.system(org, label="leakctl")
 
 
-@click.group("device")
+@click.group("device", cls=Group)
 def device_group():
     """Leak detectors and plant hubs that send findings through the API."""
 

@@ -9,12 +9,12 @@ from flask import Flask
 from flask_babel import Babel
 
 from ..authz import Actor
-from ..core.clikit import CliError, OrgParam, json_option, load
+from ..core.clikit import CliError, Group, OrgParam, json_option, load
 from ..orgs.models import Organization
 from . import mapping, service
 
 
-@click.group("import")
+@click.group("import", cls=Group)
 def import_group():
     """Import data from files."""
 

@@ -7,14 +7,14 @@ from pathlib import Path
 import click
 from cryptography import x509
 
-from ..core.clikit import CliError, echo_json, json_option, load
+from ..core.clikit import CliError, Group, echo_json, json_option, load
 from ..jobs.models import JobRun
 from . import tls
 from .deployments import DeploymentError, parse_entries, recent, record
 from .status import all_checks, check_jobs, check_worker
 
 
-@click.group("status", invoke_without_command=True)
+@click.group("status", invoke_without_command=True, cls=Group)
 @json_option
 @click.pass_context
 def status_group(ctx, as_json):
@@ -63,7 +63,7 @@ def worker_cmd(since):
         raise SystemExit(1)
 
 
-@click.group("tls")
+@click.group("tls", cls=Group)
 def tls_group():
     """TLS certificates as Caddy serves them."""
 
@@ -116,7 +116,7 @@ def check_cmd(cert, key, as_json):
         raise SystemExit(1)
 
 
-@click.group("deployments", invoke_without_command=True)
+@click.group("deployments", invoke_without_command=True, cls=Group)
 @json_option
 @click.option("--limit", type=click.IntRange(1, 1000), default=20, show_default=True)
 @click.pass_context

@@ -3,12 +3,12 @@ from __future__ import annotations
 
 import click
 
-from ..core.clikit import echo_json, json_option, load
+from ..core.clikit import Group, echo_json, json_option, load
 from ..core.times import utc_iso
 from .service import create_organization, list_organizations
 
 
-@click.group("org")
+@click.group("org", cls=Group)
 def org_group():
     """Organizations (one Keycloak realm each)."""
 

@@ -5,7 +5,7 @@ import datetime as dt
 
 import click
 
-from ..core.clikit import CliError, echo_json, json_option, load
+from ..core.clikit import CliError, Group, echo_json, json_option, load
 from ..jobs.service import run_recorded
 from .keycloak_sync import sync_keycloak_events
 from .retention import apply_retention
@@ -42,7 +42,7 @@ def _run(job: str, func, as_json: bool, **kwargs):
         raise CliError(f"{job} failed: {run.message}")
 
 
-@click.group("security")
+@click.group("security", cls=Group)
 def security_group():
     """Security events: Keycloak sync, review (findings, digest), retention."""
 

@@ -10,7 +10,7 @@ import requests
 
 from ..backups.restore import rehost_if_pending
 from ..core import migrations
-from ..core.clikit import CliError, load
+from ..core.clikit import CliError, Group, load
 from ..core.db import database
 from ..core.secrets import ensure_all, read_secret, write_secret
 from ..identity import keycloak
@@ -34,7 +34,7 @@ def _wait(what, probe, deadline):
         time.sleep(2)
 
 
-@click.group("setup", invoke_without_command=True)
+@click.group("setup", invoke_without_command=True, cls=Group)
 @click.option("--wait", "wait_seconds", type=int, default=0, show_default=True,
               help="Seconds to wait for the database and Keycloak to come up.")
 @click.pass_context

@@ -21,7 +21,7 @@ from ..authz.grants import (
     revoke_grant,
 )
 from ..authz.models import Grant
-from ..core.clikit import CliError, OrgParam, json_option, load
+from ..core.clikit import CliError, Group, OrgParam, json_option, load
 from ..core.times import utc_iso
 from ..core.validation import ValidationError
 from ..identity.signout import sign_out_everywhere
@@ -55,7 +55,7 @@ def _user_json(u):
             "created_at": utc_iso(u.created_at), "last_login_at": utc_iso(u.last_login_at)}
 
 
-@click.group("user")
+@click.group("user", cls=Group)
 def user_group():
     """Users of an organization: invite, roles, disable/enable, sign-out."""
 
@@ -197,7 +197,7 @@ def access(org, email, tag, leak_id, as_json):
 
 # --------------------------------------------------------------------------- grants
 
-@click.group("grant")
+@click.group("grant", cls=Group)
 def grant_group():
     """Grants: a user × a location subtree or a survey × view/edit, optionally until a date."""
 
