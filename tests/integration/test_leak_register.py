@@ -387,11 +387,12 @@ def activity_rows(page: str) -> list[list[tuple[str, str, str]]]:
 def test_activity_of_an_edit_lists_the_changed_field_with_old_and_new(app):
     w = make_world(app)
     leak = record_leak(app, w["area"], description="vorher")
-    assert [f for f, _, _ in activity_rows(app.page(f"/leaks/{leak}"))[0]].count("rate_lpm") == 1
+    # Fields are shown by their labels (issue 14: readable, translated Activity).
+    assert [f for f, _, _ in activity_rows(app.page(f"/leaks/{leak}"))[0]].count("Leak rate") == 1
     form = app.form(f"/leaks/{leak}/edit").set("description", "nachher")
     assert location_of(app.submit(form)) == f"/leaks/{leak}"
     newest = activity_rows(app.page(f"/leaks/{leak}"))[0]
-    assert ("description", "vorher", "nachher") in newest, newest
+    assert ("Description", "vorher", "nachher") in newest, newest
 
 
 def test_activity_of_an_edit_lists_only_what_changed(app):
@@ -400,4 +401,4 @@ def test_activity_of_an_edit_lists_only_what_changed(app):
     form = app.form(f"/leaks/{leak}/edit").set("description", "nachher")
     assert location_of(app.submit(form)) == f"/leaks/{leak}"
     newest = activity_rows(app.page(f"/leaks/{leak}"))[0]
-    assert newest == [("description", "vorher", "nachher")], newest
+    assert newest == [("Description", "vorher", "nachher")], newest
