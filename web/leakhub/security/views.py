@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from flask import Blueprint, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from flask_login import login_required
 
 from .. import authz
@@ -17,6 +18,28 @@ bp = Blueprint("security", __name__)
 
 PAGE_SIZE = 50
 COMMENT_MAX = 1000
+
+# What the page shows for the stored event kinds and sources (issue 14); the filters still
+# send the stored names. Unknown names are shown as stored.
+KIND_LABELS = {
+    "sign_in": _l("Sign-in"), "sign_in_failed": _l("Failed sign-in"),
+    "sign_out": _l("Sign-out"), "session_expired": _l("Session expired"),
+    "access_denied": _l("Access denied"), "csrf_rejected": _l("Form check failed (CSRF)"),
+    "token_rejected": _l("Token rejected"), "rate_limited": _l("Too many requests"),
+    "lockout": _l("Account locked"), "credential_changed": _l("Credentials changed"),
+    "auth_error": _l("Sign-in error"), "admin_event": _l("Change in the sign-in service"),
+}
+SOURCE_LABELS = {"leakhub": _l("Leakhub"), "keycloak": _l("Sign-in service (Keycloak)")}
+
+
+def kind_label(kind: str) -> str:
+    label = KIND_LABELS.get(kind)
+    return str(label) if label is not None else kind
+
+
+def source_label(source: str) -> str:
+    label = SOURCE_LABELS.get(source)
+    return str(label) if label is not None else source
 
 
 @bp.app_template_global("security_nav_links")
@@ -74,7 +97,8 @@ def index():
         "security/index.html", findings=findings, acknowledged=acknowledged,
         events=rows[:PAGE_SIZE], has_next=len(rows) > PAGE_SIZE, page=page, filters=filters,
         errors=errors, args={k: v for k, v in filters.items() if v}, kinds=KINDS,
-        sources=SOURCES, rule_title=rule_title,
+        sources=SOURCES, rule_title=rule_title, kind_label=kind_label,
+        source_label=source_label,
     ), (422 if errors else 200)
 
 
