@@ -17,7 +17,30 @@ from .writer import entity_type
 
 # What the Activity section shows instead of the stored names (issue 14): actions and the
 # fields people edit. Unknown names are shown as stored.
-ACTION_LABELS = {"create": _l("Created"), "update": _l("Changed"), "delete": _l("Deleted")}
+ACTION_LABELS = {
+    "create": _l("Created"), "update": _l("Changed"), "delete": _l("Deleted"),
+    "status_change": _l("Status changed"), "settings_change": _l("Settings changed"),
+    "settings.changed": _l("Settings changed"), "device.enabled": _l("Device enabled"),
+    "device.disabled": _l("Device disabled"), "finding.acknowledged": _l("Finding acknowledged"),
+    "audit.exported": _l("Audit log exported"), "backup.created": _l("Backup created"),
+    "backup.deleted": _l("Backup deleted"), "backup.downloaded": _l("Backup downloaded"),
+    "backup.restored": _l("Backup restored"), "dashboard.recount": _l("Dashboard recounted"),
+    "deployment.recorded": _l("Deployment recorded"), "export": _l("Exported"),
+    "import": _l("Imported"), "report": _l("Report created"), "grant.given": _l("Access granted"),
+    "grant.revoked": _l("Access revoked"), "organization.created": _l("Organization created"),
+    "retention.run": _l("Old security data removed"), "user.enabled": _l("User enabled"),
+    "user.disabled": _l("User disabled"), "user.invited": _l("User invited"),
+    "user.role_changed": _l("Role changed"), "user.signed_out": _l("User signed out"),
+}
+# Record types (audit entity_type: a model's AUDIT_TYPE or table name) on the audit log.
+ENTITY_LABELS = {
+    "leak": _l("Leak"), "leak_status_change": _l("Status change"), "location": _l("Location"),
+    "energy_settings": _l("Energy settings"), "survey": _l("Survey"),
+    "survey_scope": _l("Survey scope"), "device": _l("Device (API client)"), "photo": _l("Photo"),
+    "grant": _l("Access grant"), "user": _l("User"), "organization": _l("Organization"),
+    "security_finding": _l("Security finding"), "backup": _l("Backup"),
+    "deployment": _l("Deployment"),
+}
 FIELD_LABELS = {
     "tag": _l("Tag"), "tag_number": _l("Leak tag number"), "location": _l("Location"),
     "survey": _l("Survey"), "found_at": _l("Found at"), "status": _l("Status"),
@@ -57,6 +80,11 @@ def display_value(value):
 def action_label(action: str) -> str:
     label = ACTION_LABELS.get(action)
     return str(label) if label is not None else action
+
+
+def entity_label(name: str) -> str:
+    label = ENTITY_LABELS.get(name)
+    return str(label) if label is not None else name
 
 
 def field_label(name: str) -> str:
@@ -120,4 +148,4 @@ def audit_for(actor: authz.Actor, entity, *, limit: int = 100) -> list[ActivityI
 
 # Installed by create_app: the Activity partial's labels and values.
 TEMPLATE_GLOBALS = {"audit_action_label": action_label, "audit_field_label": field_label,
-                    "audit_value": display_value}
+                    "audit_entity_label": entity_label, "audit_value": display_value}
