@@ -98,3 +98,10 @@ def test_no_list_means_no_app_side_restriction(config):
         assert resp.status_code != 403
     finally:
         set_config(None)
+
+
+def test_the_refusal_reads_german_for_a_german_browser(app, client):
+    resp = client.get("/security", environ_base=OUTSIDE, headers={"Accept-Language": "de"})
+    assert resp.status_code == 403
+    page = resp.get_data(as_text=True)
+    assert "Verwaltungsseiten lassen sich nur" in page and "LEAKHUB_ADMIN_ALLOW" in page

@@ -148,7 +148,9 @@ def audit_csv():
     query, filters, errors = _filtered(actor, request.args)
     if errors:
         field, message = next(iter(errors.items()))
-        abort(400, description=f"{field}: {message}")
+        label = _("From") if field == "from" else _("To")
+        abort(400, description=_("The export was not made: %(errors)s",
+                                 errors=f"{label}: {message}"))
     org = actor.organization
     writer.event(actor, "audit.exported",
                  details={"format": "csv", "filters": {k: v for k, v in filters.items() if v}})

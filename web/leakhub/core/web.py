@@ -18,6 +18,7 @@ import uuid
 from urllib.parse import urlsplit
 
 from flask import abort, current_app, g, render_template, request, session
+from flask_babel import gettext as _
 from werkzeug.exceptions import HTTPException
 from werkzeug.routing import BaseConverter
 
@@ -128,7 +129,7 @@ def init_app(app):
         origin = request.headers.get("Origin")
         if origin and origin != "null" and not _same_origin(origin):
             g.csrf_failure = "foreign origin"
-            abort(403, description="The request came from another site and was refused.")
+            abort(403, description=_("The request came from another site and was refused."))
         sent = request.form.get("csrf_token") or request.headers.get("X-CSRF-Token") or ""
         expected = session.get("csrf") or ""
         # Compared as bytes: compare_digest refuses str with non-ASCII characters (TypeError,
@@ -136,8 +137,8 @@ def init_app(app):
         if not expected or not hmac.compare_digest(sent.encode("utf-8", "surrogatepass"),
                                                    expected.encode("utf-8")):
             g.csrf_failure = "missing or wrong CSRF token"
-            abort(403, description="The form has expired or was not sent from Leakhub. "
-                                   "Reload the page and try again.")
+            abort(403, description=_("The form has expired or was not sent from Leakhub. "
+                                     "Reload the page and try again."))
 
     @app.after_request
     def _headers(response):

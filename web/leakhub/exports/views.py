@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from flask import Blueprint, abort, request, send_file
+from flask_babel import gettext as _
 
 from ..core.pages import member_required
 from ..identity.login import current_actor
@@ -20,7 +21,8 @@ def _export(fmt):
     flt = leaks.parse_filter(request.args)
     if flt.errors:
         # Exporting without the unreadable filter value would export more than was asked for.
-        abort(400, description="; ".join(f"{k}: {v}" for k, v in flt.errors.items()))
+        abort(400, description=_("The export was not made: %(errors)s", errors="; ".join(
+            f"{k}: {v}" for k, v in flt.errors.items())))
     tz = actor.organization.timezone
     out, _n = service.export(actor, flt, fmt=fmt, tzname=tz,
                              opts=service.parse_options(request.args))

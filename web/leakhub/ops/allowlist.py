@@ -15,6 +15,8 @@ from __future__ import annotations
 import ipaddress
 import logging
 
+from flask_babel import gettext as _
+
 from ..security.events import record
 
 log = logging.getLogger("leakhub.ops")
@@ -58,8 +60,8 @@ def check_request():
                     "endpoint": request.endpoint, "allow": "LEAKHUB_ADMIN_ALLOW"})
     log.warning("admin page refused outside LEAKHUB_ADMIN_ALLOW",
                 extra={"method": request.method, "path": request.path[:200], "status": 403})
-    description = ("Administration pages can only be opened from the networks the "
-                   "operator allowed (LEAKHUB_ADMIN_ALLOW).")
+    description = _("Administration pages can only be opened from the networks the "
+                    "operator allowed (LEAKHUB_ADMIN_ALLOW).")
     return render_template("error.html", code=403, title="Forbidden",
                            description=description), 403
 
