@@ -7,6 +7,9 @@
 - Text cells that a spreadsheet would run as a formula (starting with = + - @ tab CR) get a
   leading apostrophe (CSV and XLSX). The importer removes it again.
 - The headers are the importer's English field labels: an export re-imports without mapping.
+- Values are in the user's language (status, component, method, estimate class labels; the
+  importer's vocabularies know both languages' labels, so a German export re-imports too).
+  Priority stays the number 1–3 (1 = high): a numeric cell sorts and filters in Excel.
 """
 from __future__ import annotations
 
@@ -156,6 +159,8 @@ def rows(actor, flt: leaks.LeakFilter, *, tzname: str | None):
              .order_by(*order).limit(MAX_ROWS))
     status_labels = {k: str(v) for k, v in leaks.STATUS_LABELS.items()}
     component_labels = {k: str(v) for k, v in leaks.COMPONENT_LABELS.items()}
+    method_labels = {k: str(v) for k, v in leaks.METHOD_LABELS.items()}
+    estimate_labels = {k: str(v) for k, v in leaks.ESTIMATE_LABELS.items()}
     cursor = database.execute(query)
     while True:
         batch = cursor.fetchmany(2000)
@@ -174,7 +179,8 @@ def rows(actor, flt: leaks.LeakFilter, *, tzname: str | None):
                 tag, paths.path(loc_id), loc_name, paths.site_code(loc_id),
                 surveys.get(survey_id, ""), utc_to_local(found_at, tzname), found_by,
                 device_serial, status_labels.get(status, status), priority,
-                component_labels.get(component, component), method, estimate_class or "",
+                component_labels.get(component, component), method_labels.get(method, method),
+                estimate_labels.get(estimate_class, estimate_class or ""),
                 rate, _dec(low), _dec(high), _dec(pressure), gas, description, action,
                 spare_part, _date(due_date), _date(repaired_at), repaired_by, _dec(repair_cost),
                 _date(verified_at), f.kwh_year.quantize(Q1), f.cost_year.quantize(Q2),

@@ -190,7 +190,7 @@ def with_overrides(headers: list[str], by_name: dict) -> dict[int, str]:
 COMPONENT_WORDS = {
     "coupling": ["coupling", "kupplung", "steckkupplung", "kupplungen"],
     "hose": ["hose", "schlauch", "schlaeuche", "schlauchleitung"],
-    "tube": ["tube", "rohr", "leitung", "kunststoffrohr", "tubing"],
+    "tube": ["tube", "rohr", "leitung", "kunststoffrohr", "tubing", "kunststoffschlauch"],
     "fitting": ["fitting", "verschraubung", "steckverbinder", "verbinder", "fittings",
                 "anschluss"],
     "pipe_joint": ["pipejoint", "rohrverbindung", "rohrverbinder", "pipe", "schweissnaht",
@@ -221,13 +221,16 @@ PRIORITY_WORDS = {1: ["1", "high", "hoch", "a", "dringend", "urgent"],
                   2: ["2", "medium", "mittel", "b", "normal"],
                   3: ["3", "low", "niedrig", "gering", "c"]}
 METHOD_WORDS = {"device": ["device", "measured", "measuredwithadevice", "gemessen", "messung",
-                           "messgeraet"],
-                "estimate": ["estimate", "estimateclass", "geschaetzt", "schaetzung"],
+                           "messgeraet", "mitmessgeraetgemessen"],
+                "estimate": ["estimate", "estimateclass", "geschaetzt", "schaetzung",
+                             "schaetzklasse"],
                 "calculated": ["calculated", "berechnet"]}
-ESTIMATE_WORDS = {"minimal": ["minimal", "minimalfeltnotheard", "sehrklein"],
+ESTIMATE_WORDS = {"minimal": ["minimal", "minimalfeltnotheard", "sehrklein",
+                             "minimalfuehlbarnichthoerbar"],
                   "small": ["small", "klein"], "medium": ["medium", "mittel"],
                   "large": ["large", "gross"],
-                  "severe": ["severe", "severeheardatadistance", "sehrgross", "extrem"]}
+                  "severe": ["severe", "severeheardatadistance", "sehrgross", "extrem",
+                             "stark", "starkaufdistanzhoerbar"]}
 
 
 def _vocab(words: dict) -> dict[str, object]:
