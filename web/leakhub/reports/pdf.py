@@ -93,7 +93,7 @@ def _numbered_canvas(org_name: str, title: str, footer_left: str):
 
 def render(data: service.ReportData, *, compress: bool = True) -> bytes:
     org = data.organization
-    fmt = _Fmt(org.language, data.currency)
+    fmt = _Fmt(service.report_language(org), data.currency)
     styles = getSampleStyleSheet()
     base = ParagraphStyle("base", parent=styles["Normal"], fontName="Helvetica", fontSize=9,
                           leading=11)

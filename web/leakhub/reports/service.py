@@ -6,6 +6,7 @@ import datetime as dt
 from collections import Counter
 from dataclasses import dataclass, field
 
+from flask_babel import get_locale
 from flask_babel import gettext as _
 
 from .. import authz
@@ -116,6 +117,20 @@ def _settings_used(actor, site_ids, earliest: dt.date | None, paths: _Paths) -> 
     return out
 
 
+def report_language(org) -> str:
+    """The language a report's numbers and dates are written in: the one its text is in
+    (the user's, issue 14), else, outside a request (leakctl), the organization's."""
+    current = get_locale()
+    return current.language if current else (org.language or "en")
+
+
+def report_date(value: dt.date | None, org) -> str:
+    """German 31.03.2025, English 2025-03-31."""
+    if value is None:
+        return ""
+    return value.strftime("%d.%m.%Y" if report_language(org).startswith("de") else "%Y-%m-%d")
+
+
 def _now_local(actor) -> dt.datetime:
     return utc_to_local(utcnow(), actor.organization.timezone)
 
@@ -128,8 +143,11 @@ def _base_query(actor):
 def survey_report(actor, survey: Survey) -> ReportData:
     authz.require(actor, "report", survey)
 
-    facts = [(_("Period"), f"{survey.period_start.isoformat()} – "
-                           f"{survey.period_end.isoformat() if survey.period_end else '…'}")]
+    def day(value: dt.date) -> str:
+        return report_date(value, actor.organization)
+
+    facts = [(_("Period"), f"{day(survey.period_start)} – "
+                           f"{day(survey.period_end) if survey.period_end else '…'}")]
     if survey.auditor:
         facts.append((_("Auditor"), survey.auditor))
     if survey.device:
