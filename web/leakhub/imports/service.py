@@ -23,7 +23,6 @@
 from __future__ import annotations
 
 from .. import authz
-from ..core.errors import LeakhubError
 from . import formats, mapping
 from .classify import TargetCheck, classify
 from .columns import map_columns
@@ -33,12 +32,8 @@ from .read import file_number_locale, format_error, headers_of, read_table
 from .validate import validate
 from .write import write
 
-__all__ = ["Conflict", "ImportAborted", "Options", "Result", "RowError", "file_number_locale",
+__all__ = ["Conflict", "Options", "Result", "RowError", "file_number_locale",
            "format_error", "formats", "headers_of", "parse_mapping_form", "run_import"]
-
-
-class ImportAborted(LeakhubError):
-    pass
 
 
 def run_import(actor, data: bytes, filename: str, *, column_map: dict | None = None,
