@@ -1,4 +1,9 @@
 """The security page shows event kinds and sources through the label table (issue 14)."""
+import re
+from pathlib import Path
+
+import leakhub
+from leakhub.security.keycloak_sync import LOGIN_TYPES
 from leakhub.security.models import KINDS, SOURCES, SecurityEvent
 from leakhub.security.views import KIND_LABELS, SOURCE_LABELS, kind_label, source_label
 
@@ -10,6 +15,18 @@ def test_every_stored_kind_and_source_has_a_label():
     assert set(SOURCE_LABELS) == set(SOURCES)
     assert kind_label("something_new") == "something_new"
     assert source_label("elsewhere") == "elsewhere"
+
+
+def test_every_kind_the_code_records_is_offered_and_labelled():
+    recorded = set(LOGIN_TYPES.values()) | {"csrf_rejected", "access_denied", "rate_limited"}
+    call = re.compile(r'\brecord(?:_security_event)?\(\s*"([a-z_]+)"')
+    for path in Path(leakhub.__file__).parent.rglob("*.py"):
+        recorded.update(call.findall(path.read_text(encoding="utf-8")))
+    sync = (Path(leakhub.__file__).parent / "security" / "keycloak_sync.py").read_text("utf-8")
+    for a, b in re.findall(r'\bkind="([a-z_]+)"|"kind": "([a-z_]+)"', sync):
+        recorded.add(a or b)
+    assert {"ip_denied", "sign_in", "lockout", "session_expired"} <= recorded
+    assert recorded - set(KINDS) == set()
 
 
 def _page(client, org, make_user, language):

@@ -14,7 +14,7 @@ SOURCES = ("leakhub", "keycloak")
 KINDS = (
     "sign_in", "sign_in_failed", "sign_out", "session_expired", "access_denied",
     "csrf_rejected", "token_rejected", "rate_limited", "lockout", "credential_changed",
-    "auth_error", "admin_event",
+    "auth_error", "admin_event", "ip_denied",
 )
 SEVERITIES = ("low", "medium", "high")
 SEVERITY_RANK = {"high": 0, "medium": 1, "low": 2}

@@ -28,6 +28,7 @@ KIND_LABELS = {
     "token_rejected": _l("Token rejected"), "rate_limited": _l("Too many requests"),
     "lockout": _l("Account locked"), "credential_changed": _l("Credentials changed"),
     "auth_error": _l("Sign-in error"), "admin_event": _l("Change in the sign-in service"),
+    "ip_denied": _l("Refused outside the admin networks"),
 }
 SOURCE_LABELS = {"leakhub": _l("Leakhub"), "keycloak": _l("Sign-in service (Keycloak)")}
 
