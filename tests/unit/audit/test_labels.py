@@ -54,6 +54,7 @@ def _audit_page(client, make_user, make_actor, language):
     target = make_user("viewer")
     writer.update(make_actor("admin"), target, {"role": "manager"}, permission="manage",
                   action="user.role_changed")
+    writer.update(make_actor("admin"), target, {"enabled": False}, permission="manage")
     sign_in(client, admin)
     return client.get("/audit").get_data(as_text=True)
 
@@ -65,6 +66,7 @@ def test_audit_log_in_german(client, org, make_user, make_actor):
     assert '<option value="user.role_changed"' in page and ">Rolle geändert</option>" in page
     assert '<option value="user"' in page and ">Benutzer</option>" in page
     assert ">user.role_changed<" not in page
+    assert ">Aktiviert</span>: <del>ja</del> → <ins>nein</ins>" in page   # values read German
 
 
 def test_audit_log_in_english(client, org, make_user, make_actor):

@@ -52,6 +52,8 @@ FIELD_LABELS = {
     "repaired_by": _l("Repaired by"), "repair_cost": _l("Repair cost"),
     "verified_at": _l("Verified"), "role": _l("Role"), "language": _l("Language"),
     "name": _l("Name"), "timezone": _l("Time zone"), "security_mode": _l("Security mode"),
+    "enabled": _l("Enabled"), "email": _l("E-mail"), "code": _l("Code"), "notes": _l("Notes"),
+    "valid_from": _l("Valid from"), "ack_comment": _l("Comment"),
 }
 _ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 _ISO_DATETIME = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d+)?)?$")
