@@ -26,7 +26,8 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
 HERE = Path(__file__).resolve().parent
-CACHE = Path(os.environ.get("LEAKHUB_COMPOSE_CACHE", Path.home() / ".cache" / "leakhub" / "compose"))
+CACHE = Path(os.environ.get("LEAKHUB_COMPOSE_CACHE",
+                           Path.home() / ".cache" / "leakhub" / "compose"))
 KEYCLOAK_ZIP = Path.home() / ".cache" / "leakhub" / "keycloak-quarkus-dist-26.7.3.zip"
 CONTAINERS_CONF = Path("/etc/containers/containers.conf")
 DEBIAN_MIRROR = os.environ.get("LEAKHUB_DEBIAN_MIRROR", "http://deb.debian.org/debian")
@@ -86,7 +87,8 @@ def ensure_containers_conf() -> None:
 def podman() -> str:
     exe = shutil.which("podman")
     if exe is None:
-        raise HarnessError("podman is not installed (scripts/apt-packages.txt; run scripts/install)")
+        raise HarnessError("podman is not installed "
+                           "(scripts/apt-packages.txt; run scripts/install)")
     return exe
 
 
@@ -103,7 +105,7 @@ class ApiService:
     def docker_host(self) -> str:
         return f"unix://{self.socket}"
 
-    def start(self, timeout: float = 60) -> "ApiService":
+    def start(self, timeout: float = 60) -> ApiService:
         ensure_containers_conf()
         self.socket.parent.mkdir(parents=True, exist_ok=True)
         if self.socket.exists():
@@ -318,9 +320,11 @@ def ensure_standins() -> dict:
 
 
 def app_image_key() -> str:
+    # Everything web/Dockerfile copies into the image.
     files = [REPO / "web" / "Dockerfile", REPO / "pyproject.toml", REPO / "requirements.lock",
-             REPO / ".dockerignore"]
-    tracked = run(["git", "-C", REPO, "ls-files", "web", "worker", "compose", "caddy"]).stdout.split()
+             REPO / ".dockerignore", REPO / "setup.py"]
+    tracked = run(["git", "-C", REPO, "ls-files", "web", "worker", "host", "compose",
+                   "caddy"]).stdout.split()
     return _hash(image_label(STANDIN_PYTHON) or "", *files,
                  *[REPO / f for f in tracked if (REPO / f).is_file()])
 

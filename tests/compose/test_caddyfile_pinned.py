@@ -16,7 +16,9 @@ import composeharness
 REPO = Path(__file__).resolve().parents[2]
 CADDYFILE = REPO / "caddy" / "Caddyfile"
 
-pytestmark = pytest.mark.compose
+# The first test may build Caddy with Go (a cold build takes minutes on 2 cores; cached in
+# ~/.cache/leakhub/compose by version), longer than scripts/test's default per-test timeout.
+pytestmark = [pytest.mark.compose, pytest.mark.timeout(2400)]
 
 
 @pytest.fixture(scope="module")

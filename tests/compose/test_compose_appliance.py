@@ -1,4 +1,5 @@
-"""The compose appliance as a customer runs it: `.env` → `docker compose up -d` → the setup
+"""The compose appliance as a customer runs it: the offline delivery (`scripts/release` →
+`sha256sum -c` → `docker load` → unpack) → `.env` → `docker compose up -d` → the setup
 one-shot → the first admin's one-time password from its log → sign-in with Chromium through the
 published Caddy port (trusting `scripts/leakctl tls export-root`) → a leak with a photo →
 `scripts/leakctl backup create` → down / up: data kept → `down -v`, restore into fresh
@@ -18,21 +19,20 @@ from pathlib import Path
 
 import pytest
 from PIL import Image
+from playwright.sync_api import Error as PlaywrightError
 from playwright.sync_api import expect, sync_playwright
 
 import composeharness
-from support.browser import launch
 
-pytestmark = [
-    pytest.mark.compose, pytest.mark.e2e, pytest.mark.timeout(3000),
-    # Opt-in until it passes under podman: PostgreSQL (read-only root, uid 999) cannot create
-    # its socket lock in the /var/run/postgresql tmpfs there (podman mounts its own /run tmpfs
-    # into read-only containers); see tests/compose/README.md, "Status".
-    pytest.mark.skipif(os.environ.get("LEAKHUB_COMPOSE_SCENARIO") != "1",
-                       reason="compose scenario is opt-in (LEAKHUB_COMPOSE_SCENARIO=1) until it "
-                              "passes under podman"),
-]
+CHROMIUM = "/usr/bin/chromium"
 
+# Covers building the images when they are not cached yet (stand-ins, the pinned Caddy with Go,
+# the app image) and four `up -d` of the whole bundle.
+pytestmark = [pytest.mark.compose, pytest.mark.e2e, pytest.mark.timeout(3600)]
+
+REPO = Path(__file__).resolve().parents[2]
+VERSION = re.search(r'^version = "(.+)"$', (REPO / "pyproject.toml").read_text(), re.M).group(1)
+APP_IMAGE = f"localhost/leakhub:{VERSION}"
 EMAIL = "admin@example.test"
 PASSWORD = "Leak-hub-2026!"
 ROWS_SQL = ("select l.id, l.tag, l.description, p.sha256 from leak l "
@@ -108,14 +108,48 @@ class Project:
             time.sleep(5)
 
 
+def launch(pw, root_crt: Path, workdir: Path):
+    """Chromium trusting exactly the exported root, as a customer's client would: the root is a
+    trusted CA in the NSS database of the browser's $HOME (certutil), no certificate errors
+    ignored, nothing pinned."""
+    home = workdir / "home"
+    nssdb = home / ".pki" / "nssdb"
+    nssdb.mkdir(parents=True, exist_ok=True)
+    subprocess.run(["certutil", "-N", "-d", f"sql:{nssdb}", "--empty-password"], check=True,
+                   capture_output=True)
+    subprocess.run(["certutil", "-A", "-d", f"sql:{nssdb}", "-n", "Leakhub root", "-t", "C,,",
+                    "-i", str(root_crt)], check=True, capture_output=True)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LEAKHUB_")}
+    env["HOME"] = str(home)
+    return pw.chromium.launch_persistent_context(
+        str(workdir / "profile"), executable_path=CHROMIUM, headless=True, env=env,
+        args=["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic",
+              "--no-first-run", "--disable-background-networking",
+              "--disable-component-update", "--disable-sync"],
+        viewport={"width": 1024, "height": 768})
+
+
 def jpeg() -> bytes:
     out = io.BytesIO()
     Image.new("RGB", (320, 240), (40, 90, 160)).save(out, "JPEG")
     return out.getvalue()
 
 
+def goto(page, url: str):
+    """page.goto, once more after ERR_NETWORK_CHANGED: Chromium aborts a navigation when the
+    host's interfaces change, as they do whenever the engine adds a container's veth (another
+    build or project on this machine)."""
+    try:
+        page.goto(url)
+    except PlaywrightError as exc:
+        if "ERR_NETWORK_CHANGED" not in str(exc):
+            raise
+        time.sleep(2)
+        page.goto(url)
+
+
 def sign_in(page, base: str, password: str, one_time: str | None = None):
-    page.goto(f"{base}/login/main")
+    goto(page, f"{base}/login/main")
     page.fill("#username", EMAIL)
     page.fill("#password", one_time or password)
     page.locator("#kc-login").click()
@@ -128,9 +162,46 @@ def sign_in(page, base: str, password: str, one_time: str | None = None):
     expect(page.get_by_test_id("org-name")).to_be_visible()
 
 
+def deliver(engine, workdir: Path) -> Path:
+    """The offline delivery as a customer gets it: `scripts/release` writes the archive (app
+    image saved from the engine, bundle, checksums); the image is removed from the engine, then
+    the archive is checked (`sha256sum -c`), the image loaded (`docker load`) and the bundle
+    unpacked. Returns the bundle's folder."""
+    env = engine.env()
+    started = time.monotonic()
+    archive = subprocess.run(
+        [REPO / "scripts" / "release", "--no-build", "--out", workdir / "dist"],
+        env=env, capture_output=True, text=True, timeout=1200)
+    assert archive.returncode == 0, archive.stderr[-3000:]
+    archive_path = Path(archive.stdout.strip().splitlines()[-1])
+    subprocess.run(["docker", "rmi", APP_IMAGE], env=env, capture_output=True, check=True,
+                   timeout=300)
+    host = workdir / "customer"
+    host.mkdir()
+
+    def sh(*cmd):
+        proc = subprocess.run([str(c) for c in cmd], cwd=host, env=env, capture_output=True,
+                              text=True, timeout=1200)
+        assert proc.returncode == 0, f"{cmd}: {proc.stdout[-2000:]}{proc.stderr[-2000:]}"
+        return proc.stdout
+
+    sh("tar", "-xf", archive_path)
+    assert "OK" in sh("sha256sum", "-c", "SHA256SUMS")
+    sh("docker", "load", "-i", f"leakhub-image-{VERSION}.tar")
+    sh("tar", "-xzf", f"leakhub-bundle-{VERSION}.tar.gz")
+    print(f"\noffline delivery (release, rmi, check, load, unpack) in "
+          f"{time.monotonic() - started:.0f} s")
+    return host / f"leakhub-{VERSION}"
+
+
 @pytest.fixture(scope="module")
 def project(engine, tmp_path_factory):
-    folder = composeharness.bundle_copy(tmp_path_factory.mktemp("bundle"))
+    # The image the release step saves: built from web/Dockerfile as it is in this tree.
+    started = time.monotonic()
+    composeharness.ensure_app_image(APP_IMAGE, composeharness.bundle_copy(
+        tmp_path_factory.mktemp("build")))
+    print(f"\napp image ready in {time.monotonic() - started:.0f} s")
+    folder = deliver(engine, tmp_path_factory.mktemp("delivery"))
     https, http = free_port(), free_port()
     # .env as a customer writes it (compose/.env.example with the required lines filled in).
     text = (folder / "compose" / ".env.example").read_text()
@@ -139,9 +210,6 @@ def project(engine, tmp_path_factory):
     text += (f"LEAKHUB_HTTP_PORT={http}\nLEAKHUB_HTTPS_PORT={https}\n"
              f"LEAKHUB_PUBLIC_PORT_SUFFIX=:{https}\nLEAKHUB_ORG_NAME=Werk Nord\n")
     (folder / ".env").write_text(text)
-    started = time.monotonic()
-    composeharness.ensure_app_image("localhost/leakhub:0.1.0", folder)
-    print(f"\napp image ready in {time.monotonic() - started:.0f} s")
     p = Project(engine, folder)
     p.base = f"https://localhost:{https}"
     yield p
@@ -159,7 +227,8 @@ def test_install_sign_in_record_backup_restart_and_restore(project, tmp_path):
     one_time = match.group(2)
 
     # Least privilege, as the containers see it.
-    web_secrets = set(project.compose("exec", "-T", "web", "ls", "/run/leakhub-secrets").stdout.split())
+    web_secrets = set(project.compose("exec", "-T", "web", "ls",
+                                      "/run/leakhub-secrets").stdout.split())
     assert "postgres-superuser-password" not in web_secrets and "backup-identity" not in web_secrets
     assert {"session-key", "postgres-leakhub-password"} <= web_secrets
 
@@ -170,18 +239,18 @@ def test_install_sign_in_record_backup_restart_and_restore(project, tmp_path):
     photo = tmp_path / "Kupplung.jpg"
     photo.write_bytes(jpeg())
     with sync_playwright() as pw:
-        ctx = launch(pw, ca_dir, tmp_path / "chromium")
+        ctx = launch(pw, ca_dir / "root.crt", tmp_path / "chromium")
         page = ctx.new_page()
         page.set_default_timeout(30_000)
         sign_in(page, project.base, PASSWORD, one_time)
-        page.goto(f"{project.base}/locations/new")
+        goto(page, f"{project.base}/locations/new")
         page.select_option("#f-kind", "site")
         page.fill("#f-code", "NORD")
         page.fill("#f-name", "Werk Nord")
         page.get_by_test_id("save").click()
         page.wait_for_url(re.compile(r".*/locations/\d+$"))
         site_id = page.url.rsplit("/", 1)[1]
-        page.goto(f"{project.base}/leaks/new")
+        goto(page, f"{project.base}/leaks/new")
         page.select_option("#f-location", site_id)
         page.fill("#f-tag", "T-0815")
         page.fill("#f-rate_lpm", "12,5")
@@ -208,6 +277,9 @@ def test_install_sign_in_record_backup_restart_and_restore(project, tmp_path):
     worker_id = project.compose("ps", "-q", "worker").stdout.split()[0]
     project.run("docker", "cp", f"{worker_id}:/var/lib/leakhub/backups/{archive}",
                 project.folder / "restore" / archive)
+    # `docker cp` keeps the archive's mode 0600 but makes it root's on the host; the restore
+    # below runs as the app user (uid 10001), which must be able to read what it restores.
+    (project.folder / "restore" / archive).chmod(0o644)
 
     # down / up: everything is still there.
     project.compose("down", timeout=600)
@@ -232,11 +304,11 @@ def test_install_sign_in_record_backup_restart_and_restore(project, tmp_path):
     # The same user signs in with the same password (no one-time password any more).
     project.run("scripts/leakctl", "tls", "export-root", "--out", ca_dir / "root.crt")
     with sync_playwright() as pw:
-        ctx = launch(pw, ca_dir, tmp_path / "chromium-2")
+        ctx = launch(pw, ca_dir / "root.crt", tmp_path / "chromium-2")
         page = ctx.new_page()
         page.set_default_timeout(30_000)
         sign_in(page, project.base, PASSWORD)
-        page.goto(f"{project.base}/leaks")
+        goto(page, f"{project.base}/leaks")
         expect(page.locator("body")).to_contain_text("T-0815")
         ctx.close()
     print("\n" + ", ".join(f"{k}: {v:.0f} s" for k, v in timings.items()))
