@@ -140,11 +140,11 @@ def test_record_leak_with_photo_on_tablet_status_dashboard_and_activity(stack, t
         activity = page.get_by_test_id("activity")
         expect(activity).to_be_visible()
         newest = activity.get_by_test_id("activity-item").first    # newest first
-        expect(newest).to_contain_text("update")
+        expect(newest).to_contain_text("Changed")      # actions and fields by label (issue 14)
         # (Only the description changed; that the unchanged decimals are listed too on
         # PostgreSQL is a known bug, see test_leak_register.py::test_activity_of_an_edit_...)
         diff_row = newest.locator("table.diff tbody tr", has=page.locator(
-            "td", has_text=re.compile(r"^description$")))
+            "td", has_text=re.compile(r"^Description$")))
         expect(diff_row).to_have_count(1)
         expect(diff_row.locator("td.old")).to_have_text("Kupplung zischt")
         expect(diff_row.locator("td.new")).to_have_text("Kupplung getauscht, Schlauch prüfen")
