@@ -361,6 +361,8 @@ def main(argv: list[str]) -> int:
         say(f"images ready in {time.monotonic() - started:.0f} s")
         return 0
     workdir = Path(argv[1] if len(argv) > 1 else tempfile.mkdtemp(prefix="lh-podman-"))
+    # SIGTERM (e.g. from `timeout`) stops the API service too (it runs in its own session).
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     service = ApiService(workdir).start()
     print(f"export DOCKER_HOST={service.docker_host}")
     pump = HealthPump()

@@ -174,8 +174,11 @@ def deliver(engine, workdir: Path) -> Path:
         env=env, capture_output=True, text=True, timeout=1200)
     assert archive.returncode == 0, archive.stderr[-3000:]
     archive_path = Path(archive.stdout.strip().splitlines()[-1])
-    subprocess.run(["docker", "rmi", APP_IMAGE], env=env, capture_output=True, check=True,
-                   timeout=300)
+    # Removed so that `docker load` below is what provides it; a concurrent run of this test
+    # (another session on this machine) may have containers of it, then it stays.
+    removed = subprocess.run(["docker", "rmi", APP_IMAGE], env=env, capture_output=True,
+                             text=True, timeout=300)
+    assert removed.returncode == 0 or "in use" in removed.stderr, removed.stderr
     host = workdir / "customer"
     host.mkdir()
 
@@ -209,8 +212,13 @@ def project(engine, tmp_path_factory):
     text = text.replace("LEAKHUB_ADMIN_EMAIL=\n", f"LEAKHUB_ADMIN_EMAIL={EMAIL}\n")
     text += (f"LEAKHUB_HTTP_PORT={http}\nLEAKHUB_HTTPS_PORT={https}\n"
              f"LEAKHUB_PUBLIC_PORT_SUFFIX=:{https}\nLEAKHUB_ORG_NAME=Werk Nord\n")
+    # Its own project name (the customer may choose one): another run of this test on the same
+    # machine (a second session, CI) must not share containers, networks or volumes with it.
+    name = f"leakhub-{os.getpid()}"
+    assert "COMPOSE_PROJECT_NAME=leakhub\n" in text
+    text = text.replace("COMPOSE_PROJECT_NAME=leakhub\n", f"COMPOSE_PROJECT_NAME={name}\n")
     (folder / ".env").write_text(text)
-    p = Project(engine, folder)
+    p = Project(engine, folder, name=name)
     p.base = f"https://localhost:{https}"
     yield p
     p.compose("down", "-v", "--remove-orphans", check=False, timeout=600)
@@ -312,3 +320,58 @@ def test_install_sign_in_record_backup_restart_and_restore(project, tmp_path):
         expect(page.locator("body")).to_contain_text("T-0815")
         ctx.close()
     print("\n" + ", ".join(f"{k}: {v:.0f} s" for k, v in timings.items()))
+
+
+def probe_release(tmp: Path, version: str, migrations: dict[str, str]) -> str:
+    """A later release built locally: this tree's app image with extra migrations (numbered
+    after this tree's last one) and another version number, tagged localhost/leakhub:<version>
+    (cached by content)."""
+    folder = composeharness.bundle_copy(tmp / f"release-{version}")
+    where = folder / "web" / "leakhub" / "core" / "migrations"
+    last = max(int(m.group(1)) for f in where.glob("m*.py")
+               if (m := re.match(r"m(\d{4})_", f.name)))
+    for number, (name, sql) in enumerate(migrations.items(), start=last + 1):
+        (where / f"m{number:04d}_{name}.py").write_text(
+            f'"""Test-only migration of release {version}."""\n\n\n'
+            f"def up(db):\n    db.execute_sql({sql!r})\n")
+    pyproject = folder / "pyproject.toml"
+    pyproject.write_text(re.sub(r'^version = ".*"$', f'version = "{version}"',
+                                pyproject.read_text(), count=1, flags=re.M))
+    tag = f"localhost/leakhub:{version}"
+    key = composeharness._hash(composeharness.app_image_key(), version, sorted(migrations.items()))
+    composeharness.build(tag, folder / "web" / "Dockerfile", folder, key)
+    return tag
+
+
+def test_update_to_a_new_release_and_roll_back_a_failing_one(project, tmp_path):
+    """`scripts/leakctl update --to`: a release with one more migration is installed; one whose
+    migration fails is rolled back (schema and version as before); the deployment log shows
+    both. The installation of the test above (or a fresh one) is the starting point."""
+    project.up()
+    before = project.sql(ROWS_SQL)
+    probe = {"update_probe": "CREATE TABLE update_probe (id integer)"}
+    probe_release(tmp_path, "9.1.0", probe)
+    probe_release(tmp_path, "9.2.0", {
+        **probe, "broken": "ALTER TABLE no_such_table ADD COLUMN x integer"})
+
+    ok = project.run("scripts/leakctl", "update", "--to", "9.1.0", timeout=1800)
+    assert "OK: updated" in ok.stdout + ok.stderr, ok.stdout + ok.stderr
+    assert "LEAKHUB_VERSION=9.1.0" in (project.folder / ".env").read_text()
+    assert project.sql("select count(*) from update_probe").strip() == "0"
+    schema = project.sql("select max(version) from schema_version").strip()
+
+    failed = project.run("scripts/leakctl", "update", "--to", "9.2.0", check=False,
+                         timeout=1800)
+    assert failed.returncode != 0
+    assert "ROLLED BACK" in failed.stdout + failed.stderr, failed.stdout + failed.stderr
+    assert "LEAKHUB_VERSION=9.1.0" in (project.folder / ".env").read_text()
+    project.wait_healthy()
+    assert project.sql("select max(version) from schema_version").strip() == schema
+    assert project.sql(ROWS_SQL) == before
+    image = project.run("docker", "inspect", "--format", "{{.Config.Image}}",
+                        project.compose("ps", "-q", "web").stdout.split()[0]).stdout
+    assert "localhost/leakhub:9.1.0" in image
+
+    log = project.run("scripts/leakctl", "deployments").stdout
+    assert re.search(r"rolled_back\s+9\.1\.0 -> 9\.2\.0", log), log
+    assert re.search(r"ok\s+\S+ -> 9\.1\.0", log), log
