@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from support.stackctl import Stack, StackStartError
+from support.stackctl import Stack, StackStartError, _stack_py
 
 
 @pytest.fixture(scope="session")
@@ -67,8 +67,6 @@ def _session_stack(request, *, db: str, reuse_var: str):
 
 
 def _down_quietly(home: Path) -> None:
-    from stackctl import _stack_py
-
     try:
         _stack_py("down", "--home", str(home), timeout=300)
     except Exception:

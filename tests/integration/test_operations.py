@@ -12,7 +12,7 @@ import psycopg
 import pytest
 import requests
 
-from support.stackctl import OUTSIDE, raw_get, second_caddy, session_from, stop
+from support.stackctl import OUTSIDE, free_port, raw_get, second_caddy, session_from, stop
 
 pytestmark = pytest.mark.integration
 
@@ -234,7 +234,6 @@ def test_acme_mode_gets_its_certificate_from_an_acme_ca_and_passes_mozilla_inter
     # The CA validates on the standard ports of the name: 80 (HTTP-01) and 443 (TLS-ALPN-01).
     if os.geteuid() != 0 or not (_port_free(80) and _port_free(443)):
         pytest.skip("ACME validation needs ports 80 and 443 on 127.0.0.1 (root, ports free)")
-    from stackctl import free_port
 
     server_dir = tmp_path / "acme-ca"
     server_dir.mkdir()
