@@ -18,14 +18,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from joserfc import jwt
-from joserfc.jwk import KeySet, RSAKey
 
 from leakhub.api import auth
 from leakhub.authz import Actor
 from leakhub.authz.models import Grant
 from leakhub.identity import views as identity_views
 from leakhub.identity.models import User
-from leakhub.identity.tokens import RealmKeys
 from leakhub.imports.views import SESSION_KEY, staging
 from leakhub.leaks import service as leaks
 from leakhub.locations import service as locations
@@ -33,6 +31,7 @@ from leakhub.photos import service as photos
 from leakhub.security.models import Finding
 from leakhub.surveys import service as surveys
 
+from support.realm import LocalRealm, signing_key
 from support.reporting_data import BASE, png_bytes
 
 WEB = Path(__file__).resolve().parents[3] / "web" / "leakhub"
@@ -72,18 +71,8 @@ json_body = st.dictionaries(st.sampled_from(FIELDS), json_value, max_size=8)
 
 @pytest.fixture
 def world(app, org, make_user, monkeypatch):
-    key = RSAKey.generate_key(2048, parameters={"kid": "fuzz", "use": "sig", "alg": "RS256"})
-
-    class Realm(RealmKeys):
-        def metadata(self):
-            base = "https://leakhub.test/auth/realms/x/protocol/openid-connect"
-            return {"jwks_uri": base + "/certs", "authorization_endpoint": base + "/auth",
-                    "token_endpoint": base + "/token", "end_session_endpoint": base + "/logout"}
-
-        def _fetch_keys(self):
-            return KeySet([key])
-
-    realm = Realm("http://unused")
+    key = signing_key("fuzz")
+    realm = LocalRealm(key)
     monkeypatch.setattr(auth, "realm_keys", lambda cfg, slug: realm)
     monkeypatch.setattr(identity_views, "realm_keys", lambda cfg, slug: realm)
     admin = make_user("admin")

@@ -185,11 +185,10 @@ MATRIX: dict[str, dict[str, dict]] = {
 def env(tmp_path_factory):
     """One app for the module (creating it per case would dominate the run time), with the
     realms' key endpoints faked: API tokens are signed by a local key."""
-    from joserfc.jwk import KeySet, RSAKey
-
     from leakhub.core.config import Config, set_config
     from leakhub.core.secrets import ensure_all
-    from leakhub.identity.tokens import RealmKeys
+
+    from support.realm import LocalRealm, signing_key
 
     # The database and uploads on tmpfs when there is one: ~800 requests, each committing.
     shm = Path("/dev/shm")
@@ -200,18 +199,8 @@ def env(tmp_path_factory):
                               "KEYCLOAK_URL": "http://127.0.0.1:9/auth",
                               "LEAKHUB_TESTING": "1", "LEAKHUB_ORG_SLUG": "acme"})
     ensure_all(config.secrets_dir)
-    key = RSAKey.generate_key(2048, parameters={"kid": "matrix", "use": "sig", "alg": "RS256"})
-
-    class Realm(RealmKeys):
-        def metadata(self):
-            base = "https://leakhub.test/auth/realms/x/protocol/openid-connect"
-            return {"jwks_uri": base + "/certs", "authorization_endpoint": base + "/auth",
-                    "token_endpoint": base + "/token", "end_session_endpoint": base + "/logout"}
-
-        def _fetch_keys(self):
-            return KeySet([key])
-
-    realm = Realm("http://unused")
+    key = signing_key("matrix")
+    realm = LocalRealm(key)
     mp = pytest.MonkeyPatch()
     from leakhub.api import auth
     from leakhub.identity import views as identity_views
