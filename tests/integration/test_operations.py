@@ -12,6 +12,8 @@ import psycopg
 import pytest
 import requests
 
+from leakhub_host.layout import port_free
+
 from support.stackctl import OUTSIDE, free_port, raw_get, second_caddy, session_from, stop
 
 pytestmark = pytest.mark.integration
@@ -211,19 +213,6 @@ https://127.0.0.1:%(https)d {
 """
 
 
-def _port_free(port: int) -> bool:
-    import socket
-
-    with socket.socket() as sock:
-        # as Caddy binds: connections of an earlier test in TIME_WAIT are no obstacle
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
-
-
 def test_acme_mode_gets_its_certificate_from_an_acme_ca_and_passes_mozilla_intermediate(
         stack, tmp_path):
     """LEAKHUB_TLS=e-mail with LEAKHUB_ACME_CA pointing at an ACME CA on this machine (a Caddy
@@ -232,7 +221,7 @@ def test_acme_mode_gets_its_certificate_from_an_acme_ca_and_passes_mozilla_inter
     import time
 
     # The CA validates on the standard ports of the name: 80 (HTTP-01) and 443 (TLS-ALPN-01).
-    if os.geteuid() != 0 or not (_port_free(80) and _port_free(443)):
+    if os.geteuid() != 0 or not (port_free(80) and port_free(443)):
         pytest.skip("ACME validation needs ports 80 and 443 on 127.0.0.1 (root, ports free)")
 
     server_dir = tmp_path / "acme-ca"
