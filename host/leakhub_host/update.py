@@ -649,21 +649,59 @@ class ComposeUpdater(Updater):
             raise Refused("services are not healthy: " + "; ".join(bad))
         self.log.step("services: healthy")
 
+    def app_image(self, version: str) -> str:
+        """The app image docker-compose.yml runs for `version` (its `image:` line)."""
+        text = (self.project / "docker-compose.yml").read_text()
+        m = re.search(r'image:\s*"?([^"\s]+):\$\{LEAKHUB_VERSION', text)
+        return f"{m.group(1) if m else 'localhost/leakhub'}:{version}"
+
+    def bundle_version(self) -> str | None:
+        """The version of the code in this folder (its pyproject.toml), if it has one."""
+        try:
+            text = (self.project / "pyproject.toml").read_text()
+        except OSError:
+            return None
+        m = re.search(r'^version = "(.+)"$', text, re.M)
+        return m.group(1) if m else None
+
     def fetch(self, target: str) -> str:
-        """The new image: pulled (from the registry the customer mirrors), else built from
-        this folder (a delivered bundle of that version). .env names the version only while
-        it is being fetched and after; a failure puts the installed one back."""
+        """The new image, in this order: already on the host (the offline delivery: `docker
+        load -i leakhub-image-<target>.tar`), pulled from the registry the customer mirrors, or
+        built from this folder when the folder holds exactly that version. Building another
+        version's code under the target's tag would install the old code as the new release,
+        so that is refused. .env names the version only while it is being fetched and after;
+        a failure puts the installed one back."""
+        image = self.app_image(target)
+        if self.run_docker("image", "inspect", image).returncode == 0:
+            self.log.step(f"image {image} is on this host already (loaded or built); not pulling")
+            self.write_version(target)
+            return target
         self.write_version(target)
         try:
             try:
                 self.compose("pull", "--quiet", "web", "worker", "setup", timeout=3600)
+                if self.run_docker("image", "inspect", image).returncode != 0:
+                    # compose v1 skips an image it does not find in any registry silently
+                    raise UpdateError(f"{image} could not be pulled")
             except UpdateError:
+                here = self.bundle_version()
+                if here != target:
+                    raise UpdateError(
+                        f"{image} is not on this host and could not be pulled; load it from "
+                        f"the release archive first (tar -xf leakhub-{target}-offline.tar && "
+                        f"sha256sum -c SHA256SUMS && docker load -i leakhub-image-{target}.tar)"
+                        + (f"; this folder holds {here}, so it cannot be built from here"
+                           if here else "")) from None
                 self.log.step("the image could not be pulled; building it from this folder")
                 self.compose("build", "web", timeout=3600)
         except BaseException:
             self.write_version(self.current)
             raise
         return target
+
+    def run_docker(self, *args):
+        return run([self.docker, *args], self.log, cwd=self.project, check=False,
+                   timeout=300, quiet_output=True)
 
     def stop_app(self) -> None:
         self.compose("stop", "web", "worker")

@@ -154,8 +154,10 @@ FAKE_DOCKER = textwrap.dedent("""\
         for s in web worker keycloak caddy postgres; do
           echo "{\\"Service\\": \\"$s\\", \\"State\\": \\"running\\", \\"Health\\": \\"healthy\\"}"
         done ;;
-      "compose pull"*) [ -z "${FAKE_PULL_FAILS:-}" ] || exit 1 ;;
-      "compose build"*) [ -z "${FAKE_PULL_FAILS:-}" ] || exit 1 ;;
+      "image inspect "*)
+        [ -n "${FAKE_IMAGE_LOADED:-}" ] || [ -e "$state/image" ] || exit 1 ;;
+      "compose pull"*) [ -z "${FAKE_PULL_FAILS:-}" ] || exit 1; touch "$state/image" ;;
+      "compose build"*) [ -z "${FAKE_BUILD_FAILS:-}" ] || exit 1; touch "$state/image" ;;
       *"leakctl migrate --status")
         echo "schema version $(cat "$state/schema") of 9; pending: none" ;;
       *"leakctl migrate")
@@ -235,6 +237,37 @@ def test_compose_failed_pull_changes_nothing(compose_host, monkeypatch):
     assert attempt.result == "failed"
     assert not [c for c in calls if c.startswith("compose stop")]
     assert "LEAKHUB_VERSION=0.1.0" in (compose_host[0] / ".env").read_text()
+
+
+def test_compose_update_uses_a_loaded_image_without_pulling(compose_host, monkeypatch):
+    """The offline delivery: the image was loaded from the release archive; an offline host
+    must not try a registry or a build."""
+    monkeypatch.setenv("FAKE_IMAGE_LOADED", "1")
+    attempt, calls, recorded = compose_update(compose_host)
+    assert attempt.result == "ok", attempt.summary
+    assert "image inspect localhost/leakhub:0.2.0" in calls
+    assert not [c for c in calls if c.startswith(("compose pull", "compose build"))]
+
+
+def test_compose_update_does_not_build_another_versions_code(compose_host, monkeypatch):
+    """Unpullable and not loaded: building this folder (0.1.0's code) under 0.2.0's tag would
+    install the old code as the new release; the updater says how to load the image instead."""
+    monkeypatch.setenv("FAKE_PULL_FAILS", "1")
+    (compose_host[0] / "pyproject.toml").write_text('[project]\nversion = "0.1.0"\n')
+    attempt, calls, recorded = compose_update(compose_host)
+    assert attempt.result == "failed"
+    assert "docker load -i leakhub-image-0.2.0.tar" in attempt.summary, attempt.summary
+    assert "this folder holds 0.1.0" in attempt.summary
+    assert not [c for c in calls if c.startswith(("compose build", "compose stop"))]
+    assert "LEAKHUB_VERSION=0.1.0" in (compose_host[0] / ".env").read_text()
+
+
+def test_compose_update_builds_from_a_bundle_of_the_target_version(compose_host, monkeypatch):
+    monkeypatch.setenv("FAKE_PULL_FAILS", "1")
+    (compose_host[0] / "pyproject.toml").write_text('[project]\nversion = "0.2.0"\n')
+    attempt, calls, recorded = compose_update(compose_host)
+    assert attempt.result == "ok", attempt.summary
+    assert "compose build web" in calls
 
 
 def test_compose_failed_migration_restores_and_rolls_back(compose_host, monkeypatch):
