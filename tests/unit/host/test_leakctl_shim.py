@@ -73,6 +73,9 @@ def test_secret_writing_verbs_run_in_a_setup_container(fake_docker):
     assert calls[-1] == "compose exec -T worker leakctl backup list"
     _, calls = fake_docker("backup", "create")
     assert calls[-1] == "compose exec -T worker leakctl backup create"
+    # The security review mails the digest: only the worker reaches the SMTP server.
+    _, calls = fake_docker("security", "review")
+    assert calls[-1] == "compose exec -T worker leakctl security review"
 
 
 def test_stopped_web_falls_back_to_a_one_shot_container(fake_docker):
