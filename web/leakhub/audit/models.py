@@ -25,6 +25,10 @@ class AuditEntry(BaseModel):
     changes = pw.TextField(default="{}")
     prev_hash = pw.CharField(max_length=64)
     hash = pw.CharField(max_length=64)
+    # 2: the hash leaves personal details out (see writer.hashed_fields_v2); 1: entries of a
+    # chain that did not verify when migration 0013 re-hashed the others.
+    hash_version = pw.SmallIntegerField(default=2)
+    ip_truncated = pw.BooleanField(default=False)
 
     class Meta:
         indexes = ((("organization", "seq"), True),

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from ..core.db import database
 from ..orgs.models import Organization
 from .models import AuditChainHead, AuditEntry
-from .writer import GENESIS, entry_digest, hashed_fields
+from .writer import GENESIS, entry_hash
 
 
 @dataclass
@@ -47,7 +47,7 @@ def verify_org(org: Organization, *, batch: int = 5000) -> ChainReport:
         if entry.prev_hash != prev:
             return broken(f"entry seq {entry.seq} (id {entry.id}) does not link to the entry "
                           "before it: an entry before it was changed, removed or swapped")
-        if entry_digest(hashed_fields(entry)) != entry.hash:
+        if entry_hash(entry) != entry.hash:
             return broken(f"entry seq {entry.seq} (id {entry.id}) was changed after it was written")
         prev = entry.hash
         last_seq = entry.seq

@@ -80,6 +80,52 @@ def entry_digest(fields: dict) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
+# Personal details stay out of the chain (hash version 2), so erasing a user (GDPR art. 17),
+# masking a test copy and truncating old IP addresses never break `leakctl audit verify`:
+# the actor's label and IP address, and the values of these keys anywhere in `changes`
+# ("name" only in entries about a user: a location's name is not personal). The chain still
+# covers who (actor kind and id, a pseudonym once the user is erased), when, what and on which
+# record, and every other changed value. See docs/data-protection.md.
+PERSONAL_KEYS = frozenset({"email", "username", "sub", "found_by", "repaired_by",
+                           "actor_label", "user_label", "display_name", "user_agent", "ip"})
+USER_KEYS = PERSONAL_KEYS | {"name"}
+HASH_VERSION = 2
+
+
+def personal_keys(entity_type_name: str | None) -> frozenset:
+    return USER_KEYS if entity_type_name == "user" else PERSONAL_KEYS
+
+
+def _mask(value, keys):
+    if isinstance(value, dict):
+        return {k: ("~" if k in keys else _mask(v, keys)) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_mask(v, keys) for v in value]
+    return value
+
+
+def hashed_fields_v2(entry) -> dict:
+    """What a version-2 hash covers: `hashed_fields` without the actor's label and IP address,
+    with the values of personal keys in `changes` replaced by "~"."""
+    fields = hashed_fields(entry)
+    del fields["actor_label"], fields["ip"]
+    try:
+        changes = json.loads(fields["changes"] or "{}")
+    except ValueError:
+        changes = fields["changes"]
+    fields["changes"] = _mask(changes, personal_keys(fields["entity_type"]))
+    fields["v"] = 2
+    return fields
+
+
+def entry_hash(entry) -> str:
+    """The hash of a stored entry or an `append` row, by its hash version."""
+    get = entry.get if isinstance(entry, dict) else (lambda k: getattr(entry, k))
+    if (get("hash_version") or 1) >= 2:
+        return entry_digest(hashed_fields_v2(entry))
+    return entry_digest(hashed_fields(entry))
+
+
 _HASHED = ("org", "seq", "at", "actor_kind", "actor_id", "actor_label", "ip", "request_id",
            "action", "entity_type", "entity_id", "changes", "prev_hash")
 
@@ -142,9 +188,9 @@ def append(actor: authz.Actor, action: str, /, *, entity_type: str | None = None
             "entity_type": row.get("entity_type"), "entity_id": row.get("entity_id"),
             "changes": json.dumps(row.get("changes") or {}, sort_keys=True, ensure_ascii=False,
                                   default=str),
-            "prev_hash": prev,
+            "prev_hash": prev, "hash_version": HASH_VERSION,
         }
-        entry["hash"] = prev = entry_digest(hashed_fields(entry))
+        entry["hash"] = prev = entry_hash(entry)
         entries.append(entry)
     bulk_insert(AuditEntry, entries)
     AuditChainHead.update(seq=seq, hash=prev).where(AuditChainHead.organization == org_id).execute()

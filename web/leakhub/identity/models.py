@@ -37,6 +37,9 @@ class User(OrgScoped):
     last_login_at = pw.DateTimeField(null=True)
     # "en" / "de", or None: the organization's language (migration 0012).
     language = pw.CharField(max_length=8, null=True)
+    # Set when the user was erased (GDPR art. 17, migration 0013): the row stays as the
+    # pseudonym "former user #<id>" that leaks and the audit trail point at.
+    erased_at = pw.DateTimeField(null=True)
 
     class Meta:
         indexes = ((("organization", "sub"), True),)

@@ -46,6 +46,12 @@ class Organization(BaseModel):
     # secrets volume) so every web replica and a restored backup have it; never logged.
     oidc_client_secret = pw.CharField(max_length=128)
     created_at = pw.DateTimeField(default=utcnow)
+    # After 3 failed sign-ins: False = locked for a growing wait (Keycloak's temporary
+    # lock-out), True = locked until an administrator unlocks it or the password is reset.
+    permanent_lockout = pw.BooleanField(default=False)
+    # The review rules that profile staff ("unusual hours", "new network"): off for new
+    # organizations (works councils); organizations older than migration 0013 keep them on.
+    profiling_rules = pw.BooleanField(default=False)
 
     def __str__(self):
         return self.slug
