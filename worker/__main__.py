@@ -13,8 +13,8 @@ import time
 
 from apscheduler.schedulers.background import BackgroundScheduler
 
+from leakhub.core import crypto, migrations
 from leakhub.core import logging as app_logging
-from leakhub.core import migrations
 from leakhub.core.config import get_config
 from leakhub.core.db import database, exclusive_lock, init_database
 from leakhub.jobs.service import run_recorded
@@ -28,6 +28,12 @@ log = logging.getLogger("leakhub.worker")
 def main() -> int:
     config = get_config()
     app_logging.configure("worker", config.log_level)
+    try:
+        crypto.check_ready(config)     # refuse to run without the data key
+    except crypto.DataKeyError as exc:
+        log.critical("cannot start: %s", exc)
+        sys.stderr.write(f"leakhub worker: cannot start: {exc}\n")
+        return 1
     init_database(config)
     metrics = start_worker_metrics(config)   # /metrics on LEAKHUB_METRICS_BIND (internal only)
     stop = threading.Event()

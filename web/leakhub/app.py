@@ -4,6 +4,7 @@ The one place that wires the features into the app (the top layer: nothing impor
 from __future__ import annotations
 
 import logging
+import sys
 
 from flask import Flask, request
 from flask_babel import Babel
@@ -16,8 +17,8 @@ from .api.views import ingest_bp as devices_api_bp
 from .audit.activity import TEMPLATE_GLOBALS as audit_activity_globals
 from .audit.views import bp as audit_bp
 from .backups.views import bp as backups_bp
+from .core import crypto, migrations, templating, web
 from .core import logging as app_logging
-from .core import migrations, templating, web
 from .core.config import Config, get_config, set_config
 from .core.db import close_all_connections, database, init_database
 from .core.i18n import select_locale
@@ -63,8 +64,14 @@ def _timezone():
 
 def create_web_server_app() -> Flask:
     """gunicorn's entry point (web/gunicorn.conf.py): database connections pooled across
-    requests."""
-    return create_app(pool_connections=True)
+    requests. Without its data key it refuses to start with one clear line (exit 3: gunicorn
+    stops instead of restarting workers that cannot boot)."""
+    try:
+        return create_app(pool_connections=True)
+    except crypto.DataKeyError as exc:
+        logging.getLogger("leakhub.web").critical("cannot start: %s", exc)
+        sys.stderr.write(f"leakhub web: cannot start: {exc}\n")
+        raise SystemExit(3) from None
 
 
 def create_app(config: Config | None = None, *, migrate: bool = True,
@@ -72,6 +79,7 @@ def create_app(config: Config | None = None, *, migrate: bool = True,
     config = config or get_config()
     set_config(config)
     app_logging.configure("web", config.log_level)
+    crypto.check_ready(config)      # the data key opens the key ring, or no start
     app = Flask(__name__)
     app.config.update(
         LEAKHUB=config,

@@ -14,7 +14,7 @@ from werkzeug.exceptions import HTTPException
 
 from .audit.cli import audit_group
 from .backups.cli import backup_group
-from .core.cli import migrate_cmd, secrets_group
+from .core.cli import keys_group, migrate_cmd, secrets_group
 from .core.db import database
 from .core.errors import LeakhubError
 from .dashboard.cli import dashboard_group
@@ -40,6 +40,7 @@ for _command in (secrets_group, migrate_cmd, setup_group, org_group, audit_group
                  tls_group, deployments_group, demo_group, device_group, security_group,
                  backup_group, user_group, grant_group, import_group, dashboard_group):
     cli.add_command(_command)
+cli.add_command(keys_group)     # encryption at rest (core/keys.py)
 
 
 DEBUG_ENV = "LEAKHUB_DEBUG"

@@ -2,7 +2,8 @@
 
 File: ``leakhub-backup-<YYYYmmddTHHMMSSZ>-<kind>[-<n>].tar.age`` (age v1 binary format,
 X25519 recipients: the appliance key plus LEAKHUB_BACKUP_RECIPIENTS). Decrypt it anywhere with
-``age -d -i identity.txt FILE | tar -x`` — no Leakhub needed to get at the data.
+``age -d -i identity.txt FILE | tar -x`` — no Leakhub needed to get at the data (uploads and
+some secrets are sealed with the data keys in keys/data-keys.json: AES-256-GCM, docs/encryption.md).
 
 The tar (pax format) holds, in this order:
 
@@ -11,7 +12,10 @@ The tar (pax format) holds, in this order:
     keycloak/keycloak.pgdump    pg_dump -Fc of Keycloak's database  (or keycloak/h2/<files>)
     uploads/...                 the uploads tree (photos, content-addressed)
     secrets/<name>              the secrets needed to run again (not the PostgreSQL passwords,
-                                which belong to the target's database server)
+                                which belong to the target's database server, nor the key
+                                ring: it is wrapped by this host's master key)
+    keys/data-keys.json         the data keys the uploads and encrypted secrets are sealed
+                                with (core/crypto.py; unwrapped, inside this age encryption)
     config/settings.json        the non-secret configuration, for reference
     manifest.json               versions, kind, organizations, per-file SHA-256 and size, ...
     manifest.mac                HMAC-SHA256 of manifest.json under a key derived from the

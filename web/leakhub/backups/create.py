@@ -13,6 +13,8 @@ from pathlib import Path
 
 import peewee as pw
 
+from ..core import crypto
+from ..core import keys as data_keys
 from ..core.db import utcnow
 from ..core.files import fsync_dir
 from ..core.times import utc_iso
@@ -173,11 +175,18 @@ def create_backup(config, *, kind: str = "manual", actor=None, label: str = "lea
             secret_names = []
             for entry in _walk(Path(config.secrets_dir), "secrets"):
                 sname = entry.arcname.split("/", 1)[1]
-                if sname in SECRETS_NOT_BACKED_UP or "/" in sname:
+                if sname in SECRETS_NOT_BACKED_UP or "/" in sname or sname == crypto.KEYRING_NAME:
                     continue
                 entry.mode = 0o600
                 entries.append(entry)
                 secret_names.append(sname)
+            # The data keys of the encrypted uploads and secrets, unwrapped (the archive is
+            # encrypted with age): a restore on a new host wraps them under its own master key
+            # and needs nothing but the appliance identity (docs/encryption.md).
+            dek_doc = data_keys.dek_export(config)
+            if dek_doc:
+                entries.append(archive.Entry("keys/data-keys.json", mode=0o600,
+                                             data=json.dumps(dek_doc).encode()))
             settings_doc = {
                 "public_url": config.public_url, "internal_url": config.internal_url,
                 "database": "postgresql" if uses_postgres(config) else "sqlite",

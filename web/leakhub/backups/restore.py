@@ -11,10 +11,11 @@ from urllib.parse import urlsplit, urlunsplit
 
 import peewee as pw
 
+from ..core import keys as data_keys
 from ..core import migrations
 from ..core.db import database, init_database, open_database, utcnow
 from ..core.files import fsync_dir
-from ..core.secrets import ensure_all, write_secret
+from ..core.secrets import decode_secret, ensure_all, write_secret
 from ..identity.keycloak import admin_client
 from ..orgs.models import Organization
 from . import archive, databases, native
@@ -55,7 +56,9 @@ def _restore_secrets(config, staged: Path, current_identity: str) -> list[str]:
     for f in sorted(src.iterdir()):
         if not f.is_file() or f.name in SECRETS_NOT_BACKED_UP:
             continue
-        value = f.read_text().strip()
+        # Encrypted secrets open with the archive's data keys (imported before); they are
+        # written again under this installation's active key.
+        value = decode_secret(config.secrets_dir, f.name, f.read_text())
         if f.name == IDENTITY_SECRET and current_identity:
             # Keep this installation's key too: the restored key signs and encrypts from now
             # on (so the key the customer stored offline stays the one that matters), and
@@ -159,7 +162,8 @@ def restore_backup(config, name_or_path: str, *, identity_files=(), stop_service
                 current_identity = local_identity_text(config)
             except Exception:
                 current_identity = ""
-            ensure_all(config.secrets_dir, extra={IDENTITY_SECRET: archive.new_identity_text})
+            ensure_all(config.secrets_dir, extra={IDENTITY_SECRET: archive.new_identity_text},
+                       config=config)
 
             if uses_postgres(config):
                 targets = databases.pg_targets(config, settings)
@@ -191,6 +195,10 @@ def restore_backup(config, name_or_path: str, *, identity_files=(), stop_service
             old_uploads = data_dir / f".uploads.prerestore-{stamp}"
             _swap_dir(data_dir / "uploads", new_uploads, old_uploads)
             report["uploads"] = (manifest.get("uploads") or {}).get("files", 0)
+            dek_file = staging / "keys" / "data-keys.json"
+            if dek_file.is_file():
+                report["data_keys"] = data_keys.dek_import(config, json.loads(
+                    dek_file.read_text()))
             report["secrets"] = _restore_secrets(config, staging, current_identity)
             (data_dir / REHOST_MARKER).write_text(json.dumps({
                 "from_public_url": manifest.get("public_url"), "restored": path.name}) + "\n")

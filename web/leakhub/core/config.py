@@ -106,6 +106,15 @@ def parse_networks(value: str, name: str) -> tuple:
     return tuple(networks)
 
 
+def _data_key_file(env, home: Path) -> Path | None:
+    raw = (env.get("LEAKHUB_DATA_KEY_FILE") or "").strip()
+    if raw.lower() == "off":
+        return None
+    if raw and not raw.startswith("/"):
+        raise ConfigError(f"LEAKHUB_DATA_KEY_FILE must be an absolute path or off, got {raw!r}")
+    return Path(raw) if raw else home / "keys" / "data-key"
+
+
 @dataclass(frozen=True)
 class Config:
     public_url: str
@@ -137,6 +146,10 @@ class Config:
     metrics_bind: str = "127.0.0.1:9464"
     web_metrics_dir: Path | None = None
     admin_allow: tuple = ()
+    # Encryption at rest (core/crypto.py, docs/encryption.md): the master key file (None: off)
+    # and whether a missing one may be generated on first start.
+    data_key_file: Path | None = None
+    data_key_generate: bool = True
 
     @property
     def keycloak_public_url(self) -> str:
@@ -205,6 +218,8 @@ class Config:
             web_metrics_dir=_path_or_none(env.get("LEAKHUB_WEB_METRICS_DIR")
                                           or env.get("PROMETHEUS_MULTIPROC_DIR")),
             admin_allow=parse_networks(env.get("LEAKHUB_ADMIN_ALLOW", ""), "LEAKHUB_ADMIN_ALLOW"),
+            data_key_file=_data_key_file(env, home),
+            data_key_generate=_bool(env, "LEAKHUB_DATA_KEY_GENERATE", True),
         )
 
 

@@ -8,15 +8,20 @@ the filesystem later (DESIGN §9) without touching the callers.
 
 Keys are content hashes, so the same bytes are stored once (per organization: each
 organization has its own namespace, so deleting in one never touches another's files).
+
+Files are encrypted at rest with the installation's data key (core/crypto.py); the key is the
+hash of the plaintext. Plain files from before encryption are still read.
 """
 from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import io
 import re
 from pathlib import Path
 from typing import BinaryIO, Protocol
 
+from ..core import crypto
 from ..core.config import get_config
 from ..core.files import atomic_write
 
@@ -34,8 +39,13 @@ class Storage(Protocol):
 class FileStorage:
     """Files under `root/ab/abcdef...` (two-character fan-out), written atomically."""
 
-    def __init__(self, root: Path):
+    def __init__(self, root: Path, config=None):
         self.root = Path(root)
+        self._config = config
+
+    @property
+    def config(self):
+        return self._config or get_config()
 
     def _path(self, key: str) -> Path:
         if not isinstance(key, str) or not _KEY.match(key):
@@ -46,15 +56,17 @@ class FileStorage:
         key = hashlib.sha256(data).hexdigest()
         # Always (re)written, even when present: refreshes the modification time that
         # `delete` callers consult to avoid racing a concurrent upload of the same bytes.
-        atomic_write(self._path(key), data, mode=0o640)
+        atomic_write(self._path(key), crypto.seal_for(self.config, data, key), mode=0o640)
         return key
 
     def open(self, key: str) -> BinaryIO:
-        return open(self._path(key), "rb")
+        return io.BytesIO(self.read(key))
 
     def read(self, key: str) -> bytes:
-        with self.open(key) as fh:
-            return fh.read()
+        path = self._path(key)
+        with open(path, "rb") as fh:
+            blob = fh.read()
+        return crypto.open_for(self.config, blob, key, path)
 
     def delete(self, key: str) -> None:
         try:
@@ -89,4 +101,4 @@ def uploads_root(config=None) -> Path:
 
 def photo_storage(organization, config=None) -> FileStorage:
     org_id = organization if isinstance(organization, int) else organization.id
-    return FileStorage(uploads_root(config) / "photos" / str(int(org_id)))
+    return FileStorage(uploads_root(config) / "photos" / str(int(org_id)), config)

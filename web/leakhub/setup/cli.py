@@ -44,7 +44,7 @@ def setup_group(ctx, wait_seconds):
     if ctx.invoked_subcommand is not None:
         return
     config = load(db=False)
-    created = ensure_all(config.secrets_dir)
+    created = ensure_all(config.secrets_dir, config=config)
     click.echo(f"secrets: {'created ' + ', '.join(created) if created else 'all present'}")
     load(db=True)
     deadline = time.monotonic() + wait_seconds
