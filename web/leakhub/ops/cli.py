@@ -12,6 +12,7 @@ from ..jobs.models import JobRun
 from . import tls
 from .deployments import DeploymentError, parse_entries, recent, record
 from .status import all_checks, check_jobs, check_worker
+from .volumes import check_encryption, check_volumes
 
 
 @click.group("status", invoke_without_command=True, cls=Group)
@@ -23,7 +24,8 @@ def status_group(ctx, as_json):
         return
 
     config = load()
-    checks = all_checks(config)
+    # encryption at rest and where each data directory lives (docs/encryption.md)
+    checks = all_checks(config) + [check_encryption(config)] + check_volumes(config)
     ok = all(c.ok for c in checks)
     if as_json:
         echo_json({"ok": ok, "checks": [c.as_dict() for c in checks]})
