@@ -25,3 +25,8 @@ JOBS = [
     ("backup-verify", backups.verify_pending, {"trigger": "interval", "minutes": 15}),
     ("backup-rotate", backups.rotate_backups, {"trigger": "interval", "hours": 1}),
 ]
+
+# LEAKHUB_BACKUP_SCHEDULER=external (the Helm chart: a CronJob makes, verifies and rotates the
+# backups): the worker keeps every other job.
+if backup_settings().scheduler == "external":
+    JOBS = [job for job in JOBS if job[0] not in backups.BACKUP_JOBS]

@@ -46,6 +46,10 @@ class BackupSettings:
                                             # <home>/keycloak/h2, home = data dir's parent)
     postgres_superuser: str = "postgres"
     pg_bindir: Path | None = None
+    # Who makes, verifies and rotates the backups on schedule: the worker, or something
+    # outside it (the Helm chart's CronJob runs `leakctl backup create/verify/prune`); with
+    # "external" the worker drops its backup jobs and needs no backup key.
+    scheduler: str = "worker"
     extra: dict = field(default_factory=dict)
 
     @classmethod
@@ -75,6 +79,10 @@ class BackupSettings:
         h2 = env.get("LEAKHUB_KEYCLOAK_H2_DIR")
         copy_dir = env.get("LEAKHUB_BACKUP_COPY_DIR")
         bindir = env.get("LEAKHUB_PG_BINDIR")
+        scheduler = (env.get("LEAKHUB_BACKUP_SCHEDULER") or "worker").strip().lower()
+        if scheduler not in ("worker", "external"):
+            raise ConfigError(
+                f"LEAKHUB_BACKUP_SCHEDULER must be worker or external, got {scheduler!r}")
         return cls(
             copy_dir=Path(copy_dir) if copy_dir else None,
             time=dt.time(int(m.group(1)), int(m.group(2))),
@@ -89,6 +97,7 @@ class BackupSettings:
             keycloak_h2_dir=Path(h2) if h2 else None,
             postgres_superuser=env.get("LEAKHUB_POSTGRES_SUPERUSER") or "postgres",
             pg_bindir=Path(bindir) if bindir else None,
+            scheduler=scheduler,
         )
 
 
