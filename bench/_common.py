@@ -33,6 +33,8 @@ def environment(keep: bool = False, home: str | None = None, slug: str | None = 
            "KEYCLOAK_URL": "http://127.0.0.1:9/auth", "LEAKHUB_LOG_LEVEL": "WARNING"}
     if os.environ.get("DATABASE_URL"):
         env["DATABASE_URL"] = os.environ["DATABASE_URL"]
+    if os.environ.get("LEAKHUB_DATA_KEY_FILE"):     # e.g. "off" (bench_crypto.py)
+        env["LEAKHUB_DATA_KEY_FILE"] = os.environ["LEAKHUB_DATA_KEY_FILE"]
     config = Config.from_env(env)
     ensure_all(config.secrets_dir)
     from leakhub.app import create_app
@@ -99,6 +101,20 @@ def seed_once(org, leaks: int, sites: int) -> int:
     n = Leak.select().where(Leak.organization == org).count()
     print(f"seeded {n} leaks at {sites} sites in {t_seed:.1f} s")
     return n
+
+
+def cpu_percentiles(fn, runs: int):
+    """(wall p50, wall p95, CPU p50, CPU p95) in seconds of `runs` calls after a warm-up.
+    CPU time (this process) is what a call costs whatever else runs on the machine: the
+    wall time of a benchmark on a shared, loaded machine is mostly waiting for a core."""
+    fn()
+    wall, cpu = [], []
+    for _ in range(runs):
+        t, c = time.perf_counter(), time.process_time()
+        fn()
+        cpu.append(time.process_time() - c)
+        wall.append(time.perf_counter() - t)
+    return percentiles(wall) + percentiles(cpu)
 
 
 def percentiles(samples):

@@ -59,6 +59,14 @@ for dir in "$SECRETS" "${LEAKHUB_DATA_DIR:-/var/lib/leakhub/data}" \
   fi
 done
 chmod 0700 "$SECRETS"
+# The data key's directory (LEAKHUB_DATA_KEY_FILE, a mount outside the data volumes; the key
+# is generated there on first start): the app user's, like the secrets.
+if [ -n "${LEAKHUB_DATA_KEY_FILE:-}" ] && [ "$LEAKHUB_DATA_KEY_FILE" != off ]; then
+  KEY_DIR=$(dirname "$LEAKHUB_DATA_KEY_FILE")
+  if [ -d "$KEY_DIR" ] && [ -w "$KEY_DIR" ]; then
+    chown "$APP_UID:$APP_UID" "$KEY_DIR"; chmod 0700 "$KEY_DIR"
+  fi
+fi
 if [ -d "$PG_DIR" ]; then chown "$PG_UID:$PG_UID" "$PG_DIR"; chmod 0700 "$PG_DIR"; fi
 if [ -d "$KC_DIR" ]; then chown "$KC_UID:$KC_GID" "$KC_DIR"; chmod 0700 "$KC_DIR"; fi
 if [ -d "$WEB_DIR" ]; then chown "$APP_UID:$APP_UID" "$WEB_DIR"; chmod 0700 "$WEB_DIR"; fi
@@ -94,6 +102,9 @@ distribute() {
     done
     # Optional (only when the customer's SMTP server needs a login): copied when present.
     copy_secret smtp-password "$WEB_DIR" "$APP_UID" "$APP_UID" || :
+    # The data key ring (encryption at rest; made by `leakctl setup` before the secrets above,
+    # absent only with LEAKHUB_DATA_KEY_FILE=off).
+    copy_secret data-keyring "$WEB_DIR" "$APP_UID" "$APP_UID" || :
     [ "$missing" -eq 0 ] && return 0
     if [ "$waited" -ge "$COPY_TIMEOUT" ]; then
       say "error: the secrets were not generated within ${COPY_TIMEOUT}s"

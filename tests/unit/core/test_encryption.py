@@ -14,6 +14,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from leakhub.app import create_web_server_app
+from leakhub.backups.keys import load_identity_files
+from leakhub.backups.service import BackupError
 from leakhub.cli import cli
 from leakhub.core import crypto, keys
 from leakhub.core.config import Config, ConfigError, set_config
@@ -247,3 +249,29 @@ def test_config_rejects_relative_key_path():
     with pytest.raises(ConfigError, match="LEAKHUB_DATA_KEY_FILE"):
         Config.from_env({"LEAKHUB_DATA_KEY_FILE": "keys/k"})
     assert Config.from_env({"LEAKHUB_DATA_KEY_FILE": "off"}).data_key_file is None
+
+
+def test_key_ring_loads_from_a_read_only_secrets_directory(cfg):
+    put_photos(cfg, 1)
+    crypto.forget_cached()
+    os.chmod(cfg.secrets_dir, 0o500)
+    try:
+        crypto.check_ready(cfg)
+        assert read_secret(cfg.secrets_dir, "session-key")
+    finally:
+        os.chmod(cfg.secrets_dir, 0o700)
+
+
+def test_env_copy_identity_file_of_another_installation_opens_with_its_key(cfg, tmp_path):
+    src = tmp_path / "source-home"
+    other = Config.from_env({"LEAKHUB_HOME": str(src), "LEAKHUB_TESTING": "1"})
+    set_config(other)
+    ensure_all(other.secrets_dir, config=other)
+    identity = other.secrets_dir / "backup-identity"
+    assert identity.read_text().startswith(crypto.ARMOR)
+    set_config(cfg)                       # the target installation reads the source's file
+    assert len(load_identity_files([identity])) == 1
+    (src / "keys" / "data-key").unlink()
+    crypto.forget_cached()
+    with pytest.raises(BackupError, match="another installation's data key"):
+        load_identity_files([identity])

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..core.secrets import read_secret
+from ..core import crypto
+from ..core.secrets import decode_secret, read_secret
 from . import archive
 from .service import IDENTITY_SECRET, BackupError
 from .settings import get_settings
@@ -28,6 +29,15 @@ def load_identity_files(paths) -> list:
             text = Path(p).read_text()
         except OSError as exc:
             raise BackupError(f"cannot read identity file {p}: {exc.strerror}") from None
+        if text.startswith(crypto.ARMOR):
+            # Another installation's encrypted `backup-identity` (env-copy passes the source's
+            # file): opened with the data key beside its secrets directory (<home>/keys).
+            try:
+                text = decode_secret(Path(p).parent, Path(p).name, text)
+            except crypto.DataKeyError as exc:
+                raise BackupError(f"{p} is encrypted with another installation's data key "
+                                  f"({exc}); export it there with `leakctl backup export-key`"
+                                  ) from None
         idents = archive.parse_identities(text)
         if not idents:
             raise BackupError(

@@ -165,20 +165,22 @@ class Keyring:
             nonce, data, head + name.encode())
 
     def open(self, blob: bytes, name: str, where) -> bytes:
-        kid, head, rest = parse_header(blob, where)
+        kid, end = parse_header(blob, where)
         dek = self.keys.get(kid)
         if dek is None:
             raise DataKeyError(f"{where} was encrypted with data key {kid!r}, which is not in "
                                f"the key ring {self.path} (restored without its keys?)")
         try:
-            return AESGCM(dek).decrypt(rest[:NONCE], rest[NONCE:], head + name.encode())
+            view = memoryview(blob)     # no copies of a large file
+            return AESGCM(dek).decrypt(view[end:end + NONCE], view[end + NONCE:],
+                                       blob[:end] + name.encode())
         except InvalidTag:
             raise DataKeyError(f"{where} does not decrypt: it was changed or damaged "
                                "(authentication failed)") from None
 
 
 def parse_header(blob: bytes, where):
-    """(key id, header bytes, nonce+ciphertext) of a sealed file."""
+    """(key id, end of the header) of a sealed file; the nonce and ciphertext follow."""
     if not blob.startswith(MAGIC) or len(blob) < len(MAGIC) + 2:
         raise DataKeyError(f"{where} is not an encrypted Leakhub file")
     n = blob[len(MAGIC)]
@@ -189,7 +191,7 @@ def parse_header(blob: bytes, where):
         kid = ""
     if not kid or len(blob) < end + NONCE + 16:
         raise DataKeyError(f"{where} does not decrypt: its header is damaged")
-    return kid, blob[:end], blob[end:]
+    return kid, end
 
 
 def is_sealed(blob: bytes) -> bool:
@@ -251,6 +253,8 @@ def ensure_keyring(path: Path, key_file: Path, *, generate: bool = True) -> tupl
     data may depend on. Returns (keyring, names of what was created)."""
     path, key_file = Path(path), Path(key_file)
     created = []
+    if path.exists():               # the usual case; no lock (read-only secrets mounts)
+        return load_keyring(path, key_file), created
     with _ring_lock(path):
         if path.exists():
             return load_keyring(path, key_file), created
