@@ -8,6 +8,8 @@ volumes: same user and password, same rows and photo checksums.
 Runs docker-compose.yml unchanged under podman with the stand-in images (README.md here)."""
 from __future__ import annotations
 
+import email
+import email.policy
 import io
 import json
 import os
@@ -375,3 +377,156 @@ def test_update_to_a_new_release_and_roll_back_a_failing_one(project, tmp_path):
     log = project.run("scripts/leakctl", "deployments").stdout
     assert re.search(r"rolled_back\s+9\.1\.0 -> 9\.2\.0", log), log
     assert re.search(r"ok\s+\S+ -> 9\.1\.0", log), log
+
+
+# An SMTP server on the customer's network, as far as the appliance can tell: a container on the
+# bundle's `egress` network, added by a Compose override file beside .env (the bundle stays
+# unchanged). It stores every message it accepts as a file in the bind-mounted folder.
+SMTP_SINK = '''\
+import smtpd, asyncore, pathlib, sys, time
+
+OUT = pathlib.Path(sys.argv[1])
+
+
+class Sink(smtpd.SMTPServer):
+    def process_message(self, peer, mailfrom, rcpttos, data, **kwargs):
+        name = OUT / f"{time.time_ns()}.eml"
+        tmp = name.with_suffix(".part")
+        head = f"X-Sink-Rcpt: {', '.join(rcpttos)}\\nX-Sink-From: {mailfrom}\\n".encode()
+        tmp.write_bytes(head + (data if isinstance(data, bytes) else data.encode()))
+        tmp.rename(name)
+
+
+OUT.mkdir(parents=True, exist_ok=True)
+Sink(("0.0.0.0", 2525), None, decode_data=False)
+print("smtp sink listening on 2525", flush=True)
+asyncore.loop()
+'''
+
+SMTP_OVERRIDE = """\
+services:
+  smtp-sink:
+    image: python:3.11.17-slim-bookworm
+    pull_policy: never
+    command: ["python", "-W", "ignore", "/sink/sink.py", "/sink/mail"]
+    volumes:
+      - ./smtp-sink:/sink
+    networks:
+      - egress
+"""
+
+
+def read_mail(path: Path) -> dict:
+    """A stored message: envelope recipients, sender, decoded subject and text of all parts."""
+    msg = email.message_from_bytes(path.read_bytes(), policy=email.policy.default)
+    parts = [part.get_content() for part in msg.walk()
+             if part.get_content_maintype() == "text"]
+    return {"rcpt": msg["X-Sink-Rcpt"] or "", "from": msg["X-Sink-From"] or "",
+            "subject": str(msg["Subject"] or ""), "text": "\n".join(parts)}
+
+
+def wait_for_mail(folder: Path, predicate, what: str, timeout: float = 180) -> dict:
+    deadline = time.monotonic() + timeout
+    seen: list[dict] = []
+    while time.monotonic() < deadline:
+        seen = [read_mail(p) for p in sorted(folder.glob("*.eml"))]
+        for mail in seen:
+            if predicate(mail):
+                return mail
+        time.sleep(3)
+    raise AssertionError(f"no {what} within {timeout:.0f} s; the sink has {len(seen)} message(s):"
+                         + "".join(f"\n---\n{m['rcpt']} {m['subject']}\n{m['text'][:1000]}"
+                                   for m in seen))
+
+
+def test_mail_goes_out_and_env_copy_makes_a_separate_test_installation(project, tmp_path):
+    """Mail: with LEAKHUB_SMTP_* in .env, Keycloak mails the invitation and the worker the
+    security digest to the SMTP server on the egress network. Then `scripts/leakctl env-copy
+    prod test` restores production's newest verified backup into a second Compose project on
+    the same host: the same rows and photos, the same password signs in at the test
+    installation's own URL, and users added there stay there."""
+    project.up()
+    slug = json.loads(project.run("scripts/leakctl", "org", "list", "--json").stdout)[0]["slug"]
+
+    # --- mail: the sink beside the bundle, settings in .env as the customer would write them
+    sink = project.folder / "smtp-sink"
+    (sink / "mail").mkdir(parents=True)
+    (sink / "sink.py").write_text(SMTP_SINK)
+    (project.folder / "docker-compose.override.yml").write_text(SMTP_OVERRIDE)
+    env = (project.folder / ".env").read_text()
+    (project.folder / ".env").write_text(
+        env + "LEAKHUB_SMTP_HOST=smtp-sink\nLEAKHUB_SMTP_PORT=2525\n"
+        "LEAKHUB_SMTP_STARTTLS=false\nLEAKHUB_SMTP_FROM=leakhub@example.test\n")
+    project.up()      # the app services are re-created with the mail settings
+    invited = project.run("scripts/leakctl", "user", "invite", "--org", slug, "--email",
+                          "kollege@example.test", "--role", "user", "--name", "Karl Kollege")
+    assert "one-time password" not in invited.stdout.lower(), invited.stdout
+    invitation = wait_for_mail(sink / "mail", lambda m: "kollege@example.test" in m["rcpt"],
+                               "invitation from Keycloak")
+    assert invitation["from"] == "leakhub@example.test", invitation
+    # The link leads to Keycloak behind this installation's public URL.
+    assert f"{project.base}/auth/realms/{slug}/" in invitation["text"], invitation["text"][:3000]
+
+    # A finding (a user made administrator), then the review: the digest goes to the admins.
+    project.run("scripts/leakctl", "user", "set-role", "--org", slug, "--email",
+                "kollege@example.test", "--role", "admin")
+    project.run("scripts/leakctl", "security", "review", timeout=600)
+    digest = wait_for_mail(sink / "mail", lambda m: EMAIL in m["rcpt"]
+                           and m["subject"].startswith("[Leakhub]"),
+                           "security digest from the worker")
+    assert "kollege@example.test" in digest["text"], digest
+    assert f"{project.base}/security" in digest["text"], digest
+
+    # --- env-copy into a second Compose project (the test installation)
+    project.run("scripts/leakctl", "backup", "create", timeout=1200)
+    project.run("scripts/leakctl", "backup", "verify", timeout=1200)
+    https, http = free_port(), free_port()
+    test_name = f"{project.name}-test"
+    text = re.sub(r"^COMPOSE_PROJECT_NAME=.*$", f"COMPOSE_PROJECT_NAME={test_name}", env,
+                  flags=re.M)
+    text = re.sub(r"^LEAKHUB_(HTTPS?_PORT|PUBLIC_PORT_SUFFIX)=.*\n", "", text, flags=re.M)
+    # No mail settings: a copy of production must not write to production's users.
+    text += (f"LEAKHUB_HTTP_PORT={http}\nLEAKHUB_HTTPS_PORT={https}\n"
+             f"LEAKHUB_PUBLIC_PORT_SUFFIX=:{https}\nLEAKHUB_ENV_FILE=.env.test\n")
+    (project.folder / ".env.test").write_text(text)
+    test = Project(project.engine, project.folder, env_file=".env.test", name=test_name)
+    test.base = f"https://localhost:{https}"
+    try:
+        test.up()
+        assert "T-0815" not in test.sql(ROWS_SQL)
+        copied = project.run("scripts/leakctl", "env-copy", "prod", "test", timeout=3600)
+        assert test_name in copied.stdout, copied.stdout + copied.stderr
+        test.wait_healthy()
+        rows = project.sql(ROWS_SQL)
+        assert "T-0815" in rows and test.sql(ROWS_SQL) == rows
+        assert test.upload_checksums() == project.upload_checksums()
+
+        # Separate users: one invited in the test installation does not exist in production.
+        test.compose("exec", "-T", "web", "leakctl", "user", "invite", "--org", slug, "--email",
+                     "tester@example.test", "--role", "user")
+
+        def emails(p):
+            return {u["email"] for u in json.loads(p.compose(
+                "exec", "-T", "web", "leakctl", "user", "list", "--org", slug, "--json").stdout)}
+        assert "tester@example.test" in emails(test)
+        assert "tester@example.test" not in emails(project)
+        assert "kollege@example.test" in emails(test)        # copied from production
+
+        # Production's administrator signs in at the test installation's own URL (Keycloak's
+        # redirect URIs follow it), trusting the test installation's own root.
+        ca = tmp_path / "test-root.crt"
+        ca.write_text(test.compose("exec", "-T", "caddy", "cat",
+                                   "/data/caddy/pki/authorities/local/root.crt").stdout)
+        with sync_playwright() as pw:
+            ctx = launch(pw, ca, tmp_path / "chromium-test")
+            page = ctx.new_page()
+            page.set_default_timeout(30_000)
+            sign_in(page, test.base, PASSWORD)
+            goto(page, f"{test.base}/leaks")
+            expect(page.locator("body")).to_contain_text("T-0815")
+            ctx.close()
+        # Nothing from the test installation's mail: it has no SMTP settings.
+        assert not [m for m in map(read_mail, (sink / "mail").glob("*.eml"))
+                    if "tester@example.test" in m["rcpt"]]
+    finally:
+        test.compose("down", "-v", "--remove-orphans", check=False, timeout=600)
