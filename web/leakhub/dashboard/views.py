@@ -1,7 +1,10 @@
 """`/dashboard`: open leaks and realised savings; charts drawn in the browser from JSON."""
 from __future__ import annotations
 
+import datetime as dt
+
 from flask import Blueprint, render_template
+from flask_babel import format_date
 from flask_babel import gettext as _
 
 from .. import authz
@@ -11,6 +14,13 @@ from ..leaks import service as leaks
 from . import service
 
 bp = Blueprint("dashboard", __name__)
+
+
+def month_label(month: str) -> str:
+    """A chart's month ("2024-03") in the page's language: "März 2024", "Okt. 2024" in
+    German, "Mar 2024" in English. (The axis numbers: static/js/dashboard.js formats them in
+    the page's language.)"""
+    return format_date(dt.date(int(month[:4]), int(month[5:7]), 1), "MMM yyyy")
 
 
 @bp.route("/dashboard")
@@ -28,6 +38,7 @@ def index():
         "unshared_site": _("Site not shared with you"), "no_site": _("No site"),
     }
     data = service.chart_data(d, component_labels=leaks.COMPONENT_LABELS, labels=labels)
+    data["trend"]["months"] = [month_label(m) for m in data["trend"]["months"]]
     return render_template("dashboard/index.html", d=d, data=data,
                            site_names=[service.site_label(s, labels) for s in d.by_site],
                            component_labels=leaks.COMPONENT_LABELS)

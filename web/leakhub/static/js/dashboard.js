@@ -15,7 +15,8 @@
     } catch (e) { return String(Math.round(v)); }
   };
   var red = "#b42318", green = "#067647", blue = "#0b6bcb";
-  var common = { responsive: true, maintainAspectRatio: false, animation: false };
+  // locale: axis ticks and tooltips in the page's language (1.200 / 1,200), not the browser's.
+  var common = { responsive: true, maintainAspectRatio: false, animation: false, locale: lang };
 
   function draw(id, config) {
     var canvas = document.getElementById(id);
