@@ -2,6 +2,8 @@
 
 - The interface language: the user's own choice, else the organization's, else the browser's
   (Accept-Language), else English (`select_locale`, called by app.py's locale selector).
+- Outside a request (worker jobs, leakctl) `speaking(locale)` makes gettext speak a given
+  language, e.g. a recipient's (the security digest).
 - Numbers typed or imported as text are read in one number locale (`number_locale`): the
   request's language for forms; the file's convention for an import (`numbers_in`); English for
   string values in the JSON API (which takes JSON numbers; `use_english_numbers`). The one
@@ -11,9 +13,10 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+from pathlib import Path
 
-from flask import g, has_request_context
-from flask_babel import get_locale
+from flask import Flask, g, has_app_context, has_request_context
+from flask_babel import Babel, force_locale, get_locale
 
 SUPPORTED = ("en", "de")
 _numbers: contextvars.ContextVar[str | None] = contextvars.ContextVar("leakhub_numbers",
@@ -36,6 +39,28 @@ def select_locale(user_language, org_language, accept_languages=None) -> str:
         if _supported(value):
             return _supported(value)
     return "en"
+
+
+def recipient_locale(user) -> str:
+    """The language to write to `user` in (e-mail): theirs, else their organization's."""
+    return select_locale(getattr(user, "language", None),
+                         getattr(getattr(user, "organization", None), "language", None))
+
+
+@contextlib.contextmanager
+def speaking(locale: str):
+    """gettext (flask_babel's `_`, lazy labels) in `locale` inside the block — in a request,
+    or without any Flask app (a worker job, leakctl): then a bare app with Leakhub's
+    catalogs is pushed for the block."""
+    locale = _supported(locale) or "en"
+    if has_app_context():
+        with force_locale(locale):
+            yield
+        return
+    app = Flask("leakhub", root_path=str(Path(__file__).resolve().parents[1]))
+    Babel(app)
+    with app.test_request_context(), force_locale(locale):
+        yield
 
 
 def number_locale() -> str:

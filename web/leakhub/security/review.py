@@ -28,6 +28,7 @@ from ..audit.models import AuditEntry
 from ..core.config import get_config
 from ..core.db import database, utcnow
 from ..core.errors import Unavailable
+from ..core.i18n import recipient_locale, speaking
 from ..core.secrets import read_secret
 from ..identity.models import User
 from ..orgs.models import Organization
@@ -338,22 +339,32 @@ def review_org(org: Organization, *, now: dt.datetime, hours, tally: Tally) -> N
 # --------------------------------------------------------------------------- digest
 
 
-def _fmt(at: dt.datetime, tz) -> str:
-    return at.replace(tzinfo=dt.UTC).astimezone(tz).strftime("%Y-%m-%d %H:%M %Z")
+SEVERITY_LABELS = {"high": _l("high"), "medium": _l("medium"), "low": _l("low")}
 
 
-def digest_for(org, findings, config) -> tuple[str, str]:
-    tz = org_timezone(org)
-    subject = _("[Leakhub] Security findings for %(org)s", org=org.name)
-    lines = [_("Security review of %(org)s: %(n)d finding(s) need attention.",
-               org=org.name, n=len(findings)), ""]
-    for f in findings:
-        lines.append(_("[%(severity)s] %(title)s — %(subject)s: %(count)d event(s), "
-                       "%(first)s to %(last)s",
-                       severity=f.severity.upper(), title=rule_title(f.rule),
-                       subject=f.details_dict.get("label") or f.subject, count=f.count,
-                       first=_fmt(f.first_seen_at, tz), last=_fmt(f.last_seen_at, tz)))
-    lines += ["", _("Review and acknowledge them at %(url)s", url=f"{config.public_url}/security")]
+def _fmt(at: dt.datetime, tz, locale: str = "en") -> str:
+    """A time in the organization's zone: 03.12.2026 14:05 CET in German, ISO in English."""
+    local = at.replace(tzinfo=dt.UTC).astimezone(tz)
+    return local.strftime("%d.%m.%Y %H:%M %Z" if locale == "de" else "%Y-%m-%d %H:%M %Z")
+
+
+def digest_for(org, findings, config, locale: str = "en") -> tuple[str, str]:
+    """(subject, body) of the digest in `locale` (the recipients' language)."""
+    with speaking(locale):
+        tz = org_timezone(org)
+        subject = _("[Leakhub] Security findings for %(org)s", org=org.name)
+        lines = [_("Security review of %(org)s: %(n)d finding(s) need attention.",
+                   org=org.name, n=len(findings)), ""]
+        for f in findings:
+            severity = str(SEVERITY_LABELS.get(f.severity, f.severity)).upper()
+            lines.append(_("[%(severity)s] %(title)s — %(subject)s: %(count)d event(s), "
+                           "%(first)s to %(last)s",
+                           severity=severity, title=rule_title(f.rule),
+                           subject=f.details_dict.get("label") or f.subject, count=f.count,
+                           first=_fmt(f.first_seen_at, tz, locale),
+                           last=_fmt(f.last_seen_at, tz, locale)))
+        lines += ["", _("Review and acknowledge them at %(url)s",
+                        url=f"{config.public_url}/security")]
     return subject, "\n".join(lines) + "\n"
 
 
@@ -391,17 +402,28 @@ def send_digests(orgs, *, now, config, smtp) -> tuple[int, list[str]]:
                                                 -f.last_seen_at.timestamp()))
         if not findings:
             continue
-        recipients = [u.email for u in User.select().where(
+        admins = list(User.select().where(
             (User.organization == org.id) & (User.role == "admin")
-            & (User.enabled == True) & (User.email != "")).order_by(User.id)]  # noqa: E712
-        if not recipients:
+            & (User.enabled == True) & (User.email != "")).order_by(User.id))  # noqa: E712
+        if not admins:
             problems.append(f"{org.slug}: no administrator with an e-mail address")
             continue
-        subject, body = digest_for(org, findings, config)
-        try:
-            send_mail(smtp, password, recipients, subject, body)
-        except (OSError, smtplib.SMTPException) as exc:
-            problems.append(f"{org.slug}: mail not sent ({type(exc).__name__}: {exc})"[:300])
+        # One mail per language: each administrator reads it in their own language (their
+        # choice, else the organization's).
+        by_language: dict[str, list[str]] = {}
+        for admin in admins:
+            admin.organization = org
+            by_language.setdefault(recipient_locale(admin), []).append(admin.email)
+        failed = False
+        for locale, recipients in sorted(by_language.items()):
+            subject, body = digest_for(org, findings, config, locale)
+            try:
+                send_mail(smtp, password, recipients, subject, body)
+            except (OSError, smtplib.SMTPException) as exc:
+                problems.append(f"{org.slug}: mail not sent ({type(exc).__name__}: {exc})"[:300])
+                failed = True
+                break
+        if failed:
             continue
         (SecurityReviewState.update(last_digest_at=now)
          .where(SecurityReviewState.organization == org.id).execute())
