@@ -27,6 +27,7 @@ from .dashboard.views import bp as dashboard_bp
 from .devices.views import pages as devices_bp
 from .exports.views import bp as exports_bp
 from .home.views import bp as home_bp
+from .identity.directory_views import bp as directory_bp
 from .identity.login import login_manager
 from .identity.sessions import DBSessionInterface
 from .identity.views import bp as identity_bp
@@ -44,7 +45,7 @@ from .users.views import bp as users_bp
 # Every feature's blueprint; a new feature adds one entry here.
 BLUEPRINTS = (home_bp, identity_bp, locations_bp, surveys_bp, leaks_bp, audit_bp, photos_bp,
               dashboard_bp, exports_bp, imports_bp, reports_bp, devices_api_bp, api_bp,
-              users_bp, devices_bp, backups_bp, ops_bp, security_bp)
+              users_bp, devices_bp, backups_bp, ops_bp, security_bp, directory_bp)
 
 
 def _locale():

@@ -20,6 +20,7 @@ from .core.errors import LeakhubError
 from .dashboard.cli import dashboard_group
 from .demo.cli import demo_group
 from .devices.cli import device_group
+from .identity.directory_cli import directory_group
 from .imports.cli import import_group
 from .ops.cli import deployments_group, status_group, tls_group
 from .orgs.cli import org_group
@@ -38,7 +39,8 @@ def cli():
 
 for _command in (secrets_group, migrate_cmd, setup_group, org_group, audit_group, status_group,
                  tls_group, deployments_group, demo_group, device_group, security_group,
-                 backup_group, user_group, grant_group, import_group, dashboard_group):
+                 backup_group, user_group, grant_group, import_group, dashboard_group,
+                 directory_group):
     cli.add_command(_command)
 cli.add_command(keys_group)     # encryption at rest (core/keys.py)
 

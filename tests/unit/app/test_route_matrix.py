@@ -140,6 +140,14 @@ MATRIX: dict[str, dict[str, dict]] = {
     "users.end_all_sessions": {"POST": row("3xx 3xx 3xx 3xx 3xx 3xx login 3xx")},
     "users.my_language": {"POST": row("3xx 3xx 3xx 3xx 3xx 3xx login 3xx")},
     "users.signed_out_everywhere": {"GET": row("200 200 200 200 200 200 200 200")},
+    # company directory: Keycloak is unreachable in unit tests, the page says so; an empty
+    # form is refused before Keycloak is asked
+    "directory.index": {"GET": row(ADMIN_ONLY)},
+    "directory.save_ldap": {"POST": row("422 403 403 403 403 403 login 422")},
+    "directory.test_ldap": {"POST": row("3xx 403 403 403 403 403 login 3xx")},
+    "directory.remove_ldap": {"POST": row("3xx 403 403 403 403 403 login 3xx")},
+    "directory.save_oidc": {"POST": row("422 403 403 403 403 403 login 422")},
+    "directory.remove_oidc": {"POST": row("3xx 403 403 403 403 403 login 3xx")},
     "devices.index": {"GET": row(ADMIN_ONLY)},
     "devices.add": {"GET": row(ADMIN_ONLY), "POST": row("422 403 403 403 403 403 login 422")},
     # Keycloak is unreachable in unit tests: the change is rolled back, the page says so.

@@ -31,6 +31,13 @@ ACTION_LABELS = {
     "retention.run": _l("Old security data removed"), "user.enabled": _l("User enabled"),
     "user.disabled": _l("User disabled"), "user.invited": _l("User invited"),
     "user.role_changed": _l("Role changed"), "user.signed_out": _l("User signed out"),
+    "directory.ldap_created": _l("Directory connected"),
+    "directory.ldap_changed": _l("Directory settings changed"),
+    "directory.ldap_synced": _l("Directory synchronised"),
+    "directory.ldap_removed": _l("Directory removed"),
+    "directory.oidc_created": _l("External sign-in added"),
+    "directory.oidc_changed": _l("External sign-in changed"),
+    "directory.oidc_removed": _l("External sign-in removed"),
 }
 # Record types (audit entity_type: a model's AUDIT_TYPE or table name) on the audit log.
 ENTITY_LABELS = {

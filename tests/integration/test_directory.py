@@ -1,0 +1,227 @@
+"""Company directory (issue 15): a real OpenLDAP server (Debian's slapd, started by the test as
+an unprivileged child process, tests/support/ldap.py) federated into an organization's realm
+with `leakctl directory ldap`, and a second Keycloak realm acting as the external OpenID
+Connect provider behind `leakctl directory oidc`. Sign-ins go through the real Keycloak login
+pages with a plain HTTP client (support.kc), the same flow as the other login tests."""
+from __future__ import annotations
+
+import html
+import json
+import re
+import secrets
+import uuid
+
+import pytest
+
+from leakhub.core.secrets import read_secret
+from leakhub.identity.keycloak_admin import KeycloakAdmin
+
+from support import ldap
+from support.kc import new_org, start_login, submit_password
+from support.stackctl import sql
+
+SERVICE_CLIENT_ID = "leakhub-service"
+
+pytestmark = pytest.mark.skipif(not ldap.available(),
+                                reason="slapd/ldap-utils missing (scripts/apt-packages.txt)")
+
+
+@pytest.fixture(scope="session")
+def slapd():
+    """One OpenLDAP server for the session (start and stop bounded in time)."""
+    server = ldap.Slapd.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def _admin(stack) -> KeycloakAdmin:
+    # through the app's reader: secret files may be stored encrypted
+    secret = read_secret(stack.home / "secrets", "keycloak-service-client-secret")
+    return KeycloakAdmin(stack.keycloak_url, SERVICE_CLIENT_ID, secret)
+
+
+def _secret_file(tmp_path, text, name="secret"):
+    path = tmp_path / name
+    path.write_text(text + "\n")
+    path.chmod(0o600)
+    return str(path)
+
+
+def _federate(stack, slug, slapd, tmp_path, *, secret=ldap.ADMIN_PASSWORD, check=True):
+    return stack.leakctl(
+        "directory", "ldap", "set", "--org", slug, "--preset", "openldap", "--url", slapd.url,
+        "--bind-dn", ldap.ADMIN_DN, "--bind-secret-file", _secret_file(tmp_path, secret),
+        "--users-dn", ldap.PEOPLE_DN, "--groups-dn", ldap.GROUPS_DN,
+        "--user-filter", ldap.LOCK_FILTER, "--json", check=check)
+
+
+def _signed_in(resp, stack) -> bool:
+    return resp.url.startswith(stack.public_url) and "/auth/realms/" not in resp.url
+
+
+def test_directory_users_sign_in_with_their_directory_password(stack, slapd, tmp_path):
+    slug, _email, _otp = new_org(stack, "d")
+    out = _federate(stack, slug, slapd, tmp_path)
+    shown = json.loads(out.stdout[out.stdout.index("{"):])
+    assert shown["connection_url"] == slapd.url and shown["edit_mode"] == "READ_ONLY"
+    assert shown["bind_secret"] == "set" and ldap.ADMIN_PASSWORD not in out.stdout
+    assert "connection and bind OK" in stack.leakctl("directory", "ldap", "test",
+                                                     "--org", slug).stdout
+
+    # anna signs in with her directory password; as a new user she has no rights yet
+    http = stack.requests_session()
+    resp = submit_password(http, start_login(http, stack, slug), "anna",
+                           ldap.PEOPLE["anna"]["password"])
+    assert _signed_in(resp, stack), resp.url
+    assert 'data-testid="waiting"' in resp.text
+    row = sql(stack, "SELECT u.role, u.email FROM \"user\" u JOIN organization o "
+                     "ON o.id = u.organization_id WHERE o.slug = %s AND u.email = %s",
+              slug, ldap.PEOPLE["anna"]["mail"])
+    assert row == [(None, ldap.PEOPLE["anna"]["mail"])]
+    # granted by an administrator, she sees the organization
+    stack.leakctl("user", "set-role", "--org", slug, "--email", ldap.PEOPLE["anna"]["mail"],
+                  "--role", "viewer")
+    assert f"Org {slug}" in http.get(f"{stack.public_url}/").text
+
+    # the LDAP group became a Keycloak group with her in it
+    kc = _admin(stack)
+    users = kc._json("GET", f"/admin/realms/{slug}/users",
+                     params={"username": "anna", "exact": "true"})
+    groups = kc._json("GET", f"/admin/realms/{slug}/users/{users[0]['id']}/groups")
+    assert [g["name"] for g in groups] == [ldap.GROUP]
+    assert users[0]["federationLink"]
+
+    # a wrong password is refused
+    http2 = stack.requests_session()
+    resp = submit_password(http2, start_login(http2, stack, slug), "anna", "wrong-Pass-1")
+    assert not _signed_in(resp, stack)
+
+    # the bind secret is in Keycloak only: not in Leakhub's database, audit or logs
+    audit = sql(stack, "SELECT a.action, a.changes FROM audit_entry a JOIN organization o "
+                       "ON o.id = a.organization_id WHERE o.slug = %s AND a.action LIKE "
+                       "'directory.%%'", slug)
+    assert [a for a, _ in audit] == ["directory.ldap_created"]
+    assert ldap.ADMIN_PASSWORD not in json.dumps([c for _, c in audit], default=str)
+    for log in stack.logs_dir.glob("*.log"):
+        assert ldap.ADMIN_PASSWORD not in log.read_text(errors="replace"), log
+
+
+def test_a_disabled_directory_user_cannot_sign_in(stack, slapd, tmp_path):
+    slug, _email, _otp = new_org(stack, "d")
+    _federate(stack, slug, slapd, tmp_path)
+    http = stack.requests_session()
+    resp = submit_password(http, start_login(http, stack, slug), "bert",
+                           ldap.PEOPLE["bert"]["password"])
+    assert _signed_in(resp, stack), resp.url
+    slapd.lock("bert")      # OpenLDAP ppolicy: locked until an administrator unlocks
+    try:
+        assert not slapd.can_bind("bert", ldap.PEOPLE["bert"]["password"])
+        http = stack.requests_session()
+        resp = submit_password(http, start_login(http, stack, slug), "bert",
+                               ldap.PEOPLE["bert"]["password"])
+        assert not _signed_in(resp, stack), resp.url
+        assert "/auth/realms/" + slug in resp.url
+    finally:
+        slapd.modify(f"dn: uid=bert,{ldap.PEOPLE_DN}\nchangetype: modify\n"
+                     "delete: pwdAccountLockedTime\n")
+
+
+def test_a_wrong_bind_secret_is_a_clear_error(stack, slapd, tmp_path):
+    slug, _email, _otp = new_org(stack, "d")
+    wrong = _secret_file(tmp_path, "not-the-secret", "wrong")
+    # before saving: test a candidate secret against the stored settings
+    _federate(stack, slug, slapd, tmp_path)
+    out = stack.leakctl("directory", "ldap", "test", "--org", slug, "--bind-secret-file", wrong,
+                        check=False)
+    assert out.returncode == 1
+    assert out.stderr.startswith("leakctl: error: The directory at " + slapd.url)
+    assert "bind as " + ldap.ADMIN_DN in out.stderr and "\n" == out.stderr[-1:]
+    assert "not-the-secret" not in out.stderr
+    # saved with the wrong secret: the stored settings fail the test the same way
+    _federate(stack, slug, slapd, tmp_path, secret="not-the-secret")
+    out = stack.leakctl("directory", "ldap", "test", "--org", slug, check=False)
+    assert out.returncode == 1 and "refused the connection or the bind" in out.stderr
+    # bad input names the option; no secret on the command line
+    out = stack.leakctl("directory", "ldap", "set", "--org", slug, "--url", "http://x",
+                        "--users-dn", "nodn", check=False)
+    assert out.returncode == 1
+    assert "--url:" in out.stderr and "--users-dn:" in out.stderr
+    out = stack.leakctl("directory", "ldap", "set", "--org", slug, "--bind-secret", "x",
+                        check=False)
+    assert out.returncode == 2
+    assert "connection and bind OK" not in out.stdout
+    out = stack.leakctl("directory", "ldap", "remove", "--org", slug, "--yes")
+    assert "directory removed" in out.stdout
+    assert "no directory configured" in stack.leakctl("directory", "ldap", "show",
+                                                      "--org", slug).stdout
+
+
+# ------------------------------------------------------------------ OIDC brokering
+
+@pytest.fixture
+def external_realm(stack):
+    """A second realm on the same Keycloak, standing in for Entra ID: one confidential
+    client for the broker and one user. Deleted afterwards."""
+    kc = _admin(stack)
+    slug = f"ext{uuid.uuid4().hex[:8]}"
+    client_secret = secrets.token_urlsafe(24)
+    user = {"username": "carla", "email": f"carla@{slug}.example.com", "firstName": "Carla",
+            "lastName": "Conrad", "password": "Carla-Ext-Pass-1"}
+    kc.create_realm({
+        "realm": slug, "enabled": True, "sslRequired": "external",
+        "clients": [{"clientId": "leakhub-broker", "enabled": True, "publicClient": False,
+                     "secret": client_secret, "standardFlowEnabled": True,
+                     "directAccessGrantsEnabled": False, "redirectUris": ["*"],
+                     "protocol": "openid-connect"}],
+        "users": [{"username": user["username"], "email": user["email"], "enabled": True,
+                   "emailVerified": True, "firstName": user["firstName"],
+                   "lastName": user["lastName"],
+                   "credentials": [{"type": "password", "value": user["password"],
+                                    "temporary": False}]}]})
+    try:
+        yield slug, client_secret, user
+    finally:
+        kc.delete_realm(slug)
+
+
+def test_brokered_sign_in_through_an_external_oidc_provider(stack, external_realm, tmp_path):
+    ext, client_secret, user = external_realm
+    slug, _email, _otp = new_org(stack, "o")
+    out = stack.leakctl(
+        "directory", "oidc", "set", "--org", slug, "--alias", "entra",
+        "--display-name", "Partner account", "--issuer", f"{stack.public_url}/auth/realms/{ext}",
+        "--client-id", "leakhub-broker",
+        "--client-secret-file", _secret_file(tmp_path, client_secret),
+        # Keycloak reads the discovery document over the internal network, so its token and
+        # key requests stay there too (Entra ID: the issuer's own URL, the default)
+        "--discovery-url", f"{stack.keycloak_url}/realms/{ext}/.well-known/openid-configuration",
+        "--json")
+    shown = json.loads(out.stdout)
+    assert shown["alias"] == "entra" and shown["client_secret"] == "set"
+    assert client_secret not in out.stdout
+    listed = stack.leakctl("directory", "oidc", "show", "--org", slug).stdout
+    assert "entra" in listed and client_secret not in listed
+
+    http = stack.requests_session()
+    page = start_login(http, stack, slug)
+    link = re.search(r'href="([^"]*/broker/entra/login[^"]*)"', page.text)
+    assert link, "no 'Partner account' button on the sign-in page"
+    assert "Partner account" in page.text
+    resp = http.get(html.unescape(link.group(1)) if link.group(1).startswith("http") else
+                    stack.public_url + html.unescape(link.group(1)), allow_redirects=True)
+    assert f"/realms/{ext}/" in resp.url, resp.url
+    resp = submit_password(http, resp, user["username"], user["password"])
+    assert _signed_in(resp, stack), (resp.url, resp.text[:3000])
+    assert 'data-testid="waiting"' in resp.text
+    rows = sql(stack, "SELECT u.role FROM \"user\" u JOIN organization o "
+                      "ON o.id = u.organization_id WHERE o.slug = %s AND u.email = %s",
+               slug, user["email"])
+    assert rows == [(None,)]
+    audit = sql(stack, "SELECT a.action FROM audit_entry a JOIN organization o "
+                       "ON o.id = a.organization_id WHERE o.slug = %s AND a.action LIKE "
+                       "'directory.%%'", slug)
+    assert audit == [("directory.oidc_created",)]
+    assert "removed" in stack.leakctl("directory", "oidc", "remove", "--org", slug,
+                                      "--alias", "entra").stdout
