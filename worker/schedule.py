@@ -24,6 +24,7 @@ JOBS = [
       "run_at_start": backups.backup_overdue}),
     ("backup-verify", backups.verify_pending, {"trigger": "interval", "minutes": 15}),
     ("backup-rotate", backups.rotate_backups, {"trigger": "interval", "hours": 1}),
+    ("backup-requests", backups.run_requested_backups, {"trigger": "interval", "seconds": 20}),
 ]
 
 # LEAKHUB_BACKUP_SCHEDULER=external (the Helm chart: a CronJob makes, verifies and rotates the

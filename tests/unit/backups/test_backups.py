@@ -35,6 +35,7 @@ from leakhub.core import migrations
 from leakhub.core.config import Config
 from leakhub.core.db import database, utcnow
 from leakhub.core.secrets import ensure_all, read_secret
+from leakhub.jobs.models import JobRun
 
 from support.reporting_data import BASE, jpeg_with_exif_gps, make_tree, new_leak
 
@@ -510,7 +511,9 @@ def test_only_operator_admins_see_the_page(app, client, config, login, make_user
     assert BackupDownload.select().count() == 0
 
 
-def test_admin_lists_creates_and_downloads_with_a_log(app, client, config, login, make_user):
+def test_admin_lists_creates_and_downloads_with_a_log(app, client, config, login, make_user,
+                                                      monkeypatch):
+    monkeypatch.setattr("leakhub.backups.jobs.get_config", lambda: config)
     admin = make_user("admin")
     c = login(admin)
     page = c.get("/admin/backups", base_url=BASE)
@@ -521,6 +524,15 @@ def test_admin_lists_creates_and_downloads_with_a_log(app, client, config, login
     assert c.post("/admin/backups/create", data={}, base_url=BASE).status_code == 403   # CSRF
     resp = c.post("/admin/backups/create", data={"csrf_token": "t"}, base_url=BASE)
     assert resp.status_code == 303
+    # The page queues the backup; the worker makes it (it holds the backup identity).
+    assert BackupRecord.select().count() == 0
+    assert 'data-testid="backup-requested"' in c.get("/admin/backups", base_url=BASE).get_data(
+        as_text=True)
+    c.post("/admin/backups/create", data={"csrf_token": "t"}, base_url=BASE)   # no second one
+    assert admin.email in jobs.run_requested_backups()
+    assert jobs.run_requested_backups() == "no backup requested"
+    request = JobRun.get(JobRun.job == jobs.REQUEST)
+    assert request.status == "ok" and admin.email in request.message
     row = BackupRecord.get()
     text = c.get("/admin/backups", base_url=BASE).get_data(as_text=True)
     assert row.file_name in text and "not yet" in text

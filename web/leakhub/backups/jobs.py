@@ -5,16 +5,23 @@
   into one);
 - backup-verify: verifies the newest backup when it has not been verified yet (so manual and
   pre-update backups are verified too, within one interval);
-- backup-rotate: keep-daily/weekly/monthly rotation, never deleting the newest verified backup.
+- backup-rotate: keep-daily/weekly/monthly rotation, never deleting the newest verified backup;
+- backup-requests: makes the backups requested on the web page ("Create backup now"). The
+  worker, not the web process, makes them: it can read the backup identity (the archive's
+  signature) and every secret the archive must hold — in Compose the web container can read
+  neither — and no web request holds a gunicorn worker for the minutes a backup takes.
 A run interrupted by a crash stays "running" in JobRun; the next run marks it failed
 ("interrupted") — it can tell, because it holds the backup lock that a live run would hold.
 """
 from __future__ import annotations
 
 import datetime as dt
+import socket
+import time
 
+from ..audit import writer
 from ..core.config import get_config
-from ..core.db import utcnow
+from ..core.db import database, utcnow
 from ..jobs.models import JobRun
 from .create import create_backup
 from .inventory import archives_on_disk, reconcile
@@ -26,6 +33,63 @@ from .settings import get_settings
 from .verify import verify_backup
 
 BACKUP_JOBS = ("backup", "backup-verify", "backup-rotate")
+# A JobRun row per backup requested on the web page: "requested" until the worker takes it,
+# then "running", "ok" or "failed" like any recorded run.
+REQUEST = "backup-request"
+
+
+def open_request() -> JobRun | None:
+    return (JobRun.select()
+            .where((JobRun.job == REQUEST) & JobRun.status.in_(("requested", "running")))
+            .order_by(JobRun.id).first())
+
+
+def request_backup(actor) -> tuple[JobRun, bool]:
+    """Queue a manual backup for the worker. One at a time: while one is queued or running,
+    that one is returned (new=False) instead of queueing a second."""
+    with database.atomic():
+        pending = open_request()
+        if pending is not None:
+            return pending, False
+        row = JobRun.create(job=REQUEST, status="requested", started_at=utcnow(),
+                            message=f"requested by {actor.display}"[:2000])
+        writer.event(actor, "backup.requested", details={"request": row.id})
+    return row, True
+
+
+def _finish(row_id: int, status: str, message: str, started: float) -> None:
+    (JobRun.update(status=status, message=message[:2000], finished_at=utcnow(),
+                   duration_ms=int((time.perf_counter() - started) * 1000))
+     .where(JobRun.id == row_id).execute())
+
+
+def run_requested_backups() -> str:
+    """Job: make the oldest requested backup (one per run; the schedule comes back soon)."""
+    row = (JobRun.select().where((JobRun.job == REQUEST) & (JobRun.status == "requested"))
+           .order_by(JobRun.id).first())
+    if row is None:
+        return "no backup requested"
+    claimed = (JobRun.update(status="running", host=socket.gethostname()[:128])
+               .where((JobRun.id == row.id) & (JobRun.status == "requested")).execute())
+    if not claimed:
+        return "the request was taken by another run"
+    requested_by = row.message
+    started = time.perf_counter()
+    try:
+        created = create_backup(get_config(), kind="manual", label="worker (web request)")
+    except BackupBusy:
+        # The nightly run or a leakctl backup holds the lock: the request waits for the next run.
+        JobRun.update(status="requested").where(JobRun.id == row.id).execute()
+        return "another backup operation is running; the request waits"
+    except Exception as exc:
+        _finish(row.id, "failed", f"{requested_by}: {type(exc).__name__}: {exc}", started)
+        raise
+    message = (f"{created.name}: {created.size / 2**20:.1f} MiB in {created.seconds:.1f} s "
+               f"({requested_by})")
+    if created.warnings:
+        message += "; WARNING: " + "; ".join(created.warnings)
+    _finish(row.id, "ok", message, started)
+    return message
 
 
 def _mark_interrupted() -> int:

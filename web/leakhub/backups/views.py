@@ -27,11 +27,10 @@ from ..core.db import database, utcnow
 from ..identity.login import current_actor
 from ..jobs.models import JobRun
 from . import archive
-from .create import create_backup
 from .inventory import reconcile, records, staleness
+from .jobs import REQUEST, open_request, request_backup
 from .lock import lock_is_free
 from .models import BackupDownload, BackupRecord
-from .service import BackupBusy, BackupError
 from .settings import get_settings
 
 bp = Blueprint("backups", __name__)
@@ -83,31 +82,26 @@ def index():
     reconcile(config)
     last_run = {job: JobRun.select().where(JobRun.job == job)
                 .order_by(JobRun.started_at.desc()).first()
-                for job in ("backup", "backup-verify", "backup-rotate")}
+                for job in ("backup", "backup-verify", "backup-rotate", REQUEST)}
     downloads = list(BackupDownload.select().order_by(BackupDownload.at.desc()).limit(50))
     return render_template(
         "backups/index.html", records=records(), last_run=last_run,
         downloads=downloads, settings=settings, warning=staleness(config),
-        busy=not lock_is_free(config), backup_dir=config.backup_dir)
+        busy=not lock_is_free(config), requested=open_request(),
+        backup_dir=config.backup_dir)
 
 
 @bp.route("/admin/backups/create", methods=["POST"])
 @login_required
 def create():
     actor = _require_operator_admin()
-    config = current_app.config["LEAKHUB"]
-    try:
-        created = create_backup(config, kind="manual", actor=actor)
-    except BackupBusy:
-        flash(_("Another backup operation is running; try again when it has finished."),
-              "error")
-    except BackupError as exc:
-        flash(_("The backup failed: %(error)s", error=str(exc)), "error")
+    _row, new = request_backup(actor)
+    if new:
+        flash(_("Backup requested: the worker starts it within a minute; it appears below when "
+                "it is written, and is verified within 15 minutes after that."), "success")
     else:
-        flash(_("Backup %(name)s created; the worker verifies it within 15 minutes.",
-                name=created.name), "success")
-        for warning in created.warnings:
-            flash(warning, "error")
+        flash(_("A backup requested earlier has not finished yet; it appears below when it is "
+                "written."), "info")
     return redirect(url_for("backups.index"), code=303)
 
 
