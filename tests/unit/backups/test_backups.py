@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 from pyrage import x25519
 
+from leakhub.authz import Actor
 from leakhub.backups import (
     archive,
     create,
@@ -533,6 +534,13 @@ def test_admin_lists_creates_and_downloads_with_a_log(app, client, config, login
     assert jobs.run_requested_backups() == "no backup requested"
     request = JobRun.get(JobRun.job == jobs.REQUEST)
     assert request.status == "ok" and admin.email in request.message
+    # A request cut off by a killed worker does not block the next one.
+    JobRun.update(status="running").where(JobRun.id == request.id).execute()
+    jobs.run_requested_backups()
+    assert JobRun.get_by_id(request.id).status == "failed"
+    assert jobs.request_backup(Actor(organization=admin.organization, kind="user",
+                                     user=admin))[1] is True
+    JobRun.delete().where(JobRun.job == jobs.REQUEST).execute()
     row = BackupRecord.get()
     text = c.get("/admin/backups", base_url=BASE).get_data(as_text=True)
     assert row.file_name in text and "not yet" in text

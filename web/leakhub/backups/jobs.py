@@ -65,6 +65,11 @@ def _finish(row_id: int, status: str, message: str, started: float) -> None:
 
 def run_requested_backups() -> str:
     """Job: make the oldest requested backup (one per run; the schedule comes back soon)."""
+    # Only this job sets a request running, and the scheduler never runs it twice at once: a
+    # request still "running" now was cut off by a killed worker, and would block new ones.
+    (JobRun.update(status="failed", finished_at=utcnow(),
+                   message=JobRun.message.concat(" — interrupted: the worker ended during the run"))
+     .where((JobRun.job == REQUEST) & (JobRun.status == "running")).execute())
     row = (JobRun.select().where((JobRun.job == REQUEST) & (JobRun.status == "requested"))
            .order_by(JobRun.id).first())
     if row is None:
