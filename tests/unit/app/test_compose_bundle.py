@@ -440,7 +440,9 @@ SERVICE_SECRETS = {
                  "postgres-keycloak-password"},
     "keycloak": {"postgres-keycloak-password", "keycloak-bootstrap-client-secret"},
     "web": {"session-key", "postgres-leakhub-password", "keycloak-service-client-secret",
-            "smtp-password"},
+            "smtp-password",
+            # the data keys, wrapped by the master key (docs/encryption.md): web reads photos
+            "data-keyring"},
 }
 SECRET_VOLUMES = {"secrets", "postgres_secrets", "keycloak_secrets", "web_secrets"}
 
