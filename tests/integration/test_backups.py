@@ -38,6 +38,7 @@ FINGERPRINT = r'''
 import hashlib, json, sys
 from leakhub.core.config import get_config
 from leakhub.core.db import database, init_database
+from leakhub.photos.storage import photo_storage
 from pathlib import Path
 
 args = json.loads(sys.argv[1])
@@ -86,13 +87,16 @@ org_row = database.execute_sql(f"SELECT {select} FROM organization WHERE id = %s
 tables["organization"] = [1, hashlib.sha256(repr(org_row).encode()).hexdigest()]
 max_seq = database.execute_sql("SELECT MAX(seq) FROM audit_entry WHERE organization_id = %s",
                                (org,)).fetchone()[0]
-photos = {}
+photos, plain = {}, {}
 root = Path(config.data_dir) / "uploads" / "photos" / str(org)
+store = photo_storage(org, config)
 for p in sorted(root.rglob("*")):
     if p.is_file():
         photos[p.relative_to(root).as_posix()] = hashlib.sha256(p.read_bytes()).hexdigest()
-print(json.dumps({"tables": tables, "columns": columns, "photos": photos, "max_seq": max_seq,
-                  "org_id": org}))
+        # the plaintext through the storage (decrypted with this installation's data key)
+        plain[p.relative_to(root).as_posix()] = hashlib.sha256(store.read(p.name)).hexdigest()
+print(json.dumps({"tables": tables, "columns": columns, "photos": photos, "plain": plain,
+                  "max_seq": max_seq, "org_id": org}))
 '''
 
 ADD_PHOTO = r'''
@@ -115,6 +119,20 @@ with app.test_request_context():
     img.save(out, "JPEG", quality=90)
     photos = add_photos(Actor.system(org, label="test"), leak, [("leak.jpg", out.getvalue())])
     print(photos[0].sha256)
+'''
+
+PLAIN_SECRETS = r'''
+import sys
+from pathlib import Path
+from leakhub.core.config import get_config
+from leakhub.core.secrets import read_secret
+src, dst = get_config().secrets_dir, Path(sys.argv[1])
+dst.mkdir(mode=0o700, parents=True, exist_ok=True)
+for f in sorted(Path(src).iterdir()):
+    if f.is_file() and not f.name.startswith(".") and f.name not in ("data-keyring",
+                                                                      "backup-identity"):
+        (dst / f.name).write_text(read_secret(src, f.name) + "\n")
+        (dst / f.name).chmod(0o600)
 '''
 
 SQL = r'''
@@ -178,6 +196,11 @@ def test_round_trip_into_a_fresh_installation_keeps_rows_photos_and_sign_in(stac
                LEAKHUB_BACKUP_COPY_DIR=str(tmp_path / "nas"))
     before = fingerprint(stack.env, slug)
     assert before["tables"]["leak"][0] == 50 and len(before["photos"]) == 2   # photo + thumb
+    # Encrypted at rest: the bytes on disk are not the plaintext, whose hash is the file name.
+    for rel, digest in before["plain"].items():
+        assert rel.endswith(digest) and before["photos"][rel] != digest
+    assert (stack.home / "secrets" / "session-key").read_text().startswith(
+        "leakhub-encrypted:v1:")
     made = backup_with_retry(env)
     archive = Path(made["path"])
     assert (tmp_path / "nas" / archive.name).read_bytes() == archive.read_bytes()
@@ -224,6 +247,9 @@ def test_round_trip_into_a_fresh_installation_keeps_rows_photos_and_sign_in(stac
         after = fingerprint(fresh.env, slug, before["max_seq"])
         assert after["tables"] == before["tables"]
         assert after["photos"] == before["photos"]
+        # decrypted on the new host with the data keys the archive carried
+        assert after["plain"] == before["plain"]
+        assert (home / "keys" / "data-key").is_file()
         # the same person signs in with the same password, through the restored Keycloak
         http2 = fresh.requests_session()
         resp = kc.submit_password(http2, kc.start_login(http2, fresh, slug), email, password)
@@ -254,8 +280,10 @@ def scratch(stack, tmp_path_factory):
     home = tmp_path_factory.mktemp("scratch-install")
     db = f"lhbk_{uuid.uuid4().hex[:8]}"
     _superuser_sql(stack, f'CREATE DATABASE "{db}" OWNER leakhub')
-    shutil.copytree(stack.home / "secrets", home / "secrets")
-    (home / "secrets" / "backup-identity").unlink()
+    # The session stack's secrets as plain files, as an installation from before encryption
+    # at rest has them (the previous release's code reads them in the update test); its data
+    # key and key ring are made by the first command that needs them (encryption stays on).
+    py(stack.env, PLAIN_SECRETS, home / "secrets")
     env = dict(stack.env)
     env.pop("LEAKHUB_STACK_HOME", None)
     env.update({
@@ -264,7 +292,8 @@ def scratch(stack, tmp_path_factory):
         "DATABASE_URL": f"postgresql://leakhub@127.0.0.1:{stack.ports['postgres']}/{db}",
         "LEAKHUB_INTERNAL_URL": "http://127.0.0.1:9", "KEYCLOAK_URL": "http://127.0.0.1:9/auth",
         "LEAKHUB_BACKUP_KEYCLOAK_DB": "none", "LEAKHUB_ORG_SLUG": "acme"})
-    leakctl(env, "secrets", "init")
+    leakctl(dict(env, LEAKHUB_DATA_KEY_FILE="off"), "secrets", "init")
+    assert not (home / "keys").exists()
     yield {"env": env, "home": home, "db": db}
     _superuser_sql(stack, f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')
 
