@@ -36,6 +36,7 @@ from .leaks.views import bp as leaks_bp
 from .locations.views import bp as locations_bp
 from .ops.views import bp as ops_bp
 from .photos.views import bp as photos_bp
+from .privacy.views import bp as privacy_bp
 from .reports.views import bp as reports_bp
 from .security import events as security_events
 from .security.views import bp as security_bp
@@ -45,7 +46,7 @@ from .users.views import bp as users_bp
 # Every feature's blueprint; a new feature adds one entry here.
 BLUEPRINTS = (home_bp, identity_bp, locations_bp, surveys_bp, leaks_bp, audit_bp, photos_bp,
               dashboard_bp, exports_bp, imports_bp, reports_bp, devices_api_bp, api_bp,
-              users_bp, devices_bp, backups_bp, ops_bp, security_bp, directory_bp)
+              users_bp, devices_bp, backups_bp, ops_bp, security_bp, directory_bp, privacy_bp)
 
 
 def _locale():

@@ -24,6 +24,8 @@ from .identity.directory_cli import directory_group
 from .imports.cli import import_group
 from .ops.cli import deployments_group, status_group, tls_group
 from .orgs.cli import org_group
+from .privacy.cli import USER_COMMANDS as privacy_user_commands
+from .privacy.cli import privacy_group
 from .security.cli import security_group
 from .setup.cli import setup_group
 from .users.cli import grant_group, user_group
@@ -43,6 +45,9 @@ for _command in (secrets_group, migrate_cmd, setup_group, org_group, audit_group
                  directory_group):
     cli.add_command(_command)
 cli.add_command(keys_group)     # encryption at rest (core/keys.py)
+cli.add_command(privacy_group)  # data protection (privacy/)
+for _command in privacy_user_commands:  # leakctl user unlock|erase|export
+    user_group.add_command(_command)
 
 
 DEBUG_ENV = "LEAKHUB_DEBUG"

@@ -82,7 +82,15 @@ def test_lockout(config, org, make_user):
     assert (f.rule, f.severity, f.subject, f.count) == ("lockout", "medium", f"user:{alice.id}", 1)
 
 
+def profiling_on(org):
+    """The profiling rules are off for new organizations (issue 15); these tests switch them
+    on as an organization that wants them does."""
+    org.profiling_rules = True
+    org.save()
+
+
 def test_sign_in_from_new_network(config, org, make_user):
+    profiling_on(org)
     alice, bob = make_user("editor"), make_user("editor")
     ev(org, "sign_in", minutes_ago=60 * 24 * 10, user=alice, ip="10.20.30.5")
     ev(org, "sign_in", minutes_ago=60 * 24 * 10, user=bob, ip="10.20.30.5")
@@ -109,6 +117,7 @@ def test_first_sign_in_and_ipv6_same_48_are_not_new(config, org, make_user):
 
 
 def test_network_older_than_90_days_is_forgotten(config, org, make_user):
+    profiling_on(org)
     dave = make_user("editor")
     ev(org, "sign_in", minutes_ago=60 * 24 * 100, user=dave, ip="10.9.9.9")
     ev(org, "sign_in", minutes_ago=60 * 24 * 30, user=dave, ip="10.1.1.1")
@@ -145,6 +154,7 @@ def test_role_changed_to_admin_and_backup_download(config, org, make_user, make_
 
 
 def test_activity_outside_working_hours(config, org, make_user, make_actor):
+    profiling_on(org)
     fred = make_user("editor")
     winter = dt.datetime(2025, 1, 15)  # Europe/Berlin is UTC+1
     ev(org, "sign_in", at=winter.replace(hour=4, minute=30), user=fred, source="leakhub")  # 05:30
@@ -159,6 +169,7 @@ def test_activity_outside_working_hours(config, org, make_user, make_actor):
 
 
 def test_unusual_hours_rule_reads_audit_entries(config, org, make_actor, monkeypatch):
+    profiling_on(org)
     actor = make_actor("editor")
     monkeypatch.setattr(writer, "utcnow", lambda: dt.datetime(2025, 1, 15, 22, 30))  # 23:30
     writer.event(actor, "leak.exported")
@@ -273,3 +284,25 @@ def test_bad_smtp_settings_name_the_variable(config, org):
         run(config, dict(OFF, LEAKHUB_SMTP_HOST="mail.acme.test", LEAKHUB_SMTP_PORT="smtp"))
     with pytest.raises(ConfigError, match="LEAKHUB_WORK_HOURS"):
         run(config, {"LEAKHUB_WORK_HOURS": "9 to 5"})
+
+
+def test_profiling_rules_are_off_for_a_new_organization(config, org, make_user, make_actor,
+                                                      monkeypatch):
+    """New organizations start without "new network" and "unusual hours" (works councils);
+    the other rules still run."""
+    assert org.profiling_rules is False
+    gus = make_user("editor")
+    ev(org, "sign_in", minutes_ago=60 * 24 * 10, user=gus, ip="10.20.30.5")
+    ev(org, "sign_in", minutes_ago=5, user=gus, ip="172.16.0.1")
+    ev(org, "sign_in", at=dt.datetime(2025, 1, 15, 1, 0), user=gus, source="leakhub")
+    actor = make_actor("editor")
+    monkeypatch.setattr(writer, "utcnow", lambda: dt.datetime(2025, 1, 15, 22, 30))
+    writer.event(actor, "leak.exported")
+    monkeypatch.undo()
+    run(config, env={"LEAKHUB_WORK_HOURS": "06-20"})
+    rules = {f.rule for f in findings()}
+    assert not rules & {"new_network", "unusual_hours"}
+    profiling_on(org)
+    SecurityReviewState.delete().execute()
+    run(config, env={"LEAKHUB_WORK_HOURS": "06-20"})
+    assert {f.rule for f in findings()} >= {"new_network", "unusual_hours"}  # the same events

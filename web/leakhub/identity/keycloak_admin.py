@@ -951,6 +951,40 @@ class KeycloakAdmin:
             what=f"clear login failures of user {user_id} in '{realm}'",
         )
 
+    def set_brute_force(self, realm: str, *, permanent: bool, failures: int = 3) -> None:
+        """Lock-out after ``failures`` failed sign-ins: for a growing wait (``permanent`` False,
+        the template's setting) or until an administrator unlocks (``permanentLockout``:
+        Keycloak then disables the user and marks it as locked by brute-force detection)."""
+        body = {"bruteForceProtected": True, "permanentLockout": bool(permanent),
+                "failureFactor": int(failures), "maxTemporaryLockouts": 0}
+        self._request("PUT", self._realm_path(realm), json_body=body,
+                      what=f"update lock-out settings of '{realm}'")
+
+    def list_users(self, realm: str, *, page: int = 200) -> list[dict]:
+        """Every user of a realm (full representations), page by page."""
+        users, first = [], 0
+        while True:
+            chunk = self._json(
+                "GET", f"{self._realm_path(realm)}/users",
+                params={"first": first, "max": page, "briefRepresentation": "false"},
+                what=f"list users of '{realm}'") or []
+            users.extend(chunk)
+            if len(chunk) < page:
+                return users
+            first += page
+
+    def update_user(self, realm: str, user_id: str, changes: Mapping[str, Any]) -> None:
+        """Change fields of a user (full representation read first: PUT replaces it)."""
+        path = f"{self._realm_path(realm)}/users/{_seg(user_id)}"
+        user = self.get_user(realm, user_id)
+        user.update(changes)
+        self._request("PUT", path, json_body=user, what=f"update user {user_id} in '{realm}'")
+
+    def set_edit_username_allowed(self, realm: str, allowed: bool) -> None:
+        self._request("PUT", self._realm_path(realm),
+                      json_body={"editUsernameAllowed": bool(allowed)},
+                      what=f"update username settings of '{realm}'")
+
     def execute_actions_email(
         self,
         realm: str,

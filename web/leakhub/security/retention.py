@@ -10,6 +10,7 @@ import datetime as dt
 import logging
 
 from ..audit import writer
+from ..audit.models import AuditEntry
 from ..audit.verify import prune_before
 from ..authz import Actor
 from ..core.config import get_config
@@ -24,12 +25,18 @@ from .models import Finding, SecurityEvent
 log = logging.getLogger("leakhub.security.retention")
 
 
-def _truncate_ips(cutoff: dt.datetime, org_id) -> int:
-    query = SecurityEvent.select(SecurityEvent.id, SecurityEvent.ip).where(
-        (SecurityEvent.at < cutoff) & (SecurityEvent.ip_truncated == False)  # noqa: E712
-        & SecurityEvent.ip.is_null(False))
-    query = query.where(SecurityEvent.organization.is_null() if org_id is None
-                        else SecurityEvent.organization == org_id)
+def _truncate_ips(cutoff: dt.datetime, org_id, model=SecurityEvent) -> int:
+    """Shorten the IP addresses of `model` rows (security events, audit entries: both have
+    `at`, `ip`, `ip_truncated`) older than `cutoff`. Audit entries of hash version 2 leave the
+    IP out of their hash, so the chain still verifies; version-1 entries (a chain that was
+    already broken at migration 0013) are left as they are."""
+    query = model.select(model.id, model.ip).where(
+        (model.at < cutoff) & (model.ip_truncated == False)  # noqa: E712
+        & model.ip.is_null(False))
+    query = query.where(model.organization.is_null() if org_id is None
+                        else model.organization == org_id)
+    if model is AuditEntry:
+        query = query.where(AuditEntry.hash_version >= 2)
     done = 0
     by_value: dict[str | None, list[int]] = {}
     for row in query.iterator():
@@ -38,8 +45,8 @@ def _truncate_ips(cutoff: dt.datetime, org_id) -> int:
         for value, ids in by_value.items():
             for start in range(0, len(ids), 500):
                 chunk = ids[start:start + 500]
-                done += (SecurityEvent.update(ip=value, ip_truncated=True)
-                         .where(SecurityEvent.id.in_(chunk)).execute())
+                done += (model.update(ip=value, ip_truncated=True)
+                         .where(model.id.in_(chunk)).execute())
     return done
 
 
@@ -57,7 +64,8 @@ def apply_retention(*, now: dt.datetime | None = None, config=None, env=None) ->
     audit_cutoff = now - dt.timedelta(days=periods.audit_days)
     ip_cutoff = now - dt.timedelta(days=periods.ip_truncate_days)
 
-    totals = {"security_events": 0, "findings": 0, "audit_entries": 0, "ips_truncated": 0}
+    totals = {"security_events": 0, "findings": 0, "audit_entries": 0, "ips_truncated": 0,
+              "audit_ips_truncated": 0}
     for org in Organization.select().order_by(Organization.id):
         counts = {
             "security_events": SecurityEvent.delete().where(
@@ -68,6 +76,7 @@ def apply_retention(*, now: dt.datetime | None = None, config=None, env=None) ->
             ).execute(),
             "audit_entries": prune_before(org, audit_cutoff),
             "ips_truncated": _truncate_ips(ip_cutoff, org.id),
+            "audit_ips_truncated": _truncate_ips(ip_cutoff, org.id, AuditEntry),
         }
         for key, value in counts.items():
             totals[key] += value
@@ -90,6 +99,7 @@ def apply_retention(*, now: dt.datetime | None = None, config=None, env=None) ->
     ).execute()
     sessions = purge_expired(config)
     return ("removed {security_events} security event(s), {findings} finding(s), "
-            "{audit_entries} audit entr(ies); truncated {ips_truncated} IP address(es); "
+            "{audit_entries} audit entr(ies); truncated {ips_truncated} IP address(es) of "
+            "security events and {audit_ips_truncated} of audit entries; "
             .format(**totals)
             + f"removed {job_runs} job run(s) and {sessions} expired session(s)")

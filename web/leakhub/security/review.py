@@ -325,10 +325,15 @@ def review_org(org: Organization, *, now: dt.datetime, hours, tally: Tally) -> N
         entries = entries.where(AuditEntry.at > since)
     new_events = list(events.order_by(SecurityEvent.at, SecurityEvent.id))
     tz = org_timezone(org)
+    # The rules that profile staff ("new network", "unusual hours") only where the
+    # organization switched them on (off for new organizations: docs/data-protection.md).
+    if not org.profiling_rules:
+        hours = None
     for rule in WINDOW_RULES:
         _window_rule(org, rule, new_events, now=now, tally=tally)
     _lockouts(org, new_events, now=now, tally=tally)
-    _new_networks(org, new_events, now=now, tally=tally)
+    if org.profiling_rules:
+        _new_networks(org, new_events, now=now, tally=tally)
     _unusual_sign_ins(org, new_events, now=now, hours=hours, tz=tz, tally=tally)
     _audit_rules(org, entries.order_by(AuditEntry.seq).iterator(), now=now, hours=hours, tz=tz,
                  tally=tally)

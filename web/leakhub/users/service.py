@@ -72,13 +72,14 @@ def user_by_email(actor: authz.Actor, email: str) -> User:
 
 def list_users(actor: authz.Actor) -> list[User]:
     """Users with a role (pending ones are listed by `pending_users`)."""
-    return list(users_query(actor).where(User.role.is_null(False))
+    return list(users_query(actor).where(User.role.is_null(False) & User.erased_at.is_null())
                 .order_by(User.enabled.desc(), User.email))
 
 
 def pending_users(actor: authz.Actor) -> list[User]:
     """Signed in without an invitation: they see the "waiting for access" page."""
-    return list(users_query(actor).where(User.role.is_null()).order_by(User.created_at.desc()))
+    return list(users_query(actor).where(User.role.is_null() & User.erased_at.is_null())
+                .order_by(User.created_at.desc()))
 
 
 def _split_name(name: str) -> tuple[str, str]:

@@ -78,7 +78,7 @@ def _rehash(db):
         rows = db.execute_sql(
             "SELECT id, hash, prev_hash, seq, at, actor_kind, actor_id, actor_label, ip,"
             " request_id, action, entity_type, entity_id, changes FROM audit_entry"
-            " WHERE organization_id = %s ORDER BY seq" % int(org)).fetchall()
+            f" WHERE organization_id = {db.param} ORDER BY seq", (org,)).fetchall()
         prev, ok = anchor_hash, True
         for row in rows:
             if row[2] != prev or _v1(org, row[3:], prev) != row[1]:
@@ -90,17 +90,12 @@ def _rehash(db):
         prev = anchor_hash
         for row in rows:
             new = _v2(org, row[3:], prev)
-            db.execute_sql("UPDATE audit_entry SET hash_version = 2, prev_hash = %s, hash = %s"
-                           " WHERE id = %s" % (_q(prev), _q(new), int(row[0])))
+            db.execute_sql(f"UPDATE audit_entry SET hash_version = 2, prev_hash = {db.param},"
+                           f" hash = {db.param} WHERE id = {db.param}", (prev, new, row[0]))
             prev = new
         if rows:
-            db.execute_sql("UPDATE audit_chain_head SET hash = %s WHERE organization_id = %s"
-                           % (_q(prev), int(org)))
-
-
-def _q(hexdigest):
-    assert all(c in "0123456789abcdef" for c in hexdigest)
-    return "'" + hexdigest + "'"
+            db.execute_sql(f"UPDATE audit_chain_head SET hash = {db.param}"
+                           f" WHERE organization_id = {db.param}", (prev, org))
 
 
 def up(db):
