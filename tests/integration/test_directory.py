@@ -17,7 +17,8 @@ from leakhub.core.secrets import read_secret
 from leakhub.identity.keycloak_admin import KeycloakAdmin
 
 from support import ldap
-from support.kc import new_org, start_login, submit_password
+from support.forms import Browser, location_of
+from support.kc import new_org, sign_in, start_login, submit_password
 from support.stackctl import sql
 
 SERVICE_CLIENT_ID = "leakhub-service"
@@ -156,6 +157,37 @@ def test_a_wrong_bind_secret_is_a_clear_error(stack, slapd, tmp_path):
     assert "directory removed" in out.stdout
     assert "no directory configured" in stack.leakctl("directory", "ldap", "show",
                                                       "--org", slug).stdout
+
+
+def test_the_admin_page_configures_and_tests_the_directory(stack, slapd):
+    slug, email, otp = new_org(stack, "d")
+    http = stack.requests_session()
+    resp, _password = sign_in(http, stack, slug, email, otp)
+    app = Browser(stack, http)
+    assert 'data-testid="directory-link"' in app.page("/organization/settings")
+    form = app.form("/organization/directory", "/organization/directory/ldap")
+    form.set("preset", "openldap").set("connection_url", slapd.url)
+    form.set("bind_dn", ldap.ADMIN_DN).set("bind_secret", ldap.ADMIN_PASSWORD)
+    form.set("users_dn", ldap.PEOPLE_DN).set("groups_dn", ldap.GROUPS_DN)
+    form.set("user_filter", ldap.LOCK_FILTER)
+    assert location_of(app.submit(form)).endswith("/organization/directory")
+    page = app.page("/organization/directory")
+    assert slapd.url in page and ldap.ADMIN_PASSWORD not in page
+    tested = app.submit(app.form("/organization/directory", "/organization/directory/ldap/test"),
+                        allow_redirects=True)
+    assert "Connection and bind to the directory succeeded." in tested.text
+    shown = json.loads(stack.leakctl("directory", "ldap", "show", "--org", slug,
+                                     "--json").stdout)
+    assert shown["users_dn"] == ldap.PEOPLE_DN and shown["groups_dn"] == ldap.GROUPS_DN
+    audit = sql(stack, "SELECT a.actor_kind FROM audit_entry a JOIN organization o "
+                       "ON o.id = a.organization_id WHERE o.slug = %s AND a.action = "
+                       "'directory.ldap_created'", slug)
+    assert audit == [("user",)]
+    # a directory user can sign in right away
+    other = stack.requests_session()
+    resp = submit_password(other, start_login(other, stack, slug), "anna",
+                           ldap.PEOPLE["anna"]["password"])
+    assert _signed_in(resp, stack), resp.url
 
 
 # ------------------------------------------------------------------ OIDC brokering
