@@ -2,10 +2,13 @@
 never from a static route — with `Cache-Control: private`."""
 from __future__ import annotations
 
+import logging
+
 from flask import Blueprint, abort, flash, jsonify, redirect, request, send_file
 from flask_babel import gettext as _
 
 from .. import authz
+from ..core.crypto import DataKeyError
 from ..core.pages import member_required
 from ..core.web import safe_next
 from ..identity.login import current_actor
@@ -14,6 +17,7 @@ from . import service
 from .storage import photo_storage
 
 bp = Blueprint("photos", __name__)
+log = logging.getLogger("leakhub.photos")
 
 
 def _wants_json() -> bool:
@@ -69,6 +73,12 @@ def send_photo(photo, key, content_type, download_name):
         fh = store.open(key)
     except FileNotFoundError:
         abort(404)
+    except DataKeyError as exc:
+        # Tampered, damaged or from a lost key: the operator reads the file's path in the log
+        # (docs/encryption.md, Recovery); the user gets no server paths.
+        log.error("photo %s: %s", photo.id, exc)
+        abort(500, description=_("This photo cannot be decrypted on the server; the "
+                                 "administrators find the details in the log."))
     resp = send_file(fh, mimetype=content_type, download_name=download_name,
                      as_attachment=False, etag=key, conditional=True, max_age=3600)
     # The bytes behind an id never change; only the browser (not shared caches) may keep them.
