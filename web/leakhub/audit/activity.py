@@ -31,6 +31,8 @@ ACTION_LABELS = {
     "retention.run": _l("Old security data removed"), "user.enabled": _l("User enabled"),
     "user.disabled": _l("User disabled"), "user.invited": _l("User invited"),
     "user.role_changed": _l("Role changed"), "user.signed_out": _l("User signed out"),
+    "user.unlocked": _l("Sign-in unlocked"), "user.erased": _l("User erased"),
+    "user.exported": _l("User data exported"), "privacy.masked": _l("Personal data masked"),
     "directory.ldap_created": _l("Directory connected"),
     "directory.ldap_changed": _l("Directory settings changed"),
     "directory.ldap_synced": _l("Directory synchronised"),
