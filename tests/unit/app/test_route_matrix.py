@@ -140,6 +140,12 @@ MATRIX: dict[str, dict[str, dict]] = {
     "users.end_all_sessions": {"POST": row("3xx 3xx 3xx 3xx 3xx 3xx login 3xx")},
     "users.my_language": {"POST": row("3xx 3xx 3xx 3xx 3xx 3xx login 3xx")},
     "users.signed_out_everywhere": {"GET": row("200 200 200 200 200 200 200 200")},
+    # data protection (issue 15); Keycloak is unreachable here: unlock reports it (3xx)
+    "privacy.unlock": {"POST": row("3xx 403 403 403 403 403 login 404")},
+    "privacy.erase": {"POST": row("3xx 403 403 403 403 403 login 404")},  # not confirmed
+    "privacy.export": {"GET": row("200 403 403 403 403 403 login 404")},
+    "privacy.my_export": {"GET": row("200 200 200 200 200 200 login 200")},
+    "privacy.org_privacy": {"POST": row("3xx 403 403 403 403 403 login 3xx")},  # nothing chosen
     # company directory: Keycloak is unreachable in unit tests, the page says so; an empty
     # form is refused before Keycloak is asked
     "directory.index": {"GET": row(ADMIN_ONLY)},
