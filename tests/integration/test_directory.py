@@ -23,13 +23,12 @@ from support.stackctl import sql
 
 SERVICE_CLIENT_ID = "leakhub-service"
 
-pytestmark = pytest.mark.skipif(not ldap.available(),
-                                reason="slapd/ldap-utils missing (scripts/apt-packages.txt)")
-
 
 @pytest.fixture(scope="session")
 def slapd():
-    """One OpenLDAP server for the session (start and stop bounded in time)."""
+    """One OpenLDAP server for the session (start and stop bounded in time). Missing slapd
+    is a failure, not a skip: scripts/install brings it (scripts/apt-packages.txt)."""
+    assert ldap.available(), "slapd and ldap-utils are not installed (scripts/install)"
     server = ldap.Slapd.start()
     try:
         yield server
@@ -93,6 +92,12 @@ def test_directory_users_sign_in_with_their_directory_password(stack, slapd, tmp
     groups = kc._json("GET", f"/admin/realms/{slug}/users/{users[0]['id']}/groups")
     assert [g["name"] for g in groups] == [ldap.GROUP]
     assert users[0]["federationLink"]
+    # the optional full synchronisation imports the other directory user as well
+    synced = json.loads(stack.leakctl("directory", "ldap", "sync", "--org", slug,
+                                      "--json").stdout)
+    assert synced.get("failed") == 0, synced
+    assert kc._json("GET", f"/admin/realms/{slug}/users",
+                    params={"username": "bert", "exact": "true"})
 
     # a wrong password is refused
     http2 = stack.requests_session()
@@ -102,8 +107,8 @@ def test_directory_users_sign_in_with_their_directory_password(stack, slapd, tmp
     # the bind secret is in Keycloak only: not in Leakhub's database, audit or logs
     audit = sql(stack, "SELECT a.action, a.changes FROM audit_entry a JOIN organization o "
                        "ON o.id = a.organization_id WHERE o.slug = %s AND a.action LIKE "
-                       "'directory.%%'", slug)
-    assert [a for a, _ in audit] == ["directory.ldap_created"]
+                       "'directory.%%' ORDER BY a.seq", slug)
+    assert [a for a, _ in audit] == ["directory.ldap_created", "directory.ldap_synced"]
     assert ldap.ADMIN_PASSWORD not in json.dumps([c for _, c in audit], default=str)
     for log in stack.logs_dir.glob("*.log"):
         assert ldap.ADMIN_PASSWORD not in log.read_text(errors="replace"), log
