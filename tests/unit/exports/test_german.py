@@ -31,7 +31,7 @@ def data(actor):
              component="quick_disconnect", priority=3, status="to_review")
     third = new_leak(actor, tree["site2"], tag="3", rate_lpm=D("3"),
                      component="condensate_trap")
-    leaks.change_status(actor, third, "deferred")
+    leaks.change_status(actor, third, "deferred", note="Stillstand abwarten")
     return tree
 
 
@@ -45,25 +45,61 @@ def test_the_static_vocabularies_know_every_label(app, locale):
                 assert vocab.get(mapping.norm(str(label))) == key, (field, str(label))
 
 
-def test_german_export_has_german_values(actor, data, login):
+def test_german_export_has_german_headers_and_values(app, actor, data, login):
     actor.user.language = "de"
     actor.user.save()
     c = login(actor.user)
     text = c.get("/leaks/export.csv?sep=semicolon&decimal=comma",
                  base_url=BASE).data.decode("utf-8-sig")
     rows = list(csv.DictReader(io.StringIO(text), delimiter=";"))
-    by_tag = {r["Tag number"]: r for r in rows}
-    assert (by_tag["1"]["Status"], by_tag["1"]["Component"]) == ("offen", "Kunststoffschlauch")
-    assert by_tag["1"]["Method"] == "mit Messgerät gemessen" and by_tag["1"]["Priority"] == "1"
+    assert list(rows[0])[:6] == ["Leckage-Nr.", "Ortspfad", "Ortsbezeichnung", "Standort-Kürzel",
+                                 "Begehung", "Gefunden am"]
+    by_tag = {r["Leckage-Nr."]: r for r in rows}
+    assert (by_tag["1"]["Status"], by_tag["1"]["Bauteil"]) == ("offen", "Kunststoffschlauch")
+    assert by_tag["1"]["Methode"] == "mit Messgerät gemessen"
+    assert (by_tag["1"]["Priorität"], by_tag["2"]["Priorität"]) == ("hoch", "niedrig")
     assert by_tag["2"]["Status"] == "zu prüfen"
-    assert (by_tag["2"]["Method"], by_tag["2"]["Estimate class"]) == (
+    assert (by_tag["2"]["Methode"], by_tag["2"]["Schätzklasse"]) == (
         "Schätzklasse", "stark (auf Distanz hörbar)")
-    assert by_tag["3"]["Component"] == "Kondensatableiter"
+    assert by_tag["3"]["Bauteil"] == "Kondensatableiter"
     assert by_tag["3"]["Status"] == "zurückgestellt"
+    assert by_tag["1"]["Leckagerate l/min"] == "12,5"
     xlsx = c.get("/leaks/export.xlsx", base_url=BASE)
-    ws = load_workbook(io.BytesIO(xlsx.data)).active
-    values = [c for row in ws.iter_rows(values_only=True) for c in row]
-    assert "Schnellkupplung" in values and "zu prüfen" in values
+    wb = load_workbook(io.BytesIO(xlsx.data))
+    ws = wb.active
+    assert ws.title == "Leckagen"
+    header = [cell.value for cell in next(ws.iter_rows(max_row=1))]
+    assert header == headers_in(app, "de")
+    assert {"Leckage-Nr.", "Priorität", "Bauteil", "Energie kWh pro Jahr", "Kosten pro Jahr",
+            "CO2 kg pro Jahr", "Verifiziert am", "Währung"} <= set(header)
+    assert not {"Tag number", "Priority", "Component", "Cost per year"} & set(header)
+    values = [c for row in ws.iter_rows(min_row=2, values_only=True) for c in row]
+    assert "Schnellkupplung" in values and "zu prüfen" in values and "hoch" in values
+
+
+def test_english_export_keeps_english_headers_and_numeric_priority(actor, data, login):
+    actor.user.language = "en"
+    actor.user.save()
+    text = login(actor.user).get("/leaks/export.csv", base_url=BASE).data.decode("utf-8-sig")
+    rows = list(csv.DictReader(io.StringIO(text)))
+    assert list(rows[0])[:3] == ["Tag number", "Location path", "Location name"]
+    assert {r["Tag number"]: r["Priority"] for r in rows}["1"] == "1"
+
+
+def headers_in(app, locale) -> list[str]:
+    with app.test_request_context(), force_locale(locale):
+        return [str(h) for _k, h, _t in exports.COLUMNS]
+
+
+def test_import_maps_both_languages_headers_and_skips_export_only_columns(app):
+    """Every import field of an export maps to itself, in an English or a German file;
+    the export-only columns (location name, site code, figures) map to nothing."""
+    for locale in ("en", "de"):
+        headers = headers_in(app, locale)
+        mapped = {headers[i]: f for i, f in mapping.suggest(headers).items()}
+        expected = {h: key for h, (key, label, _t) in zip(headers, exports.COLUMNS, strict=True)
+                    if label is mapping.FIELDS.get(key)}
+        assert mapped == expected, locale
 
 
 @pytest.mark.parametrize("import_locale", ["de", "en"])

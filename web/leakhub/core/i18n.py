@@ -13,12 +13,15 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import functools
 from pathlib import Path
 
+from babel.support import Translations
 from flask import Flask, g, has_app_context, has_request_context
 from flask_babel import Babel, force_locale, get_locale
 
 SUPPORTED = ("en", "de")
+TRANSLATIONS = Path(__file__).resolve().parents[1] / "translations"
 _numbers: contextvars.ContextVar[str | None] = contextvars.ContextVar("leakhub_numbers",
                                                                       default=None)
 
@@ -41,6 +44,13 @@ def select_locale(user_language, org_language, accept_languages=None) -> str:
     return "en"
 
 
+@functools.cache
+def catalog(locale: str) -> Translations:
+    """Leakhub's compiled catalog for `locale`, whatever the current request speaks (e.g. the
+    importer knows the German export headers for an English user too)."""
+    return Translations.load(str(TRANSLATIONS), [locale])
+
+
 def recipient_locale(user) -> str:
     """The language to write to `user` in (e-mail): theirs, else their organization's."""
     return select_locale(getattr(user, "language", None),
@@ -57,7 +67,7 @@ def speaking(locale: str):
         with force_locale(locale):
             yield
         return
-    app = Flask("leakhub", root_path=str(Path(__file__).resolve().parents[1]))
+    app = Flask("leakhub", root_path=str(TRANSLATIONS.parent))
     Babel(app)
     with app.test_request_context(), force_locale(locale):
         yield

@@ -6,10 +6,14 @@
 - Derived columns: kWh/a, cost/a, CO2 kg/a with the settings valid at each leak's site and date.
 - Text cells that a spreadsheet would run as a formula (starting with = + - @ tab CR) get a
   leading apostrophe (CSV and XLSX). The importer removes it again.
-- The headers are the importer's English field labels: an export re-imports without mapping.
+- The headers are the importer's field labels in the user's language ("Tag number" /
+  "Leckage-Nr."): the importer knows them in English and German (imports.mapping), so an
+  export re-imports without mapping whoever imports it. Columns the importer does not read
+  (location name, site code, verified at, the derived figures) it leaves out by name.
 - Values are in the user's language (status, component, method, estimate class labels; the
   importer's vocabularies know both languages' labels, so a German export re-imports too).
-  Priority stays the number 1–3 (1 = high): a numeric cell sorts and filters in Excel.
+  Priority: the word in German (hoch / mittel / niedrig, which also sort in that order); in
+  English the number 1–3 (1 = high), a numeric cell that sorts and filters in Excel.
 """
 from __future__ import annotations
 
@@ -20,13 +24,14 @@ import tempfile
 from dataclasses import dataclass
 from decimal import Decimal
 
+from flask_babel import get_locale
 from flask_babel import gettext as _
 
 from .. import authz
 from ..audit import writer
 from ..core.db import database
 from ..core.validation import utc_to_local
-from ..imports.mapping import EXPORT_HEADERS
+from ..imports.mapping import EXPORT_ONLY_HEADERS, FIELDS
 from ..leaks import calc
 from ..leaks import service as leaks
 from ..leaks.models import Leak
@@ -37,38 +42,39 @@ from ..surveys.models import Survey
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 MAX_ROWS = 1_000_000
 
-# (key, header, kind) — kind: text | int | number | datetime | date
+# (key, header, kind) — kind: text | int | number | datetime | date. Headers are lazy labels:
+# the user's language when the file is written.
 COLUMNS = [
-    ("tag", EXPORT_HEADERS["tag"], "text"),
-    ("location", EXPORT_HEADERS["location"], "text"),
-    ("location_name", "Location name", "text"),
-    ("site", "Site code", "text"),
-    ("survey", EXPORT_HEADERS["survey"], "text"),
-    ("found_at", EXPORT_HEADERS["found_at"], "datetime"),
-    ("found_by", EXPORT_HEADERS["found_by"], "text"),
-    ("device_serial", EXPORT_HEADERS["device_serial"], "text"),
-    ("status", EXPORT_HEADERS["status"], "text"),
-    ("priority", EXPORT_HEADERS["priority"], "int"),
-    ("component", EXPORT_HEADERS["component"], "text"),
-    ("method", EXPORT_HEADERS["method"], "text"),
-    ("estimate_class", EXPORT_HEADERS["estimate_class"], "text"),
-    ("rate_lpm", EXPORT_HEADERS["rate_lpm"], "number"),
-    ("rate_low_lpm", EXPORT_HEADERS["rate_low_lpm"], "number"),
-    ("rate_high_lpm", EXPORT_HEADERS["rate_high_lpm"], "number"),
-    ("pressure_bar", EXPORT_HEADERS["pressure_bar"], "number"),
-    ("gas", EXPORT_HEADERS["gas"], "text"),
-    ("description", EXPORT_HEADERS["description"], "text"),
-    ("recommended_action", EXPORT_HEADERS["recommended_action"], "text"),
-    ("spare_part", EXPORT_HEADERS["spare_part"], "text"),
-    ("due_date", EXPORT_HEADERS["due_date"], "date"),
-    ("repaired_at", EXPORT_HEADERS["repaired_at"], "date"),
-    ("repaired_by", EXPORT_HEADERS["repaired_by"], "text"),
-    ("repair_cost", EXPORT_HEADERS["repair_cost"], "number"),
-    ("verified_at", "Verified at", "date"),
-    ("kwh_year", "Energy kWh per year", "number"),
-    ("cost_year", "Cost per year", "number"),
-    ("currency", "Currency", "text"),
-    ("co2_kg_year", "CO2 kg per year", "number"),
+    ("tag", FIELDS["tag"], "text"),
+    ("location", FIELDS["location"], "text"),
+    ("location_name", EXPORT_ONLY_HEADERS["location_name"], "text"),
+    ("site", EXPORT_ONLY_HEADERS["site_code"], "text"),
+    ("survey", FIELDS["survey"], "text"),
+    ("found_at", FIELDS["found_at"], "datetime"),
+    ("found_by", FIELDS["found_by"], "text"),
+    ("device_serial", FIELDS["device_serial"], "text"),
+    ("status", FIELDS["status"], "text"),
+    ("priority", FIELDS["priority"], "int"),      # a word in German (module docstring)
+    ("component", FIELDS["component"], "text"),
+    ("method", FIELDS["method"], "text"),
+    ("estimate_class", FIELDS["estimate_class"], "text"),
+    ("rate_lpm", FIELDS["rate_lpm"], "number"),
+    ("rate_low_lpm", FIELDS["rate_low_lpm"], "number"),
+    ("rate_high_lpm", FIELDS["rate_high_lpm"], "number"),
+    ("pressure_bar", FIELDS["pressure_bar"], "number"),
+    ("gas", FIELDS["gas"], "text"),
+    ("description", FIELDS["description"], "text"),
+    ("recommended_action", FIELDS["recommended_action"], "text"),
+    ("spare_part", FIELDS["spare_part"], "text"),
+    ("due_date", FIELDS["due_date"], "date"),
+    ("repaired_at", FIELDS["repaired_at"], "date"),
+    ("repaired_by", FIELDS["repaired_by"], "text"),
+    ("repair_cost", FIELDS["repair_cost"], "number"),
+    ("verified_at", EXPORT_ONLY_HEADERS["verified_at"], "date"),
+    ("kwh_year", EXPORT_ONLY_HEADERS["kwh_year"], "number"),
+    ("cost_year", EXPORT_ONLY_HEADERS["cost_year"], "number"),
+    ("currency", EXPORT_ONLY_HEADERS["currency"], "text"),
+    ("co2_kg_year", EXPORT_ONLY_HEADERS["co2_kg_year"], "number"),
 ]
 KINDS = {key: kind for key, _h, kind in COLUMNS}
 
@@ -161,6 +167,8 @@ def rows(actor, flt: leaks.LeakFilter, *, tzname: str | None):
     component_labels = {k: str(v) for k, v in leaks.COMPONENT_LABELS.items()}
     method_labels = {k: str(v) for k, v in leaks.METHOD_LABELS.items()}
     estimate_labels = {k: str(v) for k, v in leaks.ESTIMATE_LABELS.items()}
+    priorities = ({k: str(v) for k, v in leaks.PRIORITY_LABELS.items()}
+                  if str(get_locale() or "en").startswith("de") else {})
     cursor = database.execute(query)
     while True:
         batch = cursor.fetchmany(2000)
@@ -178,7 +186,8 @@ def rows(actor, flt: leaks.LeakFilter, *, tzname: str | None):
             yield [
                 tag, paths.path(loc_id), loc_name, paths.site_code(loc_id),
                 surveys.get(survey_id, ""), utc_to_local(found_at, tzname), found_by,
-                device_serial, status_labels.get(status, status), priority,
+                device_serial, status_labels.get(status, status),
+                priorities.get(priority, priority),
                 component_labels.get(component, component), method_labels.get(method, method),
                 estimate_labels.get(estimate_class, estimate_class or ""),
                 rate, _dec(low), _dec(high), _dec(pressure), gas, description, action,
@@ -205,7 +214,7 @@ def write_csv(actor, flt, *, tzname, opts: Options, out) -> int:
     """UTF-8 with BOM (Excel recognises the encoding); `;` and decimal comma for German Excel."""
     text = io.TextIOWrapper(out, encoding="utf-8-sig", newline="", write_through=False)
     w = csv.writer(text, delimiter=";" if opts.semicolon else ",", lineterminator="\r\n")
-    w.writerow([h for _k, h, _t in COLUMNS])
+    w.writerow([str(h) for _k, h, _t in COLUMNS])
     kinds = [kind for _k, _h, kind in COLUMNS]
     n = 0
     for row in rows(actor, flt, tzname=tzname):
@@ -226,7 +235,7 @@ def write_xlsx(actor, flt, *, tzname, out) -> int:
     bold = Font(bold=True)
     header = []
     for _k, h, _t in COLUMNS:
-        c = WriteOnlyCell(ws, value=h)
+        c = WriteOnlyCell(ws, value=str(h))
         c.font = bold
         header.append(c)
     ws.append(header)
@@ -241,7 +250,7 @@ def write_xlsx(actor, flt, *, tzname, out) -> int:
             elif kind == "number":
                 out_row.append(float(v))
             elif kind == "int":
-                out_row.append(int(v))
+                out_row.append(int(v) if isinstance(v, int) else neutralize(str(v)))
             elif kind in ("date", "datetime"):
                 out_row.append(v)
             else:

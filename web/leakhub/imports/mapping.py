@@ -9,8 +9,11 @@ import unicodedata
 
 from flask_babel import lazy_gettext as _l
 
+from ..core.i18n import catalog
+
 # Import target fields, in form order, with the label shown in the mapping step. The export
-# writes the same English labels as headers, so an exported file re-imports without mapping.
+# writes the same labels as headers in the user's language; both languages' labels are known
+# below (EXPORT_HEADERS, GERMAN_HEADERS), so an exported file re-imports without mapping.
 FIELDS = {
     "tag": _l("Tag number"),
     "location": _l("Location path"),
@@ -53,6 +56,28 @@ EXPORT_HEADERS = {
     "due_date": "Due date", "repaired_at": "Repair date", "repaired_by": "Repaired by",
     "repair_cost": "Repair cost", "verification_note": "Verification note",
 }
+
+# Columns of an export that the importer does not read (the location path and the leak's own
+# fields carry the data): never suggested for a field, in either language.
+EXPORT_ONLY_HEADERS = {
+    "location_name": _l("Location name"), "site_code": _l("Site code"),
+    "verified_at": _l("Verified at"), "kwh_year": _l("Energy kWh per year"),
+    "cost_year": _l("Cost per year"), "currency": _l("Currency"),
+    "co2_kg_year": _l("CO2 kg per year"),
+}
+EXPORT_ONLY_ENGLISH = ("Location name", "Site code", "Verified at", "Energy kWh per year",
+                       "Cost per year", "Currency", "CO2 kg per year")
+
+
+def _german(texts) -> list[str]:
+    """The German catalog's translations of English labels (independent of the request's
+    language: an English user imports a German export too)."""
+    german = catalog("de")
+    return [german.gettext(t) for t in texts]
+
+
+# The German export headers ("Leckage-Nr.", "Ortspfad", "Gefunden am", ...) by field.
+GERMAN_HEADERS = dict(zip(EXPORT_HEADERS, _german(EXPORT_HEADERS.values()), strict=True))
 
 SYNONYMS = {
     "tag": ["tag", "tagnumber", "tagnr", "tagno", "tagid", "nr", "no", "number", "nummer",
@@ -117,8 +142,9 @@ def norm(text) -> str:
 
 _LOOKUP: dict[str, str] = {}
 for _field, _words in SYNONYMS.items():
-    for _w in [norm(EXPORT_HEADERS[_field])] + _words:
+    for _w in [norm(EXPORT_HEADERS[_field]), norm(GERMAN_HEADERS[_field])] + _words:
         _LOOKUP.setdefault(_w, _field)
+_NOT_READ = {norm(h) for h in (*EXPORT_ONLY_ENGLISH, *_german(EXPORT_ONLY_ENGLISH))}
 
 
 def suggest(headers: list[str]) -> dict[int, str]:
@@ -145,7 +171,7 @@ def _suggest(headers: list[str]) -> dict[int, str]:
             out[i] = field
             used.add(field)
     for i, n in enumerate(normed):
-        if i in out or len(n) < 4:
+        if i in out or len(n) < 4 or n in _NOT_READ:
             continue
         for word, field in sorted(_LOOKUP.items(), key=lambda kv: -len(kv[0])):
             if len(word) >= 4 and n.startswith(word) and field not in used:
