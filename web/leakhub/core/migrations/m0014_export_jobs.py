@@ -1,7 +1,16 @@
-"""Exports as jobs (issue 19): a large leak export is written by the worker, not inside a web
-request. One row per requested export: who asked (only that user may download it), the
-filter and options, progress (rows written of the total), the finished file's name under the
-data directory, and when it is deleted (retention)."""
+"""Issue 19 (fast under load).
+
+- Exports as jobs: a large leak export is written by the worker, not inside a web request.
+  One row per requested export: who asked (only that user may download it), the filter and
+  options, progress (rows written of the total), the finished file's name under the data
+  directory, and when it is deleted (retention).
+- Covering indexes for the dashboard of readers limited by grants (the leaks their grants
+  reach outside whole sites are counted one by one): the permission filter reads
+  location_id and survey_id, the "outside whole sites" filter site_id. Without them in the
+  index every leak is fetched from the table (SQLite picked an unrelated index and read
+  100,000 rows at random: 230 ms for a count). Each replaces a narrower index of 0010 with
+  the same leading columns, so the plans that used those keep their order.
+"""
 import peewee as pw
 
 
@@ -41,3 +50,16 @@ def up(db):
             indexes = ((("organization", "user", "created_at"), False),)
 
     db.create_tables([ExportJob])
+
+    # Grouped figures: (site, status, component) in index order, periods as FILTERed sums.
+    db.execute_sql("DROP INDEX IF EXISTS leak_dashboard")
+    db.execute_sql("CREATE INDEX leak_dashboard ON leak (organization_id, site_id, status, "
+                   "component, found_at, rate_lpm, location_id, survey_id)")
+    # Leaks found per day (trend), and the list's default sort (found_at, id) as before.
+    db.execute_sql("DROP INDEX IF EXISTS leak_organization_id_found_at_id")
+    db.execute_sql("CREATE INDEX leak_organization_id_found_at_id ON leak "
+                   "(organization_id, found_at, id, location_id, survey_id, site_id)")
+    # Leaks repaired per day (trend).
+    db.execute_sql("DROP INDEX IF EXISTS leak_organization_id_repaired_at_status")
+    db.execute_sql("CREATE INDEX leak_organization_id_repaired_at_status ON leak "
+                   "(organization_id, repaired_at, status, site_id, location_id, survey_id)")
