@@ -15,8 +15,37 @@ from .validation import utc_to_local, zone
 
 
 def org_tz() -> str | None:
+    """The signed-in organization's time zone (looked up once per request: a list page asks
+    for every row)."""
+    if has_request_context() and "_org_tz" in g:
+        return g._org_tz
     org = getattr(current_user, "organization", None)
-    return getattr(org, "timezone", None)
+    tz = getattr(org, "timezone", None)
+    if has_request_context():
+        g._org_tz = tz
+    return tz
+
+
+_SAMPLE = dt.datetime(2033, 11, 22, 13, 45)
+
+
+def _german_patterns() -> tuple[str, str] | None:
+    """strftime patterns equal to Babel's medium date and short time in the request's locale
+    (de: "%d.%m.%Y", "%H:%M"), found once per request from a sample and checked on a second
+    one; None when the locale's layout is not plain digits (Babel then formats each value)."""
+    sym = _symbols()
+    if "dt_patterns" not in sym:
+        locale = sym["locale"]
+        day = format_date(_SAMPLE, "medium", locale=locale)
+        clock = format_time(_SAMPLE, "short", locale=locale)
+        date_pat = day.replace("2033", "%Y").replace("11", "%m").replace("22", "%d")
+        time_pat = clock.replace("13", "%H").replace("45", "%M")
+        check = dt.datetime(2001, 2, 3, 4, 5)
+        ok = ("%" in date_pat and "%" in time_pat
+              and check.strftime(date_pat) == format_date(check, "medium", locale=locale)
+              and check.strftime(time_pat) == format_time(check, "short", locale=locale))
+        sym["dt_patterns"] = (date_pat, time_pat) if ok else None
+    return sym["dt_patterns"]
 
 
 def _symbols() -> dict:
@@ -87,6 +116,9 @@ def _localdt(value, fmt: str = "%Y-%m-%d %H:%M"):
     else:
         local, with_time = value, False
     if _german():
+        patterns = _german_patterns()
+        if patterns is not None:
+            return local.strftime(f"{patterns[0]} {patterns[1]}" if with_time else patterns[0])
         locale = _symbols()["locale"]
         text = format_date(local, "medium", locale=locale)
         return f"{text} {format_time(local, 'short', locale=locale)}" if with_time else text
@@ -100,6 +132,9 @@ def _date(value):
     if isinstance(value, dt.datetime):
         value = value.date()
     if _german():
+        patterns = _german_patterns()
+        if patterns is not None:
+            return value.strftime(patterns[0])
         return format_date(value, "medium", locale=_symbols()["locale"])
     return value.strftime("%Y-%m-%d")
 
