@@ -148,7 +148,13 @@ def test_a_wrong_bind_secret_is_a_clear_error(stack, slapd, tmp_path):
     # saved with the wrong secret: the stored settings fail the test the same way
     _federate(stack, slug, slapd, tmp_path, secret="not-the-secret")
     out = stack.leakctl("directory", "ldap", "test", "--org", slug, check=False)
-    assert out.returncode == 1 and "refused the connection or the bind" in out.stderr
+    assert out.returncode == 1
+    assert "refused the bind as " + ldap.ADMIN_DN + ": the bind DN or the bind secret is " \
+        "wrong" in out.stderr
+    # a server that is not there: the connection is named
+    stack.leakctl("directory", "ldap", "set", "--org", slug, "--url", "ldap://127.0.0.1:9")
+    out = stack.leakctl("directory", "ldap", "test", "--org", slug, check=False)
+    assert out.returncode == 1 and "ldap://127.0.0.1:9 refused the connection" in out.stderr
     # bad input names the option; no secret on the command line
     out = stack.leakctl("directory", "ldap", "set", "--org", slug, "--url", "http://x",
                         "--users-dn", "nodn", check=False)

@@ -525,6 +525,11 @@ def test_ldap(config, actor: Actor, values: dict | None = None) -> None:
         d.test_ldap(realm, connection_url=url, bind_dn=bind_dn, start_tls=tls,
                     bind_secret=secret, component_id=comp["id"] if comp else None)
     except KeycloakError as exc:
+        if exc.kc_error == "AuthenticationFailure":   # Keycloak's word for a refused bind
+            raise DirectoryError(_(
+                "The directory at %(url)s refused the bind as %(dn)s: the bind DN or the "
+                "bind secret is wrong (Keycloak: %(reason)s)",
+                url=url, dn=bind_dn, reason=exc.kc_error)) from None
         raise DirectoryError(_(
             "The directory at %(url)s refused the connection or the bind as %(dn)s: check "
             "the URL, the bind DN and the bind secret (Keycloak: %(reason)s)",
