@@ -366,7 +366,7 @@ FIXED_IN_BUNDLE = {
     "LEAKHUB_PUBLIC_URL", "LEAKHUB_INTERNAL_URL", "DATABASE_URL", "LEAKHUB_HOME",
     "LEAKHUB_DATA_DIR", "LEAKHUB_SECRETS_DIR", "LEAKHUB_BACKUP_DIR", "LEAKHUB_REALM_TEMPLATE",
     "KEYCLOAK_URL", "KC_BOOTSTRAP_ADMIN_CLIENT_ID", "LEAKHUB_BIND", "LEAKHUB_METRICS_BIND",
-    "LEAKHUB_WEB_METRICS_DIR",
+    "LEAKHUB_WEB_METRICS_DIR", "LEAKHUB_DATA_KEY_FILE",
 }
 _SETTING_NAME = re.compile(
     r"""["'](LEAKHUB_[A-Z0-9_]+|DATABASE_URL|KEYCLOAK_URL|KC_[A-Z0-9_]+|PROMETHEUS_MULTIPROC_DIR)["']""")
@@ -485,7 +485,8 @@ def test_backup_verbs_run_where_the_backup_identity_is():
     # web holds no backup identity: the host's leakctl and the updater run `backup` verbs in
     # the worker.
     leakctl = (REPO / "scripts" / "leakctl").read_text()
-    assert re.search(r'runs_in_worker\(\) \{\s+\[ "\$\{1:-\}" = "backup" \]', leakctl)
+    assert re.search(r'runs_in_worker\(\) \{\s+case "\$\{1:-\}" in backup\|security\) return 0',
+                     leakctl)
     assert 'compose exec $t worker leakctl "$@"' in leakctl
     update = (REPO / "host" / "leakhub_host" / "update.py").read_text()
     assert 'service = "worker" if args and args[0] == "backup" else "web"' in update
