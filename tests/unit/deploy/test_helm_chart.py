@@ -564,6 +564,13 @@ def test_caddyfile_carries_the_same_headers_and_allow_lists():
         (REPO / "compose" / "keycloak" / "password-blacklists" / blocklist).read_bytes()
 
 
+# Variables of compose's x-app-environment with another value here, and why.
+K8S_VALUES = {
+    "LEAKHUB_DATA_KEY_FILE": ("off", "the key ring would be written into the read-only "
+                                     "Secret projection (docs/scale-out.md)"),
+}
+
+
 def test_app_settings_match_the_compose_bundle(rendered):
     compose = yaml.safe_load((REPO / "docker-compose.yml").read_text())
     fixed = set(compose["x-app-environment"]) - {
@@ -578,6 +585,9 @@ def test_app_settings_match_the_compose_bundle(rendered):
                     continue   # Caddy's own variables (caddy.yaml)
                 env = {e["name"]: e.get("value") for e in c.get("env", [])}
                 assert fixed <= set(env), (name, workload, fixed - set(env))
+                for key, (value, _why) in K8S_VALUES.items():
+                    if key in fixed:
+                        assert env[key] == value, (name, workload, key)
                 assert len(env) == len(c["env"]), f"{name}: {workload}: duplicate variables"
                 assert env["LEAKHUB_PUBLIC_URL"] == f"https://{values['hostname']}"
                 assert env["LEAKHUB_ADMIN_EMAIL"] == values["organization"]["adminEmail"]

@@ -120,6 +120,12 @@ seccompProfile:
   value: /run/leakhub-secrets
 - name: LEAKHUB_BACKUP_DIR
   value: /var/lib/leakhub/backups
+# Encryption at rest of uploads and secret files (docs/encryption.md) is off on Kubernetes for
+# now: its key ring is written into LEAKHUB_SECRETS_DIR at first use, and here that directory is
+# a read-only projection of Kubernetes Secrets shared by many pods. Use an encrypted
+# StorageClass (and etcd encryption for Secrets) until the key ring can live in a Secret.
+- name: LEAKHUB_DATA_KEY_FILE
+  value: "off"
 - name: LEAKHUB_REALM_TEMPLATE
   value: /app/compose/realm-template.json
 - name: KEYCLOAK_URL
