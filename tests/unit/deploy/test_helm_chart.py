@@ -501,7 +501,7 @@ def test_network_policies_cover_every_pod_and_mirror_the_compose_networks(render
             for rule in p["spec"].get("ingress", []):
                 assert rule.get("from"), f"{name}: {p['metadata']['name']} admits everyone"
 
-        def selected(labels):
+        def selected(labels, policies=policies):
             return [p for p in policies if all(labels.get(k) == v for k, v in
                                                p["spec"]["podSelector"]["matchLabels"].items())]
         for doc in docs:
