@@ -11,9 +11,11 @@ The crawl
 - visits every GET page of tests/unit/app/test_route_matrix.py's MATRIX that the
   administrator gets with 200, ids from the seeded data (users.access with a leak named).
   Left out, each for a reason: downloads and machine endpoints (NOT_PAGES: static files,
-  health, CSV/XLSX/PDF, photos, the JSON API) and /login (for a browser that signed in, a
-  redirect through Keycloak, not a page). A new GET route in MATRIX is visited automatically;
-  one needing an id the seed does not make fails the test until it is added to the seed.
+  health, CSV/XLSX/PDF, photos, the JSON API; a route that answers with a file anyway, e.g.
+  a JSON export, is listed in the summary as not a page) and /login (for a browser that
+  signed in, a redirect through Keycloak, not a page). A new GET route in MATRIX is visited
+  automatically; one needing an id the seed does not make fails the test until it is added
+  to the seed.
 
 What fails a page
 - English on a German page: the visible text (document.body.innerText, the title, and the
@@ -325,14 +327,19 @@ def test_every_page_is_german_and_accessible(stack, tmp_path):
     base = stack.public_url
     problems: list[str] = []
     timings: dict[str, dict] = {}
+    downloads: list[str] = []
 
     with sync_playwright() as p:
         ctx = launch(p, stack.ca_dir, tmp_path / "chromium", viewport=TABLET_PORTRAIT)
         page = ctx.new_page()
         page.set_default_timeout(30_000)
         goto(page, f"{base}/login/{operator}")
-        first_sign_in(page, operator, email, otp)
-        page.wait_for_selector("[data-testid=org-name]")
+        try:
+            first_sign_in(page, operator, email, otp)
+            page.wait_for_selector("[data-testid=org-name]")
+        except PlaywrightError:
+            page.screenshot(path=str(ARTIFACTS / "sign-in-failed.png"), full_page=True)
+            raise
 
         def choose_language(code: str) -> None:
             goto(page, f"{base}/account/sessions")
@@ -362,11 +369,20 @@ def test_every_page_is_german_and_accessible(stack, tmp_path):
 
         def check(endpoint: str, language: str) -> None:
             t0 = time.monotonic()
-            resp = goto(page, base + urls[endpoint], wait_until="load")
+            try:
+                resp = goto(page, base + urls[endpoint], wait_until="load")
+            except PlaywrightError as exc:
+                if "Download is starting" not in str(exc):
+                    raise
+                downloads.append(endpoint)     # a file, not a page (e.g. a JSON export)
+                return
             status = resp.status if resp else None
-            if status != 200 or "text/html" not in (resp.headers.get("content-type") or ""):
-                problems.append(f"{endpoint} ({language}): HTTP {status} "
-                                f"{resp.headers.get('content-type') if resp else ''}")
+            kind = (resp.headers.get("content-type") or "") if resp else ""
+            if status == 200 and "text/html" not in kind:
+                downloads.append(endpoint)
+                return
+            if status != 200:
+                problems.append(f"{endpoint} ({language}): HTTP {status} {kind}")
                 return
             loaded = time.monotonic() - t0
             if language == "de":
@@ -374,6 +390,12 @@ def test_every_page_is_german_and_accessible(stack, tmp_path):
                 found = english_on(page.evaluate(VISIBLE_TEXT), phrases)
                 if found:
                     problems.append(f"{endpoint}: English on the German page: {found[:8]}")
+                if endpoint == "dashboard.index":   # the charts' month labels (canvas text)
+                    months = page.evaluate("JSON.parse(document.getElementById("
+                                           "'dashboard-data').textContent).trend.months")
+                    if any(re.fullmatch(r"\d{4}-\d\d", m) for m in months) \
+                            or not any(m.startswith("Dez.") for m in months):
+                        problems.append(f"dashboard: chart months not German: {months}")
             page.evaluate(axe)
             for v in page.evaluate(AXE_RUN, AXE_TAGS):
                 problems.append(f"{endpoint} ({language}): axe {v['id']} ({v['impact']}): "
@@ -404,9 +426,11 @@ def test_every_page_is_german_and_accessible(stack, tmp_path):
     summary = {"pages_de": german_pages, "pages_en": len(timings) - german_pages,
                "wall_s": round(wall, 1), "load_average": os.getloadavg(),
                "axe_tags": AXE_TAGS, "english_phrases": len(phrases), "pages": timings,
+               "not_pages": downloads,
                "problems": problems}
     (ARTIFACTS / "summary.json").write_text(json.dumps(summary, indent=1))
     print(f"\ni18n crawl: {german_pages} German pages + {len(timings) - german_pages} English "
           f"(axe only), {wall:.1f} s wall, load average {os.getloadavg()[0]:.2f}; "
+          f"files, not pages: {downloads}; "
           f"screenshots in {ARTIFACTS}")
     assert not problems, "\n".join(problems)
