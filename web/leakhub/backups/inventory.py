@@ -7,6 +7,8 @@ import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
+from flask_babel import gettext as _
+
 from ..core.db import utcnow
 from . import archive
 from .models import BackupDownload, BackupRecord
@@ -103,9 +105,9 @@ def staleness(config, now: dt.datetime | None = None) -> str | None:
     now = now or utcnow()
     newest = newest_verified()
     if newest is None:
-        return "There is no verified backup yet."
+        return _("There is no verified backup yet.")
     age = now - newest.created_at
     if age > dt.timedelta(hours=settings.max_age_hours):
-        return (f"The newest verified backup is {int(age.total_seconds() // 3600)} hours old "
-                f"(limit {settings.max_age_hours} hours).")
+        return _("The newest verified backup is %(hours)d hours old (limit %(limit)d hours).",
+                 hours=int(age.total_seconds() // 3600), limit=settings.max_age_hours)
     return None
