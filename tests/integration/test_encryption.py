@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import os
 import subprocess
 
 import pytest
@@ -23,7 +24,9 @@ MAGIC = b"\x00LHENC1\n"
 
 
 def jpeg() -> bytes:
-    img = Image.new("RGB", (200, 120), (30, 140, 90))
+    """A different image each run (the stack is reused: same bytes, same file name)."""
+    img = Image.new("RGB", (200, 120), tuple(os.urandom(3)))
+    img.putdata([tuple(os.urandom(3)) for _ in range(200 * 120)])
     out = io.BytesIO()
     img.save(out, "JPEG", quality=90)
     return out.getvalue()
@@ -50,6 +53,17 @@ def test_photo_is_ciphertext_on_disk_and_plaintext_through_the_app(stack):
     assert hashlib.sha256(raw).hexdigest() != digest
     for name in ("session-key", "keycloak-service-client-secret", "backup-identity"):
         assert (stack.home / "secrets" / name).read_text().startswith(ARMOR), name
+
+    # Rotation while the web serves: the running web picks up the new key ring.
+    before = json.loads(stack.leakctl("keys", "status", "--json").stdout)
+    out = stack.leakctl("keys", "rotate", "--yes").stdout
+    after = json.loads(stack.leakctl("keys", "status", "--json").stdout)
+    assert after["active"] != before["active"] and f"dropped {before['active']}" in out
+    assert set(after["files"]) == {after["active"]} and after["retiring"] == []
+    assert on_disk.read_bytes() != raw
+    again = app.get(f"/photos/{photo}")
+    assert again.status_code == 200 and again.content == served.content
+    assert app.get(f"/photos/{photo}/thumb").status_code == 200     # still signed in
 
 
 def _env_without_key(stack, tmp_path):
