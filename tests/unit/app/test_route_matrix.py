@@ -36,6 +36,8 @@ from pathlib import Path
 import pytest
 
 from leakhub.devices.models import Device
+from leakhub.exports import jobs as export_jobs
+from leakhub.exports.models import ExportJob
 
 ROLES = ("admin", "manager", "editor", "viewer", "external", "pending", "anon", "other")
 STATE_CHANGING = ("POST", "PUT", "PATCH", "DELETE")
@@ -113,6 +115,9 @@ MATRIX: dict[str, dict[str, dict]] = {
     "leaks.bulk_status": {"POST": row("3xx 3xx 3xx 403 3xx 403 login 3xx")},  # nothing chosen
     "exports.export_csv": {"GET": row(MEMBER_READ)},
     "exports.export_xlsx": {"GET": row(MEMBER_READ)},
+    # A large export written by the worker: only the user who asked (A's admin) sees it.
+    "exports.job": {"GET": row("200 404 404 404 404 403 login 404")},
+    "exports.download": {"GET": row("200 404 404 404 404 403 login 404")},
     "imports.upload": {"GET": row(CREATE_FORM), "POST": row("422 422 422 403 422 403 login 422")},
     "imports.review": {"GET": row("200 200 200 403 200 403 login 404"),
                        "POST": row("200 200 200 403 200 403 login 404")},
@@ -304,7 +309,11 @@ def make_world(people) -> dict:
                            model=mark[:100])
     csv = f"tag,location,found_at,rate_lpm\nX{n},{mark},2024-03-01,5\n".encode()
     key = staging(people["a"]).put(csv)
-    return {"mark": mark, "site": site, "hall": hall, "survey": survey, "leak": leak,
+    export = ExportJob.create(uid=uuid.uuid4().hex, organization=people["a"],
+                              user=people["users"]["admin"], fmt="csv", status="done",
+                              rows_done=1, rows_total=1, file_name=f"{n}-{mark}.csv")
+    (export_jobs.exports_dir() / export.file_name).write_text(f"tag\n{mark}\n")
+    return {"export": export, "mark": mark, "site": site, "hall": hall, "survey": survey, "leak": leak,
             "photo": photo, "settings": settings, "finding": finding, "import_key": key,
             "target": target, "grant": grant, "backup": people["backup"], "device": device}
 
@@ -316,7 +325,7 @@ def url_arguments(world, rule) -> dict:
               "finding_id": world["finding"].id, "key": world["import_key"],
               "tag": world["leak"].tag, "user_id": world["target"].id,
               "grant_id": world["grant"].id, "backup_id": world["backup"].id,
-              "device_id": world["device"].id, "slug": "acme", "filename": "css/leakhub.css"}
+              "device_id": world["device"].id, "job_id": world["export"].uid, "slug": "acme", "filename": "css/leakhub.css"}
     missing = set(rule.arguments) - set(values)
     assert not missing, f"{rule.endpoint}: no test value for {missing}: add one in url_arguments"
     return {name: values[name] for name in rule.arguments}

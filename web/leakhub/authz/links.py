@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from ..audit.models import AuditEntry  # noqa: F401  (not OrgScoped; listed for clarity)
 from ..dashboard.models import LeakDaily, LeakRepairedDaily
 from ..devices.models import Device, IngestReceipt
+from ..exports.models import ExportJob
 from ..identity.models import User
 from ..leaks.models import Leak, LeakStatusChange
 from ..locations.models import EnergySettings, Location
@@ -47,6 +48,9 @@ def _table() -> dict:
     # the site itself is granted, i.e. every location below it (sites are the tree's roots).
     table[LeakDaily] = Link(location="site_id")
     table[LeakRepairedDaily] = Link(location="site_id")
+    # A requested export: any member who may report may have one; the exports service
+    # narrows to the requesting user's own rows (downloads only for who asked).
+    table[ExportJob] = Link(members_read=True)
     return table
 
 

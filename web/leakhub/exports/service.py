@@ -29,7 +29,7 @@ from flask_babel import gettext as _
 
 from .. import authz
 from ..audit import writer
-from ..core.db import database
+from ..core.db import database, is_postgres
 from ..core.validation import utc_to_local
 from ..imports.mapping import EXPORT_ONLY_HEADERS, FIELDS
 from ..leaks import calc
@@ -40,6 +40,8 @@ from ..locations.settings import SettingsResolver
 from ..surveys.models import Survey
 
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
+FORMATS = ("csv", "xlsx")
+BATCH = 2000
 MAX_ROWS = 1_000_000
 
 # (key, header, kind) — kind: text | int | number | datetime | date. Headers are lazy labels:
@@ -169,11 +171,7 @@ def rows(actor, flt: leaks.LeakFilter, *, tzname: str | None):
     estimate_labels = {k: str(v) for k, v in leaks.ESTIMATE_LABELS.items()}
     priorities = ({k: str(v) for k, v in leaks.PRIORITY_LABELS.items()}
                   if str(get_locale() or "en").startswith("de") else {})
-    cursor = database.execute(query)
-    while True:
-        batch = cursor.fetchmany(2000)
-        if not batch:
-            break
+    for batch in _batches(query):
         for (tag, loc_id, loc_path, loc_name, survey_id, found_at, found_by, device_serial,
              status, priority, component, method, estimate_class, rate, low, high, pressure,
              gas, description, action, spare_part, due_date, repaired_at, repaired_by,
@@ -197,6 +195,29 @@ def rows(actor, flt: leaks.LeakFilter, *, tzname: str | None):
             ]
 
 
+def _batches(query):
+    """The query's rows in batches of BATCH, memory bounded: SQLite steps its cursor;
+    PostgreSQL's client cursor would fetch every row at once, so a server-side (named)
+    cursor hands them over batch by batch. WITH HOLD: it lives outside a transaction, so the
+    export job's progress updates commit as they are made (peewee runs in autocommit)."""
+    if not is_postgres():
+        cursor = database.execute(query)
+        while True:
+            batch = cursor.fetchmany(BATCH)
+            if not batch:
+                return
+            yield batch
+    sql, params = query.sql()
+    with database.connection().cursor(name="leakhub_export", withhold=True) as cursor:
+        cursor.itersize = BATCH
+        cursor.execute(sql, params)
+        while True:
+            batch = cursor.fetchmany(BATCH)
+            if not batch:
+                return
+            yield batch
+
+
 def _csv_cell(value, kind: str, opts: Options) -> str:
     if value is None:
         return ""
@@ -210,7 +231,8 @@ def _csv_cell(value, kind: str, opts: Options) -> str:
     return neutralize(str(value))
 
 
-def write_csv(actor, flt, *, tzname, opts: Options, out) -> int:
+def write_csv(actor, flt, *, tzname, opts: Options, out, progress=None,
+              every: int = BATCH) -> int:
     """UTF-8 with BOM (Excel recognises the encoding); `;` and decimal comma for German Excel."""
     text = io.TextIOWrapper(out, encoding="utf-8-sig", newline="", write_through=False)
     w = csv.writer(text, delimiter=";" if opts.semicolon else ",", lineterminator="\r\n")
@@ -220,12 +242,14 @@ def write_csv(actor, flt, *, tzname, opts: Options, out) -> int:
     for row in rows(actor, flt, tzname=tzname):
         w.writerow([_csv_cell(v, k, opts) for v, k in zip(row, kinds, strict=False)])
         n += 1
+        if progress is not None and n % every == 0:
+            progress(n)
     text.flush()
     text.detach()
     return n
 
 
-def write_xlsx(actor, flt, *, tzname, out) -> int:
+def write_xlsx(actor, flt, *, tzname, out, progress=None, every: int = BATCH) -> int:
     from openpyxl import Workbook
     from openpyxl.cell import WriteOnlyCell
     from openpyxl.styles import Font
@@ -257,8 +281,21 @@ def write_xlsx(actor, flt, *, tzname, out) -> int:
                 out_row.append(neutralize(str(v)))
         ws.append(out_row)
         n += 1
+        if progress is not None and n % every == 0:
+            progress(n)
     wb.save(out)
     return n
+
+
+def write(actor, flt, *, fmt: str, tzname: str | None, opts: Options, out, progress=None,
+          every: int = BATCH) -> int:
+    """Write the export to the binary file `out`; `progress(n)` every `every` rows."""
+    if fmt == "csv":
+        return write_csv(actor, flt, tzname=tzname, opts=opts, out=out, progress=progress,
+                         every=every)
+    if fmt == "xlsx":
+        return write_xlsx(actor, flt, tzname=tzname, out=out, progress=progress, every=every)
+    raise ValueError(fmt)
 
 
 def export(actor, flt, *, fmt: str, tzname: str | None, opts: Options | None = None):

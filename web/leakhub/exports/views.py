@@ -1,13 +1,15 @@
-"""`/leaks/export.csv` and `/leaks/export.xlsx`: the leak list's current filter as a file."""
+"""`/leaks/export.csv` and `/leaks/export.xlsx`: the leak list's current filter as a file.
+Up to jobs.DIRECT_MAX_ROWS rows the file is the response; a larger export becomes a job for
+the worker and the user is sent to its page (progress, then the download link)."""
 from __future__ import annotations
 
-from flask import Blueprint, abort, request, send_file
+from flask import Blueprint, abort, redirect, render_template, request, send_file, url_for
 from flask_babel import gettext as _
 
 from ..core.pages import member_required
 from ..identity.login import current_actor
 from ..leaks import service as leaks
-from . import service
+from . import jobs, service
 
 bp = Blueprint("exports", __name__)
 
@@ -24,8 +26,12 @@ def _export(fmt):
         abort(400, description=_("The export was not made: %(errors)s", errors="; ".join(
             f"{k}: {v}" for k, v in flt.errors.items())))
     tz = actor.organization.timezone
-    out, _n = service.export(actor, flt, fmt=fmt, tzname=tz,
-                             opts=service.parse_options(request.args))
+    opts = service.parse_options(request.args)
+    total = jobs.count(actor, flt, tzname=tz)
+    if total > jobs.DIRECT_MAX_ROWS and actor.user is not None:
+        job = jobs.request_export(actor, flt, fmt=fmt, opts=opts, total=total)
+        return redirect(url_for("exports.job", job_id=job.uid), 303)
+    out, _n = service.export(actor, flt, fmt=fmt, tzname=tz, opts=opts)
     resp = send_file(out, mimetype=MIMETYPES[fmt], as_attachment=True,
                      download_name=service.filename(actor.organization, fmt))
     resp.headers["Cache-Control"] = "private, no-store"
@@ -42,3 +48,33 @@ def export_csv():
 @member_required
 def export_xlsx():
     return _export("xlsx")
+
+
+@bp.route("/exports/<job_id>")
+@member_required
+def job(job_id):
+    """The job's progress (the page reloads itself while it runs), then its download link."""
+    actor = current_actor()
+    found = jobs.own_job(actor, job_id)
+    if found is None:
+        abort(404)
+    resp = render_template("exports/job.html", job=found,
+                           ready=jobs.file_path(found) is not None,
+                           retention_hours=int(jobs.RETENTION.total_seconds() // 3600))
+    return resp, 200, {"Cache-Control": "private, no-store"}
+
+
+@bp.route("/exports/<job_id>/download")
+@member_required
+def download(job_id):
+    actor = current_actor()
+    found = jobs.own_job(actor, job_id)
+    path = jobs.file_path(found) if found is not None else None
+    if path is None:
+        abort(404)
+    resp = send_file(path, mimetype=MIMETYPES[found.fmt], as_attachment=True,
+                     download_name=service.filename(actor.organization, found.fmt,
+                                                    found.created_at.date()),
+                     conditional=False, etag=False)
+    resp.headers["Cache-Control"] = "private, no-store"
+    return resp

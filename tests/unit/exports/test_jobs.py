@@ -1,0 +1,83 @@
+"""Large exports as worker jobs (issue 19): queued by the web request, written by the worker
+(temporary name, then renamed), downloadable only by the user who asked, deleted after the
+retention."""
+import csv
+import datetime as dt
+import io
+
+import pytest
+
+from leakhub.exports import jobs
+from leakhub.exports.models import ExportJob
+
+from support.reporting_data import BASE, make_tree, new_leak
+
+
+@pytest.fixture
+def five_leaks(actor, monkeypatch):
+    tree = make_tree(actor)
+    for i in range(5):
+        new_leak(actor, tree["area"], found_at=dt.datetime(2024, 3, 1 + i, 9),
+                 description=f"Leck {i}")
+    monkeypatch.setattr(jobs, "DIRECT_MAX_ROWS", 3)
+    return tree
+
+
+def test_small_export_stays_direct(actor, five_leaks, login):
+    c = login(actor.user)
+    resp = c.get("/leaks/export.csv?status=open&q=Leck%201", base_url=BASE)
+    assert resp.status_code == 200 and resp.mimetype == "text/csv"
+    assert ExportJob.select().count() == 0
+
+
+@pytest.mark.parametrize("fmt", ["csv", "xlsx"])
+def test_large_export_runs_as_a_job_for_its_user_only(actor, five_leaks, login, make_actor,
+                                                      other_org, app, fmt):
+    c = login(actor.user)
+    resp = c.get(f"/leaks/export.{fmt}", base_url=BASE)
+    assert resp.status_code == 303
+    page = resp.headers["Location"]
+    job = ExportJob.get()
+    assert job.status == "queued" and job.rows_total == 5 and page.endswith(job.uid)
+    html = c.get(page, base_url=BASE).get_data(as_text=True)
+    assert 'data-status="queued"' in html and 'http-equiv="refresh"' in html
+    assert c.get(f"{page}/download", base_url=BASE).status_code == 404  # not written yet
+
+    assert jobs.run_pending().startswith("exports written: 1")
+    job = ExportJob.get()
+    assert job.status == "done" and job.rows_done == 5 and job.size > 0
+    folder = jobs.exports_dir()
+    assert [p.name for p in folder.iterdir()] == [job.file_name]  # no .part left
+    html = c.get(page, base_url=BASE).get_data(as_text=True)
+    assert 'data-testid="export-download"' in html and "refresh" not in html
+    resp = c.get(f"{page}/download", base_url=BASE)
+    assert resp.status_code == 200 and resp.headers["Cache-Control"] == "private, no-store"
+    if fmt == "csv":
+        rows = list(csv.reader(io.StringIO(resp.get_data().decode("utf-8-sig"))))
+        assert len(rows) == 6
+    else:
+        assert resp.get_data()[:2] == b"PK"
+
+    # Another member of the organization, and an admin of another one: as if it did not exist.
+    for stranger in (make_actor("admin"), make_actor("admin", organization=other_org)):
+        with app.test_client() as other:
+            login(stranger.user, other)
+            assert other.get(page, base_url=BASE).status_code == 404
+            assert other.get(f"{page}/download", base_url=BASE).status_code == 404
+
+    # After the retention the file and the row are gone.
+    jobs.clean_up(now=job.expires_at + dt.timedelta(seconds=1))
+    assert ExportJob.select().count() == 0 and list(folder.iterdir()) == []
+    assert c.get(page, base_url=BASE).status_code == 404
+
+
+def test_the_worker_exports_as_the_user_at_run_time(actor, five_leaks, login, make_actor):
+    viewer = make_actor("viewer")
+    c = login(viewer.user)
+    assert c.get("/leaks/export.csv", base_url=BASE).status_code == 303
+    viewer.user.enabled = False
+    viewer.user.save()
+    jobs.run_pending()
+    job = ExportJob.get()
+    assert job.status == "failed" and not job.file_name
+    assert list(jobs.exports_dir().iterdir()) == []
