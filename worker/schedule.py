@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from leakhub.backups import jobs as backups
 from leakhub.backups.settings import get_settings as backup_settings
+from leakhub.exports import jobs as exports
 from leakhub.jobs import service as jobs
 from leakhub.photos.service import collect_garbage_everywhere
 from leakhub.security.keycloak_sync import sync_keycloak_events
@@ -15,6 +16,8 @@ _backup_time = backup_settings().time
 # when the scheduler starts; a callable decides then (e.g. only when a run was missed).
 JOBS = [
     ("heartbeat", jobs.heartbeat, {"trigger": "interval", "seconds": 30}),
+    # Large leak exports requested on the web (issue 19): written here, not in a request.
+    ("exports", exports.run_pending, {"trigger": "interval", "seconds": 10}),
     ("keycloak-event-sync", sync_keycloak_events, {"trigger": "interval", "seconds": 60}),
     ("security-review", review_security_events, {"trigger": "interval", "minutes": 5}),
     ("retention", apply_retention, {"trigger": "cron", "hour": 3, "minute": 17}),
