@@ -1,16 +1,23 @@
 """Data protection on the real stack (issue 15): permanent lock-out and unlock through the real
 Keycloak login page; erasure and export through leakctl as a subprocess; the audit chain still
 verifies afterwards."""
+import datetime as dt
 import json
 import time
+import uuid
 from pathlib import Path
 
+from leakhub.audit import writer
+from leakhub.audit.verify import verify_org
+from leakhub.core import migrations
+from leakhub.core.db import database
 from leakhub.core.secrets import read_secret
 from leakhub.identity.keycloak_admin import KeycloakAdmin
+from leakhub.orgs.models import Organization
 
 from support.forms import Browser, id_from, make_world
 from support.kc import new_org, sign_in, start_login, submit_password
-from support.stackctl import sql
+from support.stackctl import scratch_database, sql
 
 SERVICE_CLIENT_ID = "leakhub-service"
 
@@ -66,10 +73,28 @@ def test_permanent_lockout_holds_after_the_wait_until_an_admin_unlocks(stack):
     out = stack.leakctl("user", "unlock", "--org", slug, "--email", email)
     assert "unlocked" in out.stdout
     assert try_password(stack, slug, email, password)
+
+    # from the user page: the administrator unlocks a colleague
+    admin_http = stack.requests_session()
+    assert sign_in(admin_http, stack, slug, email, password)[0].status_code == 200
+    colleague = f"kim@{slug}.example.com"
+    invited = json.loads(stack.leakctl("user", "invite", "--org", slug, "--email", colleague,
+                                       "--role", "viewer", "--json").stdout)
+    _resp, kim_password = sign_in(stack.requests_session(), stack, slug, colleague,
+                                  invited["one_time_password"])
+    fail_three_times(stack, slug, colleague)
+    time.sleep(3)
+    assert not try_password(stack, slug, colleague, kim_password)
+    admin = Browser(stack, admin_http)
+    page = admin.get(f"/users/{invited['user_id']}")
+    unlock = admin.form(page, f"/users/{invited['user_id']}/unlock")
+    assert admin.submit(unlock).status_code == 302
+    assert try_password(stack, slug, colleague, kim_password)
+
     rows = sql(stack, "SELECT a.action FROM audit_entry a JOIN organization o"
                       " ON o.id = a.organization_id WHERE o.slug = %s AND a.action IN"
                       " ('user.unlocked', 'settings.changed') ORDER BY a.seq", slug)
-    assert [r[0] for r in rows] == ["settings.changed", "user.unlocked"]
+    assert [r[0] for r in rows] == ["settings.changed", "user.unlocked", "user.unlocked"]
     stack.leakctl("audit", "verify", "--org", slug)
 
 
@@ -136,3 +161,56 @@ def test_export_and_erase_through_leakctl_and_keycloak(stack):
     assert admin_email not in _dump(stack)
     assert kc_admin(stack).find_user_by_email(slug, admin_email) is None
     stack.leakctl("audit", "verify", "--org", slug)
+
+
+def _v1_chain_sql(org_id, *, label):
+    """Three entries as Leakhub wrote them before migration 0013 (hash version 1)."""
+    prev = writer.GENESIS
+    for seq in (1, 2, 3):
+        row = {"organization": org_id, "seq": seq,
+               "at": dt.datetime(2025, 1, seq, 8, 0, 0, 123456), "actor_kind": "user",
+               "actor_id": 1, "actor_label": label, "ip": "10.1.1.1", "request_id": "r",
+               "action": "update", "entity_type": "leak", "entity_id": 7,
+               "changes": json.dumps({"found_by": [None, "Old Finder"], "rate_lpm": ["1", "2"]}),
+               "prev_hash": prev}
+        row["hash"] = prev = writer.entry_digest(writer.hashed_fields(row))
+        database.execute_sql(
+            "INSERT INTO audit_entry (organization_id, seq, at, actor_kind, actor_id,"
+            " actor_label, ip, request_id, action, entity_type, entity_id, changes, prev_hash,"
+            " hash) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+            [row[k] for k in ("organization", "seq", "at", "actor_kind", "actor_id",
+                              "actor_label", "ip", "request_id", "action", "entity_type",
+                              "entity_id", "changes", "prev_hash", "hash")])
+    database.execute_sql("INSERT INTO audit_chain_head (organization_id, seq, hash, anchor_seq,"
+                         " anchor_hash) VALUES (%s, 3, %s, 0, %s)",
+                         (org_id, prev, writer.GENESIS))
+
+
+def test_migration_0013_rehashes_intact_chains_on_postgresql(stack, tmp_path):
+    """An audit chain written before issue 15 verifies after migrating to head, and erasing
+    its personal details keeps it verified; a chain tampered with before stays broken."""
+    with scratch_database(stack, f"privacy_rehash_{uuid.uuid4().hex[:8]}"):
+        migrations.migrate(tmp_path, target=12, log=lambda m: None)
+        ids = []
+        for slug in ("intact", "tampered"):
+            ids.append(database.execute_sql(
+                "INSERT INTO organization (slug, name, timezone, language, security_mode,"
+                " oidc_client_secret, created_at) VALUES (%s, %s, 'UTC', 'en', 1, 'x', now())"
+                " RETURNING id", (slug, slug)).fetchone()[0])
+            _v1_chain_sql(ids[-1], label=f"old@{slug}.test")
+        database.execute_sql("UPDATE audit_entry SET entity_id = 8 WHERE organization_id = %s"
+                             " AND seq = 2", (ids[1],))
+        migrations.migrate(tmp_path, log=lambda m: None)
+        intact, tampered = (Organization.get_by_id(i) for i in ids)
+        assert verify_org(intact).ok, verify_org(intact).problem
+        assert not verify_org(tampered).ok
+        versions = database.execute_sql("SELECT organization_id, hash_version FROM audit_entry"
+                                        " ORDER BY organization_id, seq").fetchall()
+        assert versions == [(ids[0], 2)] * 3 + [(ids[1], 1)] * 3
+        assert intact.profiling_rules is True  # existing organizations keep the rules
+        database.execute_sql("UPDATE audit_entry SET actor_label = 'former user #1', ip = NULL,"
+                             " changes = %s WHERE organization_id = %s",
+                             (json.dumps({"found_by": [None, "former user #1"],
+                                          "rate_lpm": ["1", "2"]}), ids[0]))
+        assert verify_org(intact).ok
+        database.close()
