@@ -12,11 +12,13 @@ import secrets
 import uuid
 
 import pytest
+from playwright.sync_api import expect, sync_playwright
 
 from leakhub.core.secrets import read_secret
 from leakhub.identity.keycloak_admin import KeycloakAdmin
 
 from support import ldap
+from support.browser import launch
 from support.forms import Browser, location_of
 from support.kc import new_org, sign_in, start_login, submit_password
 from support.stackctl import sql
@@ -199,6 +201,38 @@ def test_the_admin_page_configures_and_tests_the_directory(stack, slapd):
     resp = submit_password(other, start_login(other, stack, slug), "anna",
                            ldap.PEOPLE["anna"]["password"])
     assert _signed_in(resp, stack), resp.url
+
+
+@pytest.mark.e2e
+def test_in_the_browser_a_directory_user_signs_in_and_a_locked_one_cannot(stack, slapd,
+                                                                          tmp_path):
+    slug, _email, _otp = new_org(stack, "d")
+    _federate(stack, slug, slapd, tmp_path)
+    slapd.lock("bert")
+    try:
+        with sync_playwright() as p:
+            ctx = launch(p, stack.ca_dir, tmp_path / "chromium")
+            page = ctx.new_page()
+            page.goto(f"{stack.public_url}/login/{slug}")
+            page.fill("#username", "anna")
+            page.fill("#password", ldap.PEOPLE["anna"]["password"])
+            page.locator("#kc-login").click()
+            # no rights yet (generous timeouts: the machine's 2 cores are shared)
+            expect(page.get_by_test_id("waiting")).to_be_visible(timeout=30_000)
+            page.screenshot(path=str(tmp_path / "directory-user.png"))
+            ctx.clear_cookies()
+            page.goto(f"{stack.public_url}/login/{slug}")
+            page.fill("#username", "bert")
+            page.fill("#password", ldap.PEOPLE["bert"]["password"])
+            page.locator("#kc-login").click()
+            expect(page.get_by_text("Invalid username or password.")).to_be_visible(
+                timeout=30_000)
+            page.screenshot(path=str(tmp_path / "locked-user.png"))
+            assert f"/auth/realms/{slug}/" in page.url
+            ctx.close()
+    finally:
+        slapd.modify(f"dn: uid=bert,{ldap.PEOPLE_DN}\nchangetype: modify\n"
+                     "delete: pwdAccountLockedTime\n")
 
 
 # ------------------------------------------------------------------ OIDC brokering
