@@ -35,9 +35,13 @@ from pathlib import Path
 
 import pytest
 
+from leakhub.authz import Actor as _Actor
 from leakhub.devices.models import Device
 from leakhub.exports import jobs as export_jobs
 from leakhub.exports.models import ExportJob
+from leakhub.leaks.models import Leak as _Leak
+from leakhub.surveys import service as _surveys
+from leakhub.surveys.models import Survey as _Survey
 
 ROLES = ("admin", "manager", "editor", "viewer", "external", "pending", "anon", "other")
 STATE_CHANGING = ("POST", "PUT", "PATCH", "DELETE")
@@ -95,7 +99,9 @@ MATRIX: dict[str, dict[str, dict]] = {
     "reports.location": {"GET": row(ID_READ)},
     # ---------------------------------------------------------------- surveys
     "surveys.index": {"GET": row(MEMBER_READ)},
-    "surveys.new": {"GET": row(CREATE_FORM), "POST": row("422 422 422 403 422 403 login 422")},
+    # A new survey is reached by no grant: only roles that create everywhere (issue 18).
+    "surveys.new": {"GET": row("200 200 200 403 403 403 login 200"),
+                    "POST": row("422 422 422 403 403 403 login 422")},
     "surveys.detail": {"GET": row(ID_READ)},
     "surveys.edit": {"GET": row("200 200 200 403 404 403 login 404"),
                      "POST": row("422 422 422 403 404 403 login 404")},
@@ -106,6 +112,8 @@ MATRIX: dict[str, dict[str, dict]] = {
     # ---------------------------------------------------------------- leaks
     "leaks.index": {"GET": row(MEMBER_READ)},
     "leaks.new": {"GET": row(CREATE_FORM), "POST": row("422 422 422 403 422 403 login 422")},
+    "leaks.detector_table": {"GET": row(ADMIN_ONLY),
+                             "POST": row("3xx 403 403 403 403 403 login 3xx")},
     "leaks.detail": {"GET": row(ID_READ)},
     "leaks.by_tag": {"GET": row("3xx 3xx 3xx 3xx 404 403 login 404")},
     "leaks.edit": {"GET": row("200 200 200 403 404 403 login 404"),
@@ -699,3 +707,82 @@ def test_an_auditor_the_user_cannot_see_is_kept_when_editing_the_survey(env, peo
     after = Survey.get_by_id(survey.id)
     assert after.notes == "second walk" and after.status == "in_progress"
     assert after.auditor_user_id == people["users"]["admin"].id
+
+
+# ---------------------------------------------------------------- the auditor's path (issue 18)
+# An external auditor with a grant on a site only: the site's surveys are his (the one scope
+# mechanism, authz.scope, reaches a survey whose scope covers a granted location), his home
+# page lists them with "Record a leak", he may name himself as finder, and no button leads
+# to a form he cannot submit.
+
+def _site_survey(people, moves):
+    a = _Actor(organization=people["a"], kind="user", user=people["users"]["admin"])
+    return _surveys.create_survey(a, name=f"Walk {moves['w02'].code}",
+                                  period_start=dt.date(2024, 3, 1), status="in_progress",
+                                  scope=[moves["w02"].id])
+
+
+def test_a_site_grant_shows_the_sites_survey_and_the_auditor_records_into_it(env, people,
+                                                                           moves):
+    survey = _site_survey(people, moves)
+    user = people["users"]["external"]
+    moves["grant"]("external", "edit", location=moves["w02"])
+    client = _signed_in(env, user)
+    assert survey.name in client.get("/surveys", base_url=BASE).get_data(as_text=True)
+    assert client.get(f"/surveys/{survey.id}", base_url=BASE).status_code == 200
+    other = moves["survey"]  # no scope: not reached by the site grant
+    assert client.get(f"/surveys/{other.id}", base_url=BASE).status_code == 404
+    home = client.get("/", base_url=BASE).get_data(as_text=True)
+    assert f'/leaks/new?survey={survey.id}' in home and 'data-testid="home-record"' in home
+    form = client.get(f"/leaks/new?survey={survey.id}", base_url=BASE).get_data(as_text=True)
+    assert re.search(rf'<option value="{user.id}"[^>]*selected', form), "himself as finder"
+    resp = client.post("/leaks/new", base_url=BASE, data={
+        "csrf_token": "t", "location": moves["w02"].id, "survey": survey.id,
+        "found_at": "2024-03-02T09:00", "rate_lpm": "3", "method": "device",
+        "component": "other", "priority": "2", "status": "open", "found_by_user": user.id,
+        "another": "1"})
+    assert outcome(resp) == "3xx", resp.get_data(as_text=True)[:2000]
+    leak = _Leak.select().where(_Leak.survey == survey.id).get()
+    assert leak.found_by_user_id == user.id
+    # "Save and record another" keeps survey, location and finder.
+    again = resp.headers["Location"]
+    assert f"survey={survey.id}" in again and f"location={moves['w02'].id}" in again
+    assert f"found_by_user={user.id}" in again
+    # The API enforces the same: himself as finder is accepted there too.
+    api = env["app"].test_client().post(
+        "/api/v1/leaks", base_url=BASE, headers=bearer(env, user),
+        json={"location": moves["w02"].id, "survey": survey.id, "rate_lpm": 2,
+              "found_at": "2024-03-02T09:00:00Z", "found_by_user": user.id})
+    assert api.status_code == 201, api.get_data(as_text=True)
+    # He may not edit the survey itself through the site grant.
+    assert client.get(f"/surveys/{survey.id}/edit", base_url=BASE).status_code == 403
+
+
+def test_no_create_button_without_a_place_to_create(env, people, moves):
+    survey = _site_survey(people, moves)
+    user = people["users"]["external"]
+    moves["grant"]("external", "view", location=moves["w02"])
+    client = _signed_in(env, user)
+    page = client.get("/surveys", base_url=BASE).get_data(as_text=True)
+    assert survey.name in page and 'data-testid="new-survey"' not in page
+    assert 'data-testid="new-leak"' not in client.get("/leaks", base_url=BASE).get_data(
+        as_text=True)
+    home = client.get("/", base_url=BASE).get_data(as_text=True)
+    assert survey.name in home and 'data-testid="home-record"' not in home
+    detail = client.get(f"/surveys/{survey.id}", base_url=BASE).get_data(as_text=True)
+    assert f"/leaks/new?survey={survey.id}" not in detail
+    # Even with edit on the site "New survey" is not offered: a new survey would be reached
+    # by none of his grants. The form is refused up front (403), not after typing (404).
+    moves["grant"]("external", "edit", location=moves["w02"])
+    assert 'data-testid="new-survey"' not in client.get("/surveys", base_url=BASE).get_data(
+        as_text=True)
+    assert client.get("/surveys/new", base_url=BASE).status_code == 403
+    count = _Survey.select().count()
+    resp = client.post("/surveys/new", base_url=BASE, data={
+        "csrf_token": "t", "name": "Mine", "period_start": "2024-04-01", "status": "planned",
+        "scope": moves["w02"].id})
+    assert resp.status_code == 403
+    assert _Survey.select().count() == count
+    # ... while "Record a leak" is offered now, and works.
+    home = client.get("/", base_url=BASE).get_data(as_text=True)
+    assert 'data-testid="home-record"' in home

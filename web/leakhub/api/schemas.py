@@ -133,8 +133,16 @@ LEAK = component("Leak", {
         "location": {"type": "integer"}, "survey": {"type": ["integer", "null"]},
         "found_at": TS, "found_by_user": {"type": ["integer", "null"]},
         "found_by": {"type": "string"}, "device_serial": {"type": "string"},
-        "method": {"type": "string", "enum": list(METHODS)},
+        "method": {"type": "string", "enum": list(METHODS),
+                   "description": "device: measured; estimate: MEASUR class; orifice: "
+                                  "calculated from hole diameter and pressure; detector: "
+                                  "calculated from a dB reading through the organization's "
+                                  "detector table."},
         "estimate_class": {"type": ["string", "null"]},
+        "rate_inputs": {"type": "object", "description":
+                        "Inputs of a calculated rate (methods orifice and detector), "
+                        "decimal strings; empty otherwise.",
+                        "additionalProperties": {"type": "string"}},
         "rate_lpm": _NUM, "rate_low_lpm": _NUM_OR_NULL, "rate_high_lpm": _NUM_OR_NULL,
         "pressure_bar": _NUM_OR_NULL, "gas": {"type": "string"},
         "component": {"type": "string", "enum": list(COMPONENTS)},
@@ -168,6 +176,19 @@ _LEAK_INPUT = {
     "spare_part": _text(200), "due_date": _nullable(DATE), "repaired_at": _nullable(DATE),
     "repaired_by": _text(200), "repair_cost": _nullable(_dec(0, 10**9, 2)),
     "verification_note": _text(10000), "previous_leak": _nullable(ID_SCHEMA),
+    # Inputs of the calculated methods; the rate is then computed (rate_lpm is ignored).
+    "orifice_diameter_mm": _nullable(_dec(0, 100, 3, description=(
+        "Method orifice: hole diameter in mm; with pressure_bar (gauge)."))),
+    "discharge_coefficient": _nullable(_dec(0, 1, 3, description=(
+        "Method orifice: Cd (0.6-0.65 sharp-edged, up to 1 rounded); default 0.65."))),
+    "temperature_c": _nullable(_dec(-50, 200, 1, description=(
+        "Method orifice: air temperature in °C; default 20."))),
+    "detector_db": _nullable(_dec(-20, 200, 2, description=(
+        "Method detector: the reading in dB; with detector_distance_m and pressure_bar, "
+        "read off the organization's detector table (linear interpolation, no "
+        "extrapolation: outside the table is 422 naming the input)."))),
+    "detector_distance_m": _nullable(_dec(0, 1000, 3, description=(
+        "Method detector: distance of the reading in m."))),
 }
 LEAK_CREATE = component("LeakCreate", {
     "type": "object",

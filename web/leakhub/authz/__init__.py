@@ -141,6 +141,25 @@ def _granted_survey_ids(actor: Actor, action: str):
                                             & Grant.survey.is_null(False))
 
 
+def _covered_by_grants(actor: Actor, link, action: str):
+    """Ids of rows whose scope (link.covers) holds a location inside a granted subtree or
+    above a granted location: a survey of the site an auditor has a grant on."""
+    scope_model, row_field, location_field = link.covers
+    loc_field = getattr(scope_model, location_field)
+    granted = Location.alias("granted_below")
+    # The scope location is an ancestor of (or is) a granted location: '/12/34/' LIKE '/12/%'.
+    above = pw.NodeList((granted.path, pw.SQL("LIKE"), Location.path.concat("%")))
+    containing = (Location.select(Location.id)
+                  .join(granted, on=above)
+                  .join(Grant, on=(Grant.location == granted.id))
+                  .where((Location.organization == actor.organization)
+                         & _grant_filter(actor, action)))
+    return (scope_model.select(getattr(scope_model, row_field))
+            .where((scope_model.organization == actor.organization)
+                   & (loc_field.in_(_granted_location_ids(actor, action))
+                      | loc_field.in_(containing))))
+
+
 def grant_condition(actor: Actor, model, action: str):
     """Which rows of `model` the actor's grants reach, as an SQL condition."""
     link = link_for(model)
@@ -159,6 +178,8 @@ def grant_condition(actor: Actor, model, action: str):
     if link.survey is not None:
         field = model.id if link.survey == "id" else getattr(model, link.survey)
         conditions.append(field.in_(_granted_survey_ids(actor, action)))
+    if link.covers is not None and (action in READ_ACTIONS or action == "create"):
+        conditions.append(model.id.in_(_covered_by_grants(actor, link, action)))
     if not conditions:
         return _false()
     out = conditions[0]
@@ -209,6 +230,17 @@ def can(actor: Actor, action: str, obj=None) -> bool:
         return True
     model = type(obj)
     return scope(actor, model, action).where(model.id == obj.id).exists()
+
+
+def can_create_somewhere(actor: Actor) -> bool:
+    """The actor may record data at some location: the role allows "create" and either
+    everywhere or through at least one grant. Offer "Record a leak" or "New survey" only
+    then — a form the actor cannot submit is not offered."""
+    if not role_allows(actor, "create"):
+        return False
+    if unrestricted(actor, "create"):
+        return True
+    return scope(actor, Location, "create").exists()
 
 
 def require(actor: Actor, action: str, obj=None) -> None:

@@ -9,7 +9,7 @@ from ..dashboard.models import LeakDaily, LeakRepairedDaily
 from ..devices.models import Device, IngestReceipt
 from ..exports.models import ExportJob
 from ..identity.models import User
-from ..leaks.models import Leak, LeakStatusChange
+from ..leaks.models import DetectorRateRow, Leak, LeakStatusChange
 from ..locations.models import EnergySettings, Location
 from ..photos.models import Photo
 from ..security.models import Finding, SecurityEvent
@@ -25,6 +25,10 @@ class Link:
     # reference data every member may read (edits still need grants/roles)
     members_read: bool = False
     ungranted: bool = False       # never reachable through grants (admin-only data)
+    # (scope model, its field naming this row, its location field): the row covers those
+    # locations, so a grant on a location inside or above one of them reaches the row to
+    # read it and to add to it ("create"), not to edit it (a survey and its site's grant).
+    covers: tuple | None = None
 
 
 def _table() -> dict:
@@ -32,10 +36,12 @@ def _table() -> dict:
         Location: Link(location="id"),
         # Prices and factors: whoever sees a leak must get its cost right, whatever the site.
         EnergySettings: Link(location="site", members_read=True),
-        Survey: Link(survey="id"),
+        Survey: Link(survey="id", covers=(SurveyScope, "survey", "location")),
         SurveyScope: Link(via="survey"),
         Leak: Link(location="location", survey="survey"),
         LeakStatusChange: Link(via="leak"),
+        # The organization's detector table: whoever records a leak reads it; admins edit it.
+        DetectorRateRow: Link(members_read=True),
         User: Link(ungranted=True),
         Grant: Link(ungranted=True),
         Device: Link(ungranted=True),

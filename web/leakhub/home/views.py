@@ -3,10 +3,28 @@ from __future__ import annotations
 from flask import Blueprint, current_app, jsonify, render_template
 from flask_login import current_user, login_required
 
+from .. import authz
 from ..core import migrations
 from ..core.db import database
+from ..identity.login import current_actor
+from ..surveys.models import Survey
 
 bp = Blueprint("home", __name__)
+
+HOME_SURVEYS = 20
+
+
+def my_surveys(actor) -> list[tuple[Survey, bool]]:
+    """The next step for someone who records leaks: the planned and running surveys the actor
+    sees (his own as auditor first), each with whether he may record a leak in it."""
+    me = actor.user.id if actor.user is not None else 0
+    mine = Survey.auditor_user == me
+    rows = list(authz.scope(actor, Survey, "view")
+                .where(Survey.status.in_(("planned", "in_progress")))
+                .order_by(mine.desc(), Survey.period_start.desc(), Survey.id.desc())
+                .limit(HOME_SURVEYS))
+    somewhere = authz.can_create_somewhere(actor)
+    return [(s, somewhere and authz.can(actor, "create", s)) for s in rows]
 
 
 @bp.route("/")
@@ -14,7 +32,10 @@ bp = Blueprint("home", __name__)
 def index():
     if current_user.is_pending:
         return render_template("identity/waiting.html"), 403
-    return render_template("home/index.html", org=current_user.organization, user=current_user.user)
+    actor = current_actor()
+    return render_template("home/index.html", org=current_user.organization,
+                           user=current_user.user, surveys=my_surveys(actor),
+                           can_record=authz.can_create_somewhere(actor))
 
 
 @bp.route("/healthz")

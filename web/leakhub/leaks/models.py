@@ -11,7 +11,9 @@ from ..surveys.models import Survey
 # Component categories (DOE tip sheet and practice, see DOMAIN.md). Keys are stored.
 COMPONENTS = ("coupling", "hose", "tube", "fitting", "pipe_joint", "quick_disconnect", "frl_unit",
               "condensate_trap", "valve", "flange", "cylinder", "other")
-METHODS = ("device", "estimate", "calculated")
+# "orifice" and "detector": the rate is calculated from `rate_inputs` (leaks/calc.py).
+METHODS = ("device", "estimate", "calculated", "orifice", "detector")
+CALCULATED_METHODS = ("orifice", "detector")
 # MEASUR estimate classes in cfm (DOMAIN.md); 1 cfm ≈ 28.317 l/min.
 ESTIMATE_CLASSES_CFM = {"minimal": "0.2", "small": "0.8", "medium": "3", "large": "5",
                         "severe": "10"}
@@ -44,6 +46,8 @@ class Leak(OrgScoped):
     rate_lpm = pw.DecimalField(max_digits=12, decimal_places=3, auto_round=True)
     rate_low_lpm = pw.DecimalField(max_digits=12, decimal_places=3, null=True, auto_round=True)
     rate_high_lpm = pw.DecimalField(max_digits=12, decimal_places=3, null=True, auto_round=True)
+    # The inputs of a calculated rate (method "orifice" or "detector") as JSON text, else "".
+    rate_inputs = pw.TextField(default="")
     pressure_bar = pw.DecimalField(max_digits=6, decimal_places=2, null=True, auto_round=True)
     gas = pw.CharField(max_length=32, default="air")
     component = pw.CharField(max_length=24, default="other")
@@ -100,3 +104,21 @@ class LeakStatusChange(OrgScoped):
     class Meta:
         table_name = "leak_status_change"
         indexes = ((("organization", "leak", "at"), False),)
+
+
+class DetectorRateRow(OrgScoped):
+    """One row of the organization's detector table, entered from its instrument's
+    documentation: at `pressure_bar` (gauge) and `distance_m` a reading of `db_level` dB
+    means `rate_lpm` l/min (see calc.detector_rate_lpm for the interpolation)."""
+
+    organization = pw.ForeignKeyField(Organization, on_delete="CASCADE")
+    pressure_bar = pw.DecimalField(max_digits=8, decimal_places=3, auto_round=True)
+    distance_m = pw.DecimalField(max_digits=8, decimal_places=3, auto_round=True)
+    db_level = pw.DecimalField(max_digits=8, decimal_places=2, auto_round=True)
+    rate_lpm = pw.DecimalField(max_digits=12, decimal_places=3, auto_round=True)
+
+    AUDIT_TYPE = "detector_rate_row"
+
+    class Meta:
+        table_name = "detector_rate_row"
+        indexes = ((("organization", "pressure_bar", "distance_m", "db_level"), True),)

@@ -6,6 +6,7 @@ audit.writer. The web views, the API, imports, device ingest and leakctl call th
 from __future__ import annotations
 
 import datetime as dt
+import json
 import math
 import re
 from dataclasses import dataclass, field
@@ -18,7 +19,7 @@ from flask_babel import lazy_gettext as _l
 from .. import authz
 from ..audit import writer
 from ..core.db import database, utcnow
-from ..core.validation import Fields, ValidationError, local_to_utc
+from ..core.validation import Fields, ValidationError, local_to_utc, parse_decimal
 from ..identity.models import User
 from ..locations.models import Location
 from ..locations.service import resolve_location, subtree_condition
@@ -26,11 +27,13 @@ from ..locations.settings import SettingsResolver
 from ..surveys.models import Survey
 from . import calc
 from .models import (
+    CALCULATED_METHODS,
     COMPONENTS,
     ESTIMATE_CLASSES_CFM,
     METHODS,
     PRIORITIES,
     STATUSES,
+    DetectorRateRow,
     Leak,
     LeakStatusChange,
 )
@@ -49,7 +52,9 @@ COMPONENT_LABELS = {
     "flange": _l("flange"), "cylinder": _l("cylinder"), "other": _l("other"),
 }
 METHOD_LABELS = {"device": _l("measured with a device"), "estimate": _l("estimate class"),
-                 "calculated": _l("calculated")}
+                 "calculated": _l("calculated"),
+                 "orifice": _l("calculated from the orifice (hole diameter and pressure)"),
+                 "detector": _l("calculated from a detector reading (detector table)")}
 PRIORITY_LABELS = {1: _l("high"), 2: _l("medium"), 3: _l("low")}
 ESTIMATE_LABELS = {"minimal": _l("minimal (felt, not heard)"), "small": _l("small"),
                    "medium": _l("medium"), "large": _l("large"),
@@ -147,6 +152,7 @@ def _tag_error(tag: str) -> ValidationError:
 
 EDIT_FIELDS = ("location", "survey", "found_at", "found_by_user", "found_by", "device_serial",
                "method", "estimate_class", "rate_lpm", "rate_low_lpm", "rate_high_lpm",
+               "rate_inputs",
                "pressure_bar", "gas", "component", "priority", "description",
                "recommended_action", "spare_part", "due_date", "repaired_at", "repaired_by",
                "repair_cost", "verification_note", "previous_leak")
@@ -182,6 +188,20 @@ def parse_leak_form(data, *, tzname: str | None, creating: bool) -> dict:
         "verification_note": f.text("verification_note", max_length=10000),
         "previous_leak": f.integer("previous_leak"),
     }
+    # Inputs of a calculated rate (methods "orifice" and "detector"): flat fields in forms,
+    # the import and the API; check_values keeps those of the chosen method.
+    inputs = {
+        "orifice_diameter_mm": f.decimal("orifice_diameter_mm", min_value=0, max_value=100,
+                                         places=3),
+        "discharge_coefficient": f.decimal("discharge_coefficient", min_value=0, max_value=1,
+                                           places=3),
+        "temperature_c": f.decimal("temperature_c", min_value=-50, max_value=200, places=1),
+        "detector_db": f.decimal("detector_db", min_value=-20, max_value=200, places=2),
+        "detector_distance_m": f.decimal("detector_distance_m", min_value=0, max_value=1000,
+                                         places=3),
+    }
+    if any(k in data for k in RATE_INPUTS):
+        out["rate_inputs"] = {k: v for k, v in inputs.items() if v is not None}
     if creating:
         out["status"] = f.choice("status", INITIAL_STATUSES, default="open")
     try:
@@ -191,8 +211,69 @@ def parse_leak_form(data, *, tzname: str | None, creating: bool) -> dict:
     f.check()
     if not creating:
         # Editing: a field that was not sent keeps its value (an empty one clears it).
-        out = {k: v for k, v in out.items() if k in data}
+        out = {k: v for k, v in out.items()
+               if k in data or (k == "rate_inputs" and k in out)}
     return out
+
+
+# The inputs each calculated method reads (pressure_bar is the leak's own field).
+RATE_INPUTS = ("orifice_diameter_mm", "discharge_coefficient", "temperature_c", "detector_db",
+               "detector_distance_m")
+METHOD_INPUTS = {"orifice": ("orifice_diameter_mm", "discharge_coefficient", "temperature_c"),
+                 "detector": ("detector_db", "detector_distance_m")}
+
+
+def rate_inputs_of(leak_or_text) -> dict:
+    """The stored inputs of a calculated rate as {name: Decimal} ({} when none)."""
+    text = leak_or_text.rate_inputs if isinstance(leak_or_text, Leak) else leak_or_text
+    if isinstance(text, dict):
+        return dict(text)
+    try:
+        raw = json.loads(text or "{}")
+    except ValueError:
+        return {}
+    return {k: Decimal(str(v)) for k, v in raw.items() if k in RATE_INPUTS} if isinstance(
+        raw, dict) else {}
+
+
+def _rate_error(exc: calc.RateInputError) -> tuple[str, str]:
+    messages = {
+        "orifice_diameter_mm": _("Enter the hole diameter in mm (more than 0, at most 100)."),
+        "discharge_coefficient": _("Enter a discharge coefficient above 0 and at most 1."),
+        "temperature_c": _("Enter the air temperature in °C (−50 to 200)."),
+        "pressure_bar": _("Enter the pressure in bar (gauge)."),
+        "detector_db": _("Enter the detector reading in dB."),
+        "detector_distance_m": _("Enter the distance of the reading in m."),
+    }
+    if exc.message not in ("missing", "diameter", "pressure", "cd", "temperature"):
+        # A value outside the organization's detector table (never extrapolated).
+        if exc.field == "method":
+            return "method", _("Your organization has no detector table yet; an "
+                               "administrator enters it under Settings → Detector table.")
+        return exc.field, _("Outside the detector table (%(range)s); the table is not "
+                            "extrapolated.", range=exc.message)
+    return exc.field, messages.get(exc.field, _("Check this value."))
+
+
+def calculated_rate(actor, method: str, inputs: dict, pressure_bar) -> tuple[Decimal, dict]:
+    """The rate of a calculated method (leaks/calc.py) and the inputs to store with it.
+    Raises ValidationError naming the input."""
+    used = {k: inputs.get(k) for k in METHOD_INPUTS[method]}
+    try:
+        if method == "orifice":
+            if used["discharge_coefficient"] is None:
+                used["discharge_coefficient"] = calc.DEFAULT_CD
+            if used["temperature_c"] is None:
+                used["temperature_c"] = calc.DEFAULT_TEMPERATURE_C
+            rate = calc.orifice_rate_lpm(used["orifice_diameter_mm"], pressure_bar,
+                                         used["discharge_coefficient"], used["temperature_c"])
+        else:
+            rate = calc.detector_rate_lpm(detector_table(actor), used["detector_db"],
+                                          used["detector_distance_m"], pressure_bar)
+    except calc.RateInputError as exc:
+        field, message = _rate_error(exc)
+        raise ValidationError(message, field) from None
+    return rate, used
 
 
 REFERENCES = ("location", "survey", "found_by_user", "previous_leak")
@@ -248,7 +329,10 @@ def check_values(actor, values: dict, *, leak: Leak | None = None) -> dict:
         pass
     elif v.get("found_by_user") not in (None, ""):
         uid = v["found_by_user"].id if isinstance(v["found_by_user"], User) else v["found_by_user"]
-        v["found_by_user"] = authz.scope(actor, User, "view").where(User.id == uid).first()
+        me = actor.user if actor.kind == "user" else None
+        # The actor may always name himself as the finder, even without the user list.
+        v["found_by_user"] = (me if me is not None and str(me.id) == str(uid) else
+                              authz.scope(actor, User, "view").where(User.id == uid).first())
         if v["found_by_user"] is None:
             errors["found_by_user"] = _("Choose a user of this organization.")
     else:
@@ -265,14 +349,27 @@ def check_values(actor, values: dict, *, leak: Leak | None = None) -> dict:
         v["previous_leak"] = None
     method = v.get("method") or "device"
     v["method"] = method
-    if method == "estimate":
+    inputs = rate_inputs_of(v.get("rate_inputs") or "")
+    v["rate_inputs"] = ""
+    if method in CALCULATED_METHODS:
+        v["estimate_class"] = None
+        try:
+            rate, used = calculated_rate(actor, method, inputs, v.get("pressure_bar"))
+            v["rate_lpm"] = rate
+            v["rate_inputs"] = json.dumps({k: str(val) for k, val in used.items()},
+                                          sort_keys=True)
+        except ValidationError as exc:
+            errors.update(exc.errors)
+            errors.pop("rate_lpm", None)
+    elif method == "estimate":
         if not v.get("estimate_class"):
             errors["estimate_class"] = _("Choose an estimate class.")
         elif v.get("rate_lpm") is None:
             v["rate_lpm"] = calc.estimate_rate_lpm(v["estimate_class"]).quantize(Decimal("0.001"))
     else:
         v["estimate_class"] = None
-    if v.get("rate_lpm") is None and "rate_lpm" not in errors:
+    if (v.get("rate_lpm") is None and "rate_lpm" not in errors
+            and method not in CALCULATED_METHODS):
         errors["rate_lpm"] = _("Enter the leak rate in l/min.")
     low, high, rate = v.get("rate_low_lpm"), v.get("rate_high_lpm"), v.get("rate_lpm")
     if rate is not None:
@@ -386,6 +483,9 @@ def change_status(actor, leak: Leak, to_status: str, *, expected_version: int | 
     Repair and verification data given with the move are stored with it."""
     authz.require(actor, "edit", leak)
     check_transition(leak.status, to_status, tag=leak.tag)
+    if to_status == "deferred" and not (note or "").strip():
+        # Why a known leak stays open must be on record (production, spare part, shutdown).
+        raise ValidationError(_("Give the reason for deferring the repair."), "note")
     today = today or utcnow().date()
     changes: dict = {"status": to_status, "updated_at": utcnow()}
     if to_status == "repair_planned" and due_date is not None:
@@ -639,3 +739,92 @@ def list_leaks(actor, flt: LeakFilter, *, tzname: str | None = None) -> Page:
 def figures_for(actor, leak: Leak) -> calc.LeakFigures:
     return calc.figures(leak.rate_lpm, SettingsResolver(actor).for_leak(leak))
 
+
+
+# ------------------------------------------------------------------ detector table
+
+def detector_table(actor) -> list[calc.DetectorPoint]:
+    return [calc.DetectorPoint(r.pressure_bar, r.distance_m, r.db_level, r.rate_lpm)
+            for r in authz.scope(actor, DetectorRateRow, "view")
+            .order_by(DetectorRateRow.pressure_bar, DetectorRateRow.distance_m,
+                      DetectorRateRow.db_level)]
+
+
+TABLE_COLUMNS = ("pressure_bar", "distance_m", "db_level", "rate_lpm")
+MAX_TABLE_ROWS = 2000
+
+
+def parse_detector_table(text: str) -> list[calc.DetectorPoint]:
+    """Text, one row per line: pressure (bar); distance (m); reading (dB); leak rate (l/min),
+    separated by ";" or tabs (as copied from a spreadsheet). Numbers in the request's number
+    locale. Errors name the line; the rate must not fall as dB rise within one pressure and
+    distance (else the interpolation would not be monotonic)."""
+    errors: dict[str, str] = {}
+    points: list[calc.DetectorPoint] = []
+    seen: set = set()
+    lines = (text or "").splitlines()
+    if len(lines) > MAX_TABLE_ROWS:
+        raise ValidationError(_("At most %(n)d rows.", n=MAX_TABLE_ROWS), "table")
+    limits = {"pressure_bar": (0, 400), "distance_m": (0, 1000), "db_level": (-20, 200),
+              "rate_lpm": (0, 100000)}
+    for no, line in enumerate(lines, 1):
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        cells = [c.strip() for c in re.split(r"[;\t]", line)]
+        if len(cells) != 4:
+            errors[f"table-{no}"] = _("Line %(n)d: enter four values separated by “;”: "
+                                      "pressure; distance; dB; l/min.", n=no)
+            continue
+        values = {}
+        for name, cell in zip(TABLE_COLUMNS, cells, strict=True):
+            try:
+                value = parse_decimal(cell, name)
+            except ValidationError:
+                value = None
+            lo, hi = limits[name]
+            if value is None or not lo <= value <= hi:
+                errors[f"table-{no}"] = _("Line %(n)d: “%(v)s” is not a number from %(lo)s "
+                                          "to %(hi)s.", n=no, v=cell[:40], lo=lo, hi=hi)
+                break
+            values[name] = value
+        else:
+            key = (values["pressure_bar"], values["distance_m"], values["db_level"])
+            if key in seen:
+                errors[f"table-{no}"] = _("Line %(n)d: this pressure, distance and dB are "
+                                          "already in the table.", n=no)
+                continue
+            seen.add(key)
+            points.append(calc.DetectorPoint(values["pressure_bar"], values["distance_m"],
+                                             values["db_level"], values["rate_lpm"]))
+    curves: dict = {}
+    for p in points:
+        curves.setdefault((p.pressure_bar, p.distance_m), []).append(p)
+    for (pressure, distance), curve in curves.items():
+        curve.sort(key=lambda p: p.db)
+        for a, b in zip(curve, curve[1:], strict=False):
+            if b.rate_lpm < a.rate_lpm:
+                errors.setdefault("table", _(
+                    "At %(p)s bar and %(d)s m the leak rate falls from %(a)s to %(b)s l/min "
+                    "as the reading rises from %(da)s to %(db)s dB; a louder reading must not "
+                    "mean a smaller leak.", p=pressure, d=distance, a=a.rate_lpm, b=b.rate_lpm,
+                    da=a.db, db=b.db))
+    if errors:
+        raise ValidationError(errors)
+    return points
+
+
+def save_detector_table(actor, points: list[calc.DetectorPoint]) -> int:
+    """Replace the organization's detector table (all or nothing, audited row by row)."""
+    authz.require(actor, "manage")
+    with database.atomic():
+        for row in authz.scope(actor, DetectorRateRow, "view"):
+            writer.delete(actor, row)
+        for p in points:
+            writer.create(actor, DetectorRateRow, pressure_bar=p.pressure_bar,
+                          distance_m=p.distance_m, db_level=p.db, rate_lpm=p.rate_lpm)
+    return len(points)
+
+
+def detector_table_text(points: list[calc.DetectorPoint]) -> str:
+    return "\n".join("; ".join(str(v) for v in (p.pressure_bar, p.distance_m, p.db, p.rate_lpm))
+                     for p in points)

@@ -8,7 +8,7 @@ from flask_babel import gettext as _
 
 from .. import authz
 from ..audit.writer import ConflictError
-from ..core.db import utcnow
+from ..core.db import database, utcnow
 from ..core.pages import conflict_rows, member_required, qr_svg
 from ..core.templating import input_dt, input_num, org_tz
 from ..core.validation import (
@@ -23,10 +23,11 @@ from ..identity.login import current_actor
 from ..identity.models import User
 from ..locations import service as locations
 from ..locations.settings import SettingsResolver
+from ..photos import service as photos
 from ..security.events import record_http_error
 from ..surveys.models import Survey, SurveyScope
 from . import calc, service
-from .models import COMPONENTS, STATUSES, Leak
+from .models import CALCULATED_METHODS, COMPONENTS, STATUSES, Leak
 
 bp = Blueprint("leaks", __name__)
 
@@ -45,8 +46,14 @@ def _survey_options(actor):
 
 
 def _user_options(actor):
-    return [(u.id, u.display_name) for u in authz.scope(actor, User, "view")
-            .where(User.role.is_null(False)).order_by(User.name, User.email)]
+    """The users to choose as "Found by": those the actor may list, and always the actor
+    (an external auditor sees no user list but records his own findings)."""
+    options = [(u.id, u.display_name) for u in authz.scope(actor, User, "view")
+               .where(User.role.is_null(False)).order_by(User.name, User.email)]
+    me = actor.user if actor.kind == "user" else None
+    if me is not None and me.id not in {uid for uid, _label in options}:
+        options.insert(0, (me.id, me.display_name))
+    return options
 
 
 def _form_options(actor):
@@ -60,6 +67,9 @@ def _form_options(actor):
         "component_options": [(c, lb["components"][c]) for c in COMPONENTS],
         "priority_options": list(lb["priorities"].items()),
         "initial_status_options": [(s, lb["statuses"][s]) for s in service.INITIAL_STATUSES],
+        "default_cd": input_num(calc.DEFAULT_CD),
+        "default_temperature": input_num(calc.DEFAULT_TEMPERATURE_C),
+        "has_detector_table": bool(service.detector_table(actor)),
     }
 
 
@@ -96,6 +106,8 @@ def _form_of(leak: Leak) -> dict:
         elif hasattr(value, "isoformat"):
             value = value.isoformat()
         out[name] = "" if value is None else value
+    for name, value in service.rate_inputs_of(leak).items():
+        out[name] = input_num(value)
     return out
 
 
@@ -119,7 +131,7 @@ def index():
         "leaks/index.html", page=page, flt=flt, location=location, totals=totals,
         location_options=locations.tree_options(actor), survey_options=_survey_options(actor),
         bulk_statuses=[(s, service.STATUS_LABELS[s]) for s in STATUSES if s != "to_review"],
-        can_edit=authz.can(actor, "edit"), can_create=authz.can(actor, "create"),
+        can_edit=authz.can(actor, "edit"), can_create=authz.can_create_somewhere(actor),
         **_labels())
 
 
@@ -158,12 +170,28 @@ def new():
         form = request.form.to_dict()
         try:
             values = service.parse_leak_form(request.form, tzname=org_tz(), creating=True)
-            leak = service.create_leak(actor, **values)
-            flash(_("Leak %(tag)s recorded.", tag=leak.tag), "success")
+            # Photos taken or chosen in the form: all checked before anything is saved, then
+            # stored with the leak in one transaction — a bad photo saves nothing and names
+            # the file (the leak's fields come back as typed).
+            cleaned = _photos_of_request()
+            with database.atomic():
+                leak = service.create_leak(actor, **values)
+                if cleaned:
+                    photos.store_photos(actor, leak, cleaned)
+            if cleaned:
+                flash(_("Leak %(tag)s recorded with %(n)d photos.", tag=leak.tag,
+                        n=len(cleaned)), "success")
+            else:
+                flash(_("Leak %(tag)s recorded.", tag=leak.tag), "success")
             if request.form.get("another"):
+                # The next finding of the same walk: same survey, location and finder.
                 return redirect(url_for("leaks.new", survey=leak.survey_id or "",
-                                        location=leak.location_id))
+                                        location=leak.location_id,
+                                        found_by_user=leak.found_by_user_id or "",
+                                        found_by=leak.found_by or None))
             return redirect(url_for("leaks.detail", leak_id=leak.id))
+        except photos.PhotoError as exc:
+            errors, code = {"photos": str(exc)}, (413 if exc.status == 413 else 422)
         except ValidationError as exc:
             errors = exc.errors
         except authz.TargetForbidden as exc:
@@ -187,9 +215,30 @@ def new():
         loc_id = request.args.get("location", "")
         if loc_id.isdigit():
             form["location"] = int(loc_id)
+        # "Save and record another" carries the finder over (validated again on saving).
+        if "found_by_user" in request.args:
+            finder = request.args.get("found_by_user", "")
+            form["found_by_user"] = int(finder) if finder.isdigit() else ""
+        if request.args.get("found_by"):
+            form["found_by"] = request.args.get("found_by", "")[:200]
     return render_template("leaks/form.html", leak=None, form=form, errors=errors, version=None,
                            conflict=[], unseen={}, **_form_options(actor), **_labels()), \
         (code if code != 200 else 422 if errors else 200)
+
+
+def _photos_of_request() -> list:
+    """The photos posted with the record form, checked and cleaned (photos.clean_image);
+    PhotoError naming the first bad file."""
+    files = [(f.filename or "", f.read()) for f in request.files.getlist("photos")
+             if f and (f.filename or "")]
+    if len(files) > photos.MAX_PHOTOS_PER_LEAK:
+        raise photos.PhotoError(_("A leak can have at most %(n)d photos.",
+                                  n=photos.MAX_PHOTOS_PER_LEAK), 422)
+    out = []
+    for name, data in files:
+        clean_name = photos.sanitize_filename(name)
+        out.append((clean_name, photos.clean_image(data, clean_name)))
+    return out
 
 
 @bp.route("/leaks/<int:leak_id>")
@@ -211,6 +260,7 @@ def _render_detail(actor, leak: Leak, status_errors=None, status_form=None, code
         "leaks/detail.html", leak=leak, location=location,
         ancestors=locations.ancestors(actor, location), survey=survey, params=params,
         figures=calc.figures(leak.rate_lpm, params), history=service.history(actor, leak),
+        rate_inputs=service.rate_inputs_of(leak), calculated=leak.method in CALCULATED_METHODS,
         transitions=[(s, service.STATUS_LABELS[s])
                      for s in service.allowed_transitions(leak.status)],
         qr=qr_svg(url, label=_("Leak %(tag)s", tag=leak.tag)),
@@ -223,6 +273,10 @@ def _conflict_fields():
             ("found_at", _("Found at")), ("found_by", _("Found by")),
             ("device_serial", _("Device serial")), ("method", _("Method")),
             ("estimate_class", _("Estimate class")), ("rate_lpm", _("Leak rate l/min")),
+            ("orifice_diameter_mm", _("Hole diameter")),
+            ("discharge_coefficient", _("Discharge coefficient Cd")),
+            ("temperature_c", _("Air temperature")), ("detector_db", _("Detector reading")),
+            ("detector_distance_m", _("Distance of the reading")),
             ("rate_low_lpm", _("Low")), ("rate_high_lpm", _("High")),
             ("pressure_bar", _("Pressure bar")), ("gas", _("Gas")), ("component", _("Component")),
             ("priority", _("Priority")), ("description", _("Description")),
@@ -237,7 +291,8 @@ def _normalize_for_compare(name, value):
     if value is None:
         return ""
     value = str(value).strip()
-    if name in ("rate_lpm", "rate_low_lpm", "rate_high_lpm", "pressure_bar", "repair_cost"):
+    if name in ("rate_lpm", "rate_low_lpm", "rate_high_lpm", "pressure_bar", "repair_cost",
+                *service.RATE_INPUTS):
         try:
             return input_num(parse_decimal(value))
         except ValidationError:
@@ -333,3 +388,28 @@ def by_tag(tag):
     if leak is None:
         abort(404)
     return redirect(url_for("leaks.detail", leak_id=leak.id))
+
+
+# ---------------------------------------------------------------- detector table (settings)
+
+@bp.route("/settings/detector-table", methods=["GET", "POST"])
+@member_required
+def detector_table():
+    """The organization's detector table, entered by an administrator from the instrument's
+    documentation: it turns a dB reading at a distance and pressure into l/min."""
+    actor = current_actor()
+    authz.require(actor, "manage")
+    errors, code = {}, 200
+    if request.method == "POST":
+        text = request.form.get("table", "")
+        try:
+            points = service.parse_detector_table(text)
+            n = service.save_detector_table(actor, points)
+            flash(_("Detector table saved (%(n)d rows).", n=n), "success")
+            return redirect(url_for("leaks.detector_table"))
+        except ValidationError as exc:
+            errors, code = exc.errors, 422
+    else:
+        text = service.detector_table_text(service.detector_table(actor))
+    return render_template("leaks/detector_table.html", text=text, errors=errors,
+                           rows=service.detector_table(actor)), code

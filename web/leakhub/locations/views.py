@@ -48,7 +48,10 @@ def index():
     for root in roots:
         total(root)
     return render_template("locations/index.html", roots=roots, counts=totals,
-                           kinds=_kind_labels(), can_create=authz.can(actor, "create"))
+                           kinds=_kind_labels(),
+                           # A new site lies outside every grant: only for unrestricted roles.
+                           can_create=(authz.role_allows(actor, "create")
+                                       and authz.unrestricted(actor, "create")))
 
 
 def _parent_options(actor, kind=None):
@@ -94,7 +97,7 @@ def detail(loc_id):
                            ancestors=service.ancestors(actor, loc), kinds=_kind_labels(),
                            leak_count=leak_count, open_count=open_count, overrides=overrides,
                            effective=effective, can_edit=authz.can(actor, "edit", loc),
-                           can_create=authz.can(actor, "create"),
+                           can_create=authz.can(actor, "create", loc),
                            can_manage=authz.can(actor, "manage"))
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from flask_babel import gettext as _
+from werkzeug.exceptions import Forbidden
 
 from .. import authz
 from ..audit import writer
@@ -88,7 +89,18 @@ _FIELDS = ("name", "period_start", "period_end", "auditor_user", "auditor_compan
            "status", "coverage_percent", "notes")
 
 
+def may_create_survey(actor) -> bool:
+    """A new survey is reached by no grant (grants name existing surveys and locations), so
+    only a role that may create everywhere in the organization's security mode creates one;
+    others record into the surveys their grants reach (issue 18: "New survey" is offered only
+    to them, and the form is refused up front instead of ending in a 404)."""
+    return authz.role_allows(actor, "create") and authz.unrestricted(actor, "create")
+
+
 def create_survey(actor, /, **values) -> Survey:
+    if not may_create_survey(actor):
+        raise Forbidden(description=_("You may record leaks in the surveys shared with you, "
+                                      "but not create surveys."))
     values = _resolve(actor, values)
     for loc in values["scope"]:  # where the survey reaches: "create" at each location
         authz.require_target(actor, "create", loc, "scope")

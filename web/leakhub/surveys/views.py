@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import peewee as pw
-from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
+from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from werkzeug.datastructures import MultiDict
 
@@ -88,7 +88,7 @@ def index():
                 c["fixed"] += n
     return render_template("surveys/index.html", surveys=surveys, counts=counts,
                            statuses=status_labels(), status=status,
-                           can_create=authz.can(actor, "create"))
+                           can_create=service.may_create_survey(actor))
 
 
 @bp.route("/surveys/new", methods=["GET", "POST"])
@@ -96,6 +96,8 @@ def index():
 def new():
     actor = current_actor()
     authz.require(actor, "create")
+    if not service.may_create_survey(actor):
+        abort(403)
     form = _posted_form() if request.method == "POST" else _form_of(actor, None)
     errors = {}
     if request.method == "POST":
@@ -123,7 +125,8 @@ def detail(survey_id):
                            statuses=status_labels(), leak_statuses=STATUS_LABELS,
                            previous=service.previous_survey(actor, survey),
                            can_edit=authz.can(actor, "edit", survey),
-                           can_create=authz.can(actor, "create"))
+                           can_create=(authz.can_create_somewhere(actor)
+                                       and authz.can(actor, "create", survey)))
 
 
 @bp.route("/surveys/<int:survey_id>/edit", methods=["GET", "POST"])

@@ -1,10 +1,10 @@
 """Calculated leak rates (issue 18 item 4).
 
-- `leak.rate_method`: how `rate_lpm` came about — "measured" (entered or imported, the
-  default for every existing leak), "orifice" (from hole diameter, pressure and discharge
-  coefficient) or "detector" (from a dB reading at a distance through the organization's
-  detector table). `leak.rate_inputs`: the inputs of the calculation as JSON text, so the
-  figure can be explained and recomputed.
+- `leak.method` (existing column) gains two values: "orifice" (rate from hole diameter,
+  pressure, discharge coefficient and temperature) and "detector" (from a dB reading at a
+  distance and pressure through the organization's detector table).
+  `leak.rate_inputs`: the inputs of such a calculation as JSON text ("" for a measured or
+  estimated rate), so the figure can be explained and recomputed.
 - `detector_rate_row`: the organization's own detector table (from its instrument's
   documentation): one row per (pressure, distance, dB) → l/min.
 """
@@ -32,6 +32,5 @@ def up(db):
             table_name = "detector_rate_row"
             indexes = ((("organization", "pressure_bar", "distance_m", "db_level"), True),)
 
-    db.execute_sql("ALTER TABLE leak ADD COLUMN rate_method VARCHAR(16) NOT NULL DEFAULT 'measured'")
     db.execute_sql("ALTER TABLE leak ADD COLUMN rate_inputs TEXT NOT NULL DEFAULT ''")
     db.create_tables([DetectorRateRow])
