@@ -452,3 +452,16 @@ def test_migration_rehashes_intact_chains_and_leaves_broken_ones_broken(app, org
     AuditEntry.update(entity_id=8).where((AuditEntry.organization == org.id)
                                          & (AuditEntry.seq == 2)).execute()
     assert not verify_org(org).ok
+
+
+def test_user_page_shows_the_lock_state_and_unlocks(app, org, kc, admin, login, make_user):
+    user = make_user("editor")
+    kc.add(user, enabled=False)
+    kc.failures[user.sub] = 3
+    client = login(admin, app.test_client())
+    page = client.get(f"/users/{user.id}").get_data(as_text=True)
+    assert "Locked after 3 failed sign-ins." in page and 'data-testid="unlock"' in page
+    assert client.post(f"/users/{user.id}/unlock", data=csrf()).status_code == 302
+    assert kc.users[user.sub]["enabled"] is True
+    page = client.get(f"/users/{user.id}").get_data(as_text=True)
+    assert 'data-testid="lock-state"' not in page

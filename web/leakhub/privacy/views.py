@@ -35,6 +35,13 @@ def _json_download(data: dict, name: str) -> Response:
         "Cache-Control": "no-store"})
 
 
+@bp.app_template_global("privacy_lock_state")
+def lock_state(user):
+    """Keycloak's lock-out state of `user` for the user page ({failures, locked}), or None
+    when Keycloak cannot tell (unreachable, user unknown there)."""
+    return service.lock_state(_config(), _admin(), user)
+
+
 @bp.route("/users/<int:user_id>/unlock", methods=["POST"])
 @member_required
 def unlock(user_id):
