@@ -3,8 +3,21 @@ import os
 
 bind = os.environ.get("LEAKHUB_BIND", "0.0.0.0:8000")
 wsgi_app = "leakhub.app:create_web_server_app()"
-workers = int(os.environ.get("LEAKHUB_WEB_WORKERS", "2"))
-threads = int(os.environ.get("LEAKHUB_WEB_THREADS", "4"))
+
+
+def _cores() -> int:
+    """CPUs this process may run on (a container's cpuset, not the host's count)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):
+        return max(1, os.cpu_count() or 1)
+
+
+# Sized from the cores by default (issue 19): a page is mostly Python under the GIL, so one
+# process per core plus one that runs while another waits on the database or a client; four
+# threads each cover those waits. LEAKHUB_WEB_WORKERS / LEAKHUB_WEB_THREADS override.
+workers = int(os.environ.get("LEAKHUB_WEB_WORKERS") or _cores() + 1)
+threads = int(os.environ.get("LEAKHUB_WEB_THREADS") or 4)
 worker_class = "gthread"
 timeout = 120
 graceful_timeout = 20

@@ -4,10 +4,12 @@ values for form inputs. Views that fill a form in Python use `input_dt`/`input_n
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 from decimal import ROUND_HALF_UP, Decimal
+from pathlib import Path
 
 from babel.dates import format_date, format_datetime, format_time
-from flask import Flask, g, has_request_context
+from flask import Flask, g, has_request_context, request
 from flask_babel import format_currency, format_decimal, get_locale
 from flask_login import current_user
 
@@ -191,3 +193,38 @@ def register_filters(app: Flask) -> None:
     """Install every filter on the app's Jinja environment (create_app calls it once)."""
     app.jinja_env.filters.update(FILTERS)
     app.jinja_env.globals["get_locale"] = get_locale  # <html lang> in base.html
+    register_static_versions(app)
+
+
+STATIC_MAX_AGE = 365 * 24 * 3600
+
+
+def register_static_versions(app: Flask) -> None:
+    """Static URLs carry their file's content hash (`/static/css/leakhub.css?v=1a2b3c4d5e6f`,
+    added by url_for), so browsers and Caddy may keep them for a year: a new release changes
+    the hash, hence the URL (issue 19). The hash of a file is computed once per process; the
+    files are part of the release and the same on every replica."""
+    hashes: dict[str, str] = {}
+    folder = Path(app.static_folder)
+
+    @app.url_defaults
+    def _static_version(endpoint, values):
+        if endpoint != "static" or "v" in values or "filename" not in values:
+            return
+        name = values["filename"]
+        if name not in hashes:
+            path = (folder / name).resolve()
+            try:
+                path.relative_to(folder.resolve())
+                hashes[name] = hashlib.sha256(path.read_bytes()).hexdigest()[:12]
+            except (OSError, ValueError):
+                hashes[name] = ""
+        if hashes[name]:
+            values["v"] = hashes[name]
+
+    @app.after_request
+    def _static_cache(response):
+        if request.endpoint == "static" and request.args.get("v") and \
+                response.status_code in (200, 304):
+            response.headers["Cache-Control"] = f"public, max-age={STATIC_MAX_AGE}, immutable"
+        return response
