@@ -18,6 +18,7 @@ from leakhub.audit.models import AuditEntry
 from leakhub.authz import Actor
 from leakhub.core.errors import Conflict, Forbidden, Invalid, NotFound, Unavailable
 from leakhub.dashboard import service as dashboard_service
+from leakhub.leaks import calc
 from leakhub.leaks import service as leak_service
 from leakhub.leaks.models import Leak
 from leakhub.locations.models import Location
@@ -735,3 +736,42 @@ def test_refused_tokens_are_security_events_and_a_flood_is_summarised(client, si
     assert get(good).status_code == 200
     is_problem(get(forged, ip="10.9.9.9"), 401)
     assert events("token_rejected", "10.9.9.9") == 1
+
+
+# -------------------------------------------------- calculated rates, deferral (issue 18)
+
+def test_api_records_a_calculated_rate_with_its_inputs(api, actor, tree):
+    resp = api.post("/leaks", json=leak_body(tree, method="orifice", pressure_bar=6,
+                                             orifice_diameter_mm=1, discharge_coefficient=1))
+    assert resp.status_code == 201, resp.data
+    lk = resp.get_json()
+    assert lk["method"] == "orifice"
+    assert lk["rate_lpm"] == float(calc.orifice_rate_lpm(1, 6, 1, 20))  # ≈ 64.8, not 12.5
+    assert lk["rate_inputs"] == {"orifice_diameter_mm": "1", "discharge_coefficient": "1",
+                                 "temperature_c": "20"}
+    assert lk["figures"]["kwh_year"] > 0
+    bad = api.post("/leaks", json=leak_body(tree, method="orifice", orifice_diameter_mm=-2))
+    assert "orifice_diameter_mm" in is_problem(bad, 422)["errors"]
+    none = api.post("/leaks", json=leak_body(tree, method="detector", detector_db=30,
+                                             detector_distance_m=1))
+    assert "method" in is_problem(none, 422)["errors"]  # no detector table yet
+    leak_service.save_detector_table(actor, leak_service.parse_detector_table(
+        "6; 1; 10; 3\n6; 1; 50; 60\n"))
+    far = api.post("/leaks", json=leak_body(tree, method="detector", pressure_bar=6,
+                                            detector_db=30, detector_distance_m=2))
+    assert "detector_distance_m" in is_problem(far, 422)["errors"]
+    ok = api.post("/leaks", json=leak_body(tree, method="detector", pressure_bar=6,
+                                           detector_db=30, detector_distance_m=1))
+    assert ok.status_code == 201 and ok.get_json()["rate_lpm"] == 31.5
+    doc = api.get("/openapi.json").get_json()
+    props = doc["components"]["schemas"]["LeakCreate"]["properties"]
+    assert {"orifice_diameter_mm", "detector_db", "detector_distance_m"} <= set(props)
+
+
+def test_api_deferring_needs_a_reason(api, tree):
+    lk = api.post("/leaks", json=leak_body(tree)).get_json()
+    resp = api.post(f"/leaks/{lk['id']}/status", json={"status": "deferred"})
+    assert "note" in is_problem(resp, 422)["errors"]
+    resp = api.post(f"/leaks/{lk['id']}/status", json={"status": "deferred",
+                                                       "note": "spare part on order"})
+    assert resp.status_code == 200 and resp.get_json()["status"] == "deferred"
