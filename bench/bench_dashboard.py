@@ -14,8 +14,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import time
-
 import random
 
 from _common import cpu_percentiles, environment, load, seed_once, system_actor

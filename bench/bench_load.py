@@ -4,8 +4,16 @@ reads (leak list, dashboard, API list, a leak page) with writes (leak form with 
 POST). Prints per concurrency level: requests/s, p50/p95 in ms per kind, errors (≥ 500 and
 refused writes), and the ratio to GET /healthz at the same concurrency.
 
+--routes (issue 19): instead of the mix, each route on its own at the highest concurrency —
+/healthz, /leaks plain, filtered (open, one site, by rate), a deep page, /dashboard,
+/api/v1/leaks, a leak page — each as a ratio to /healthz measured in the same run; with
+--leaks N the organization first gets N demo leaks (`leakctl demo seed`). Then the RSS of
+each web worker at idle, and of the web workers and the background worker after a CSV export
+of every leak (a job above 10,000 rows: the worker writes it).
+
     .venv/bin/python bench/bench_load.py [--db sqlite|postgres|both] [--duration 15]
                                          [--clients 1,8,32] [--write-share 0.3] [--home DIR]
+                                         [--routes] [--leaks 2000]
 
 Without --home a stack is started in a temporary home per database and stopped at the end;
 with --home (one database only) the stack running there is used, or started and left running.
@@ -13,7 +21,9 @@ with --home (one database only) the stack running there is used, or started and 
 from __future__ import annotations
 
 import argparse
+import os
 import random
+import re
 import statistics
 import sys
 import tempfile
@@ -58,8 +68,12 @@ class Run:
                 self.errors[kind] += 1
 
 
-def prepare(stack: Stack, clients: int):
+def prepare(stack: Stack, clients: int, leaks: int = 0):
     slug, email, password = new_org(stack, prefix="load")
+    if leaks:
+        t = time.perf_counter()
+        stack.leakctl("demo", "seed", "--org", slug, "--leaks", str(leaks), timeout=3600)
+        print(f"seeded {leaks} demo leaks in {time.perf_counter() - t:.0f} s")
     sessions = []
     for _ in range(clients):
         http = stack.requests_session()
@@ -78,7 +92,132 @@ def prepare(stack: Stack, clients: int):
                                "rate_lpm": 5 + i % 40, "description": f"Vorlauf {i}"})
         assert resp.status_code == 201, resp.text
         leak_ids.append(resp.json()["id"])
+    world["slug"] = slug
     return sessions, world, token, leak_ids
+
+
+def route_paths(stack, sessions, token) -> list[tuple[str, str]]:
+    """(label, path) of every route measured on its own; "api:" = with the bearer token."""
+    http = stack.requests_session()
+    total = http.get(f"{stack.public_url}/api/v1/leaks?per_page=1",
+                     headers={"Authorization": f"Bearer {token}"}).json()
+    n = total.get("total") or total.get("count") or 2000
+    some = http.get(f"{stack.public_url}/api/v1/leaks?per_page=1&sort=-rate",
+                    headers={"Authorization": f"Bearer {token}"}).json()
+    items = some.get("items") or some.get("data") or []
+    leak_id = items[0]["id"] if items else 1
+    page = sessions[0].get("/leaks")
+    site = re.search(r'<option value="(\d+)">', page.text)
+    deep = max(1, int(n) // 50 // 2)
+    return [("GET /healthz", "/healthz"), ("GET /leaks", "/leaks"),
+            ("GET /leaks filtered", f"/leaks?status=open&location={site.group(1) if site else ''}"
+             "&sort=-rate"),
+            (f"GET /leaks page {deep}", f"/leaks?page={deep}"),
+            ("GET /dashboard", "/dashboard"),
+            ("GET /api/v1/leaks", "api:/api/v1/leaks?per_page=50"),
+            ("GET /leaks/<id>", f"/leaks/{leak_id}")]
+
+
+def one_route(stack, sessions, token, path, clients, duration):
+    run = Run()
+    deadline = time.monotonic() + duration
+
+    def client(n):
+        browser = sessions[n % len(sessions)]
+        api_http = stack.requests_session()
+        auth = {"Authorization": f"Bearer {token}"}
+        while time.monotonic() < deadline:
+            t0 = time.perf_counter()
+            if path.startswith("api:"):
+                resp = api_http.get(stack.public_url + path[4:], headers=auth)
+            elif path == "/healthz":
+                resp = api_http.get(stack.public_url + path)
+            else:
+                resp = browser.get(path)
+            run.add(path, time.perf_counter() - t0, resp.status_code == 200)
+
+    started = time.perf_counter()
+    with ThreadPoolExecutor(clients) as pool:
+        for f in [pool.submit(client, n) for n in range(clients)]:
+            f.result()
+    return run, time.perf_counter() - started
+
+
+def web_processes(home: Path) -> dict:
+    """{pid: role} of this stack's gunicorn workers and background worker (by LEAKHUB_HOME
+    in their environment; loopback stacks of other sessions are left alone)."""
+    out = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            cmd = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+            env = (entry / "environ").read_bytes().split(b"\0")
+            stat = (entry / "stat").read_text().split()
+        except OSError:
+            continue
+        if f"LEAKHUB_HOME={home}".encode() not in env:
+            continue
+        if "gunicorn" in cmd:
+            out[int(entry.name)] = ("gunicorn", int(stat[3]))
+        elif "leakhub_worker" in cmd:
+            out[int(entry.name)] = ("worker", int(stat[3]))
+    masters = {pid for pid, (role, ppid) in out.items()
+               if role == "gunicorn" and ppid not in out}
+    return {pid: ("web worker" if role == "gunicorn" and pid not in masters else
+                  "gunicorn master" if role == "gunicorn" else "background worker")
+            for pid, (role, _ppid) in out.items()}
+
+
+def rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def print_rss(home: Path, when: str) -> None:
+    procs = web_processes(home)
+    parts = [f"{role} {pid}: {rss_mb(pid):.0f} MB" for pid, role in sorted(procs.items(),
+                                                                          key=lambda x: x[1])]
+    print(f"RSS {when}: " + "; ".join(parts))
+
+
+def big_export(stack, browser) -> None:
+    """CSV of every leak: a job above 10,000 rows (waited for), else the direct download."""
+    t = time.perf_counter()
+    resp = browser.http.get(f"{stack.public_url}/leaks/export.csv", allow_redirects=False)
+    if resp.status_code == 303:
+        page = stack.public_url + resp.headers["Location"]
+        while time.perf_counter() - t < 600:
+            html = browser.http.get(page).text
+            status = re.search(r'data-status="(\w+)"', html)
+            if status and status.group(1) in ("done", "failed"):
+                print(f"export job {status.group(1)} after {time.perf_counter() - t:.1f} s")
+                break
+            time.sleep(2)
+    else:
+        print(f"direct export: {resp.status_code}, {len(resp.content) / 1e6:.1f} MB in "
+              f"{time.perf_counter() - t:.1f} s")
+
+
+def bench_routes(db, stack, home, args) -> None:
+    clients = max(int(c) for c in args.clients.split(","))
+    sessions, world, token, _ids = prepare(stack, clients, args.leaks)
+    print_rss(home, "idle (after sign-in and seeding)")
+    paths = route_paths(stack, sessions, token)
+    healthz = None
+    print(f"\n[{db}] {args.leaks or 300} leaks, {clients} clients, {args.duration:.0f} s per route")
+    for label, path in paths:
+        run, elapsed = one_route(stack, sessions, token, path, clients, args.duration)
+        lat = run.latency[path]
+        rps = run.count / elapsed
+        healthz = healthz or rps
+        print(f"  {label:28s} {rps:7.1f} req/s  {rps / healthz:5.2f}× /healthz  "
+              f"p50 {statistics.median(lat):7.1f} ms  p95 {percentile(lat, 0.95):7.1f} ms  "
+              f"errors {sum(run.errors.values())}  (load {os.getloadavg()[0]:.1f})")
+    big_export(stack, sessions[0])
+    print_rss(home, "after the big export")
 
 
 def one_level(stack, sessions, world, token, leak_ids, clients, duration, write_share,
@@ -150,6 +289,9 @@ def bench(db, home, args):
         home.chmod(0o755)
         stack = Stack.start(home, db=db)
     try:
+        if args.routes:
+            bench_routes(db, stack, home, args)
+            return
         levels = [int(c) for c in args.clients.split(",")]
         sessions, world, token, leak_ids = prepare(stack, max(levels))
         for clients in levels:
@@ -172,6 +314,10 @@ def main():
     parser.add_argument("--clients", default="1,8,32")
     parser.add_argument("--write-share", type=float, default=0.3)
     parser.add_argument("--home", help="use (or start and keep) the stack in this home")
+    parser.add_argument("--routes", action="store_true",
+                        help="each route on its own, as a ratio to /healthz; RSS; big export")
+    parser.add_argument("--leaks", type=int, default=0,
+                        help="seed this many demo leaks into the organization first")
     args = parser.parse_args()
     if args.home and args.db == "both":
         parser.error("--home needs --db sqlite or --db postgres")
