@@ -10,4 +10,6 @@ here, never from each other:
 - browser: Debian's Chromium driven by Playwright, trusting the stack's CA
 - reporting_data: locations, leaks, photos and PDF text for unit and integration tests
 - session: signing a Flask test client in without Keycloak (unit tests)
+- ldap: Debian's OpenLDAP server (slapd) started unprivileged on a free port, seeded with
+  two users and a group (the company-directory tests)
 """
