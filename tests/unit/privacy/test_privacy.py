@@ -39,6 +39,7 @@ class FakeKeycloak:
         self.users = {}
         self.failures = {}
         self.realms = {}
+        self.events, self.admin_events = [], []
         self.fail = set()
 
     def _call(self, name, *args):
@@ -93,6 +94,14 @@ class FakeKeycloak:
 
     def set_edit_username_allowed(self, realm, allowed):
         self._call("set_edit_username_allowed", realm, allowed)
+
+    def get_events(self, realm, **kw):
+        self._call("get_events", realm)
+        return list(self.events)
+
+    def get_admin_events(self, realm, **kw):
+        self._call("get_admin_events", realm)
+        return list(self.admin_events)
 
 
 @pytest.fixture
@@ -186,6 +195,27 @@ def test_erase_removes_personal_data_keeps_pseudonym_and_chain(config, org, kc, 
     assert erased.actor_id == admin.id and erased.entity_id == user.id
     assert service.user_by_email(admin_actor, admin.email)  # others untouched
     assert user.id not in [u.id for u in users_service.list_users(admin_actor)]
+
+
+def test_erase_pulls_pending_keycloak_events_first_and_pseudonymises_them(config, org, kc,
+                                                                         admin_actor):
+    user, _leak = personal_life(org, kc, email="pia.pending@acme.test", name="Pia Pending")
+    now_ms = int(utcnow().replace(tzinfo=dt.UTC).timestamp() * 1000)
+    kc.events = [{"id": "e1", "time": now_ms, "type": "LOGIN", "userId": user.sub,
+                  "ipAddress": "192.168.9.9", "clientId": "leakhub",
+                  "details": {"username": "pia.pending@acme.test"}}]
+    kc.admin_events = [{"id": "a1", "time": now_ms, "operationType": "UPDATE",
+                        "resourceType": "USER", "resourcePath": f"users/{user.sub}",
+                        "authDetails": {"userId": "someone", "ipAddress": "10.0.0.1"}}]
+    service.erase_user(config, admin_actor, user)
+    names = kc.names()
+    assert names.index("get_events") < names.index("delete_user")
+    pulled = SecurityEvent.select().where(SecurityEvent.source == "keycloak")
+    assert pulled.count() == 2
+    text = dump()
+    for secret in ("pia.pending@acme.test", user.sub, "192.168.9.9"):
+        assert secret not in text, secret
+    assert verify_org(org).ok
 
 
 def test_erase_refuses_self_last_admin_twice_and_keycloak_failure(config, org, kc, admin,

@@ -43,6 +43,7 @@ from ..leaks.models import Leak, LeakStatusChange
 from ..orgs.models import Organization
 from ..orgs.service import one_time_password
 from ..photos.models import Photo
+from ..security.keycloak_sync import sync_org
 from ..security.models import Finding, SecurityEvent
 
 log = logging.getLogger("leakhub.privacy")
@@ -216,19 +217,32 @@ def erase_user(config, actor: authz.Actor, user: User, kc=None) -> dict:
                              "organization; make someone else an administrator first.",
                              email=user.email))
     slug = actor.organization.slug
+    kc = kc or keycloak.admin_client(config)
     try:
-        (kc or keycloak.admin_client(config)).delete_user(slug, user.sub)
+        # Keycloak's events not yet pulled would arrive later with the user's name: pull them
+        # now, so the pseudonymisation below covers them.
+        _pull_events(kc, actor.organization)
+        kc.delete_user(slug, user.sub)
     except KeycloakNotFound:
         pass  # gone already (an earlier attempt): go on with Leakhub
     except KeycloakError as exc:
         raise PrivacyError(_("The sign-in service could not delete the user (%(error)s); "
                              "nothing was changed.", error=str(exc))) from None
+    try:
+        _pull_events(kc, actor.organization)  # the deletion's admin event names the user's id
+    except KeycloakError as exc:
+        log.warning("Keycloak events after an erasure not pulled: %s", exc)
     with database.atomic():
         writer.begin(actor)
         counts = pseudonymise(actor.organization, user)
         writer.append(actor, "user.erased", entity_type=writer.entity_type(User),
                       entity_id=user.id, changes={"pseudonym": pseudonym(user.id), **counts})
     return counts
+
+
+def _pull_events(kc, org: Organization) -> None:
+    for kind in ("login", "admin"):
+        sync_org(kc, org, kind)
 
 
 def pseudonymise(org: Organization, user: User) -> dict:
@@ -274,10 +288,22 @@ def pseudonymise(org: Organization, user: User) -> dict:
     named = naming(SecurityEvent, SecurityEvent.username, same_org(SecurityEvent))
     events = SecurityEvent.select().where(
         same_org(SecurityEvent) & ((SecurityEvent.user == uid) | SecurityEvent.id.in_(named)))
+    done = set()
     for ev in events:
         details = _rewrite_json(ev.details, lambda v: _replace_strings(v, needles, repl))
         SecurityEvent.update(user=uid, username=p, ip=None, ip_truncated=True,
                              details=details).where(SecurityEvent.id == ev.id).execute()
+        done.add(ev.id)
+        n += 1
+    # Events of others that name the user in their details (an administrator's change of the
+    # user in Keycloak: "users/<their Keycloak id>").
+    escaped = needles | {json.dumps(x, ensure_ascii=False)[1:-1] for x in needles}
+    for ev_id, text in (SecurityEvent.select(SecurityEvent.id, SecurityEvent.details)
+                        .where(same_org(SecurityEvent)).tuples().iterator()):
+        if ev_id in done or not _contains_any(text or "", escaped):
+            continue
+        details = _rewrite_json(text, lambda v: _replace_strings(v, needles, repl))
+        SecurityEvent.update(details=details).where(SecurityEvent.id == ev_id).execute()
         n += 1
     counts["security_events"] = n
 
