@@ -194,6 +194,8 @@ from leakhub.authz.models import Grant
 from leakhub.core.config import get_config
 from leakhub.core.db import utcnow
 from leakhub.devices.models import Device
+from leakhub.exports import jobs as export_jobs
+from leakhub.exports import service as exports
 from leakhub.identity.models import User
 from leakhub.leaks import service as leaks
 from leakhub.locations import service as locations
@@ -257,7 +259,13 @@ with app.test_request_context():
                          note="Wartung Halle 3")
     device = Device.create(organization=org, name=f"Leckagedetektor {n}",
                            client_id=f"device-crawl-{n}", model="LD-500", serial=f"SN{n}")
-    values = {"leak_id": made[0].id, "loc_id": site.id, "location_id": site.id,
+    export = export_jobs.request_export(a, leaks.parse_filter({}), fmt="xlsx",
+                                       opts=exports.Options(), total=len(made) + 1)
+    export.status = "running"          # written here, not by the worker
+    export.save()
+    export_jobs.run_job(export)
+    values = {"leak_id": made[0].id, "job_id": export.uid, "loc_id": site.id,
+              "location_id": site.id,
               "survey_id": survey.id, "photo_id": photo.id, "row_id": settings.id,
               "finding_id": finding.id, "tag": made[0].tag, "user_id": target.id,
               "grant_id": grant.id, "device_id": device.id, "slug": args["slug"]}
