@@ -73,7 +73,16 @@ class Project:
                                    self.name, "logs", "--tail", "25", "--no-color"],
                                   cwd=self.folder, env=self.engine.env(), capture_output=True,
                                   text=True, timeout=120).stdout
-            return f"--- ps\n{ps}\n--- logs\n{logs[-12000:]}"
+            # The app services' own logs in full length: the interleaved tail above is mostly
+            # Keycloak's.
+            own = ""
+            for service in ("worker", "web"):
+                own += f"--- {service}\n" + subprocess.run(
+                    ["docker", "compose", "--env-file", self.env_file, "-p", self.name, "logs",
+                     "--tail", "60", "--no-color", service], cwd=self.folder,
+                    env=self.engine.env(), capture_output=True, text=True,
+                    timeout=120).stdout[-6000:] + "\n"
+            return f"--- ps\n{ps}\n--- logs\n{logs[-12000:]}\n{own}"
         except Exception as exc:   # diagnostics never hide the failure
             return f"(no diagnostics: {exc})"
 
