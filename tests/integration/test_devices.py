@@ -7,6 +7,7 @@ from __future__ import annotations
 import base64
 import io
 import json
+import subprocess
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -15,7 +16,11 @@ import pytest
 from PIL import Image
 
 from support.kc import new_org
-from support.stackctl import superuser
+from support.stackctl import VENV_BIN, superuser
+
+# The plaintext of a stored upload, read through the storage (decrypted with the stack's key).
+READ_UPLOAD = ("import sys; from leakhub.photos.storage import photo_storage; "
+               "sys.stdout.buffer.write(photo_storage(int(sys.argv[1])).read(sys.argv[2]))")
 
 pytestmark = pytest.mark.integration
 
@@ -92,8 +97,12 @@ def test_device_add_token_ingest_with_photo_replay_and_disable(stack):
     assert leak[4].isoformat() == "2024-03-31T12:30:00" and leak[5] == "H1.1"
     photos = rows(stack, "SELECT sha256, content_type FROM photo WHERE leak_id = %s", leak_id)
     assert len(photos) == 1 and photos[0][1] == "image/jpeg"
-    stored = (Path(stack.env["LEAKHUB_DATA_DIR"]) / "uploads" / "photos" / str(org_id)
-              / photos[0][0][:2] / photos[0][0]).read_bytes()
+    on_disk = (Path(stack.env["LEAKHUB_DATA_DIR"]) / "uploads" / "photos" / str(org_id)
+               / photos[0][0][:2] / photos[0][0]).read_bytes()
+    assert on_disk.startswith(b"\x00LHENC1\n")        # encrypted at rest (docs/encryption.md)
+    stored = subprocess.run([str(VENV_BIN / "python"), "-c", READ_UPLOAD, str(org_id),
+                             photos[0][0]], env=stack.env, capture_output=True, check=True,
+                            timeout=120).stdout
     assert stored[:3] == b"\xff\xd8\xff" and b"SecretCam" not in stored
 
     def counts():
