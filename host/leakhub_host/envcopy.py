@@ -11,11 +11,19 @@ Installations are
   uses `.env.NAME` (which sets its own COMPOSE_PROJECT_NAME, ports and host name; see
   compose/README.md "A second installation").
 
-The archive is encrypted to FROM's appliance key, so the restore reads FROM's backup identity
-(never copied anywhere: read in place). TO then holds FROM's data *and* FROM's application
-secrets (session key, Keycloak client secrets, backup key), as any restore does; its own
-database passwords and public URL stay (Keycloak's redirect URIs follow TO's URL). Use it for
-test copies of production, and treat the test installation as production-grade data.
+The archive is encrypted to FROM's appliance key: FROM's own leakctl exports its backup
+identity (FROM alone can read it: the secret is encrypted with FROM's data key), and it reaches
+the restore through a private temporary file (natively) or the one-shot container's stdin and
+tmpfs (Compose) — never a log, never TO's disks. TO then holds FROM's data *and* FROM's
+application secrets (session key, Keycloak client secrets, backup key), as any restore does;
+its own database passwords, data key and public URL stay (Keycloak's redirect URIs follow TO's
+URL).
+
+Personal data is masked in TO unless `--no-mask` is given: after TO has started,
+`leakctl privacy mask --all --yes` replaces names, e-mail addresses and IP addresses with
+stable fakes in Leakhub and in TO's Keycloak (docs/data-protection.md). Users then sign in to
+TO as user<id>@example.invalid with their production password. Without `--no-mask`, treat the
+test installation as production-grade personal data.
 Standard library only (runs with the host's python3).
 """
 from __future__ import annotations
@@ -25,6 +33,7 @@ import json
 import os
 import shutil
 import sys
+import tempfile
 from pathlib import Path
 
 from .layout import REPO, app_env
@@ -87,16 +96,20 @@ class NativeInstallation:
         env.update(app_env(self.layout))
         return env
 
-    def leakctl(self, *args, timeout=3600):
+    def leakctl(self, *args, timeout=3600, quiet_output=False):
         return run([self.release / ".venv" / "bin" / "leakctl", *args], self.log, env=self.env(),
-                   cwd=self.release, timeout=timeout)
+                   cwd=self.release, timeout=timeout, quiet_output=quiet_output)
 
     def stack_py(self, *args):
         return run([sys.executable, REPO / "scripts" / "stack.py", *args, "--home", self.home],
                    self.log, timeout=1200)
 
 
-def copy_native(source: str, target: str, log: RunLog, *, start: bool = True) -> dict:
+MASK = ("privacy", "mask", "--all", "--yes")
+
+
+def copy_native(source: str, target: str, log: RunLog, *, start: bool = True,
+                mask: bool = True) -> dict:
     src_home, dst_home = native_home(source), native_home(target)
     if src_home == dst_home:
         raise CopyError("source and target are the same installation")
@@ -104,6 +117,9 @@ def copy_native(source: str, target: str, log: RunLog, *, start: bool = True) ->
     dst = NativeInstallation(dst_home, log)
     if src.layout.backup_dir.resolve() == dst.layout.backup_dir.resolve():
         raise CopyError("source and target share a backup directory")
+    if mask and not start:
+        raise CopyError("masking needs the target running (its Keycloak): leave out --no-start, "
+                        "or give --no-mask as well")
     backup = newest_verified(last_json(src.leakctl("backup", "list", "--json").stdout))
     log.step(f"newest verified backup of {src_home}: {backup['file']}")
     dst.layout.backup_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
@@ -113,14 +129,23 @@ def copy_native(source: str, target: str, log: RunLog, *, start: bool = True) ->
     os.chmod(tmp, 0o600)
     os.replace(tmp, copied)
     log.step(f"copied to {copied}")
-    identity = src.layout.secrets_dir / "backup-identity"
+    identity = src.leakctl("backup", "export-key", quiet_output=True).stdout
     log.step(f"restoring into {dst_home}" + (" (stopping it first)" if dst.running else ""))
-    dst.leakctl("backup", "restore", str(copied), "--identity", str(identity), "--yes",
-                "--stop-services")
+    with tempfile.TemporaryDirectory(prefix="leakhub-env-copy-") as private:
+        key_file = Path(private) / "backup-identity"
+        fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as out:
+            out.write(identity)
+        dst.leakctl("backup", "restore", str(copied), "--identity", str(key_file), "--yes",
+                    "--stop-services")
     if start:
         log.step(f"starting {dst_home}")
         dst.stack_py("up", "--detach")
-    return {"source": str(src_home), "target": str(dst_home), "backup": backup["file"]}
+    if mask:
+        log.step("masking personal data in the copy (leakctl privacy mask --all)")
+        dst.leakctl(*MASK)
+    return {"source": str(src_home), "target": str(dst_home), "backup": backup["file"],
+            "masked": mask}
 
 
 # --------------------------------------------------------------------------------------------
@@ -151,7 +176,7 @@ def check_names_itself(path: Path) -> None:
 
 
 def copy_compose(project: Path, source: str, target: str, log: RunLog,
-                 docker: str = "docker") -> dict:
+                 docker: str = "docker", *, mask: bool = True) -> dict:
     src_env, dst_env = env_file(project, source), env_file(project, target)
     for path in (src_env, dst_env):
         if not path.exists():
@@ -162,24 +187,30 @@ def copy_compose(project: Path, source: str, target: str, log: RunLog,
     for path in (src_env, dst_env):
         check_names_itself(path)
 
-    def compose(env: Path, name: str, *args, input=None):
+    def compose(env: Path, name: str, *args, input=None, quiet_output=False):
         return run([docker, "compose", "--env-file", env, "-p", name, *args], log, cwd=project,
-                   input=input, timeout=3600)
+                   input=input, timeout=3600, quiet_output=quiet_output)
 
     rows = last_json(compose(src_env, src_name, "exec", "-T", "worker", "leakctl", "backup",
                              "list", "--json").stdout)
     backup = newest_verified(rows)
     log.step(f"newest verified backup of {src_name}: {backup['file']}")
+    # The source's worker exports its identity (encrypted at rest with the source's data key,
+    # which the target does not have); the target's one-shot container reads it from stdin
+    # into its tmpfs /tmp.
+    identity = compose(src_env, src_name, "exec", "-T", "worker", "leakctl", "backup",
+                       "export-key", quiet_output=True).stdout
     compose(dst_env, dst_name, "stop", "web", "worker", "keycloak", "caddy")
-    # One-shot container of the target with the source's backups and secrets read-only.
-    mounts = ["-v", f"{src_name}_backups:/from-backups:ro", "-v",
-              f"{src_name}_secrets:/from-secrets:ro"]
-    compose(dst_env, dst_name, "run", "--rm", "-T", *mounts, "setup", "sh", "-c",
-            'cp "/from-backups/$1" /var/lib/leakhub/backups/ && '
-            'leakctl backup restore "/var/lib/leakhub/backups/$1" '
-            '--identity /from-secrets/backup-identity --yes', "sh", backup["file"])
+    compose(dst_env, dst_name, "run", "--rm", "-T", "-v", f"{src_name}_backups:/from-backups:ro",
+            "setup", "sh", "-c",
+            'umask 077 && cat > /tmp/from-identity && cp "/from-backups/$1" '
+            '/var/lib/leakhub/backups/ && leakctl backup restore "/var/lib/leakhub/backups/$1" '
+            '--identity /tmp/from-identity --yes', "sh", backup["file"], input=identity)
     compose(dst_env, dst_name, "up", "-d")
-    return {"source": src_name, "target": dst_name, "backup": backup["file"]}
+    if mask:
+        log.step("masking personal data in the copy (leakctl privacy mask --all)")
+        compose(dst_env, dst_name, "exec", "-T", "web", "leakctl", *MASK)
+    return {"source": src_name, "target": dst_name, "backup": backup["file"], "masked": mask}
 
 
 def main(argv=None) -> int:
@@ -191,19 +222,26 @@ def main(argv=None) -> int:
     where.add_argument("--compose", metavar="DIR", help=argparse.SUPPRESS)
     parser.add_argument("source", metavar="FROM", help="prod, a name (var/NAME) or a home path")
     parser.add_argument("target", metavar="TO", help="e.g. test")
-    parser.add_argument("--no-start", action="store_true", help="leave TO stopped (native)")
+    parser.add_argument("--no-start", action="store_true",
+                        help="leave TO stopped (native; needs --no-mask)")
+    parser.add_argument("--no-mask", action="store_true",
+                        help="keep real names, e-mail addresses and IP addresses in TO")
     args = parser.parse_args(argv)
     log = RunLog(None, prefix="env-copy")
     try:
         if args.compose:
-            result = copy_compose(Path(args.compose), args.source, args.target, log)
+            result = copy_compose(Path(args.compose), args.source, args.target, log,
+                                  mask=not args.no_mask)
         else:
-            result = copy_native(args.source, args.target, log, start=not args.no_start)
+            result = copy_native(args.source, args.target, log, start=not args.no_start,
+                                 mask=not args.no_mask)
     except (CopyError, UpdateError, OSError) as exc:
         print(f"leakctl env-copy: error: {exc}", file=sys.stderr)
         return 1
     print(f"{result['target']} now holds the data of {result['source']} "
-          f"(backup {result['backup']})")
+          f"(backup {result['backup']}" + ("; personal data masked: users sign in as "
+                                            "user<id>@example.invalid)" if result["masked"]
+                                            else "; NOT masked: real personal data)"))
     return 0
 
 

@@ -159,9 +159,9 @@ def goto(page, url: str):
         page.goto(url)
 
 
-def sign_in(page, base: str, password: str, one_time: str | None = None):
+def sign_in(page, base: str, password: str, one_time: str | None = None, email: str = EMAIL):
     goto(page, f"{base}/login/main")
-    page.fill("#username", EMAIL)
+    page.fill("#username", email)
     page.fill("#password", one_time or password)
     page.locator("#kc-login").click()
     if one_time:
@@ -452,8 +452,8 @@ def test_mail_goes_out_and_env_copy_makes_a_separate_test_installation(project, 
     """Mail: with LEAKHUB_SMTP_* in .env, Keycloak mails the invitation and the worker the
     security digest to the SMTP server on the egress network. Then `scripts/leakctl env-copy
     prod test` restores production's newest verified backup into a second Compose project on
-    the same host: the same rows and photos, the same password signs in at the test
-    installation's own URL, and users added there stay there."""
+    the same host: the same rows and photos, personal data masked, the same password signs in
+    at the test installation's own URL, and users added there stay there."""
     project.up()
     slug = json.loads(project.run("scripts/leakctl", "org", "list", "--json").stdout)[0]["slug"]
 
@@ -510,19 +510,26 @@ def test_mail_goes_out_and_env_copy_makes_a_separate_test_installation(project, 
         assert "T-0815" in rows and test.sql(ROWS_SQL) == rows
         assert test.upload_checksums() == project.upload_checksums()
 
+        def users(p):
+            return {u["email"]: u for u in json.loads(p.compose(
+                "exec", "-T", "web", "leakctl", "user", "list", "--org", slug, "--json").stdout)}
+
+        # Masked by default: no production e-mail address in the copy, each user is
+        # user<id>@example.invalid there.
+        prod_users = users(project)
+        masked = users(test)
+        assert {f"user{u['id']}@example.invalid" for u in prod_users.values()} == set(masked)
+        assert "masked" in copied.stdout
+
         # Separate users: one invited in the test installation does not exist in production.
         test.compose("exec", "-T", "web", "leakctl", "user", "invite", "--org", slug, "--email",
                      "tester@example.test", "--role", "user")
-
-        def emails(p):
-            return {u["email"] for u in json.loads(p.compose(
-                "exec", "-T", "web", "leakctl", "user", "list", "--org", slug, "--json").stdout)}
-        assert "tester@example.test" in emails(test)
-        assert "tester@example.test" not in emails(project)
-        assert "kollege@example.test" in emails(test)        # copied from production
+        assert "tester@example.test" in users(test)
+        assert "tester@example.test" not in users(project)
 
         # Production's administrator signs in at the test installation's own URL (Keycloak's
-        # redirect URIs follow it), trusting the test installation's own root.
+        # redirect URIs follow it) under the masked address with the production password,
+        # trusting the test installation's own root.
         ca = tmp_path / "test-root.crt"
         ca.write_text(test.compose("exec", "-T", "caddy", "cat",
                                    "/data/caddy/pki/authorities/local/root.crt").stdout)
@@ -530,7 +537,8 @@ def test_mail_goes_out_and_env_copy_makes_a_separate_test_installation(project, 
             ctx = launch(pw, ca, tmp_path / "chromium-test")
             page = ctx.new_page()
             page.set_default_timeout(30_000)
-            sign_in(page, test.base, PASSWORD)
+            sign_in(page, test.base, PASSWORD,
+                    email=f"user{prod_users[EMAIL]['id']}@example.invalid")
             goto(page, f"{test.base}/leaks")
             expect(page.locator("body")).to_contain_text("T-0815")
             ctx.close()

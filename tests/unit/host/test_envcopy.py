@@ -4,6 +4,7 @@ what they are asked to do), and the compose branch's commands."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -12,6 +13,7 @@ from leakhub_host import envcopy, update
 FAKE_LEAKCTL = """#!/usr/bin/env bash
 echo "$LEAKHUB_HOME $*" >> "$FAKE_CALLS"
 case "$*" in
+  "backup export-key") echo "AGE-SECRET-KEY-1FAKE" ;;
   "backup list --json")
     echo '[{"file": "b3.tar.age", "verify_status": null},
            {"file": "b2.tar.age", "verify_status": "ok"},
@@ -43,16 +45,38 @@ def test_native_copy(tmp_path, monkeypatch):
     (prod / "backups" / "b2.tar.age").write_bytes(b"age-encrypted archive")
     calls = tmp_path / "calls"
     monkeypatch.setenv("FAKE_CALLS", str(calls))
-    result = envcopy.copy_native(str(prod), str(test), update.RunLog(None, quiet=True),
-                                 start=False)
-    assert result["backup"] == "b2.tar.age"
+    started = []
+    monkeypatch.setattr(envcopy.NativeInstallation, "stack_py",
+                        lambda self, *args: started.append((self.home, args)))
+    log_file = tmp_path / "env-copy.log"
+    result = envcopy.copy_native(str(prod), str(test), update.RunLog(log_file, quiet=True))
+    assert result["backup"] == "b2.tar.age" and result["masked"]
     copied = test / "backups" / "b2.tar.age"
     assert copied.read_bytes() == b"age-encrypted archive"
     assert oct(copied.stat().st_mode & 0o777) == "0o600"
-    assert calls.read_text().splitlines() == [
-        f"{prod} backup list --json",
-        f"{test} backup restore {copied} --identity {prod / 'secrets' / 'backup-identity'} "
-        "--yes --stop-services"]
+    lines = calls.read_text().splitlines()
+    assert lines[:2] == [f"{prod} backup list --json", f"{prod} backup export-key"]
+    # FROM's identity (exported by FROM: it is encrypted with FROM's data key) reaches the
+    # restore through a private file that is gone afterwards, and never the log.
+    restore = lines[2].split()
+    assert restore[:5] == [str(test), "backup", "restore", str(copied), "--identity"]
+    assert restore[6:] == ["--yes", "--stop-services"] and not Path(restore[5]).exists()
+    assert started == [(test, ("up", "--detach"))]
+    assert lines[3:] == [f"{test} privacy mask --all --yes"]
+    assert "AGE-SECRET-KEY-1FAKE" not in log_file.read_text()
+
+
+def test_native_copy_without_masking_or_start(tmp_path, monkeypatch):
+    prod, test = make_home(tmp_path, "prod", 20000), make_home(tmp_path, "test", 21000)
+    (prod / "backups" / "b2.tar.age").write_bytes(b"age-encrypted archive")
+    calls = tmp_path / "calls"
+    monkeypatch.setenv("FAKE_CALLS", str(calls))
+    log = update.RunLog(None, quiet=True)
+    with pytest.raises(envcopy.CopyError, match="masking needs the target running"):
+        envcopy.copy_native(str(prod), str(test), log, start=False)
+    result = envcopy.copy_native(str(prod), str(test), log, start=False, mask=False)
+    assert not result["masked"]
+    assert not [c for c in calls.read_text().splitlines() if "privacy" in c]
 
 
 def test_native_names(tmp_path):
@@ -66,9 +90,10 @@ def test_refusals(tmp_path, monkeypatch):
     monkeypatch.setenv("FAKE_CALLS", str(tmp_path / "calls"))
     log = update.RunLog(None, quiet=True)
     with pytest.raises(envcopy.CopyError, match="same installation"):
-        envcopy.copy_native(str(prod), str(prod), log, start=False)
+        envcopy.copy_native(str(prod), str(prod), log, start=False, mask=False)
     with pytest.raises(envcopy.CopyError, match="not a native stack home"):
-        envcopy.copy_native(str(prod), str(tmp_path / "nothing"), log, start=False)
+        envcopy.copy_native(str(prod), str(tmp_path / "nothing"), log, start=False,
+                            mask=False)
     with pytest.raises(envcopy.CopyError, match="no verified backup"):
         envcopy.newest_verified([{"file": "x", "verify_status": "failed"}])
 
@@ -86,18 +111,21 @@ def test_compose_copy(tmp_path, monkeypatch):
     monkeypatch.setenv("FAKE_CALLS", str(calls))
     result = envcopy.copy_compose(tmp_path, "prod", "test", update.RunLog(None, quiet=True),
                                   docker=str(docker))
-    assert result == {"source": "leakhub", "target": "leakhub-test", "backup": "b9.tar.age"}
+    assert result == {"source": "leakhub", "target": "leakhub-test", "backup": "b9.tar.age",
+                      "masked": True}
     lines = [line.rstrip("|").split("|") for line in calls.read_text().splitlines()]
     assert lines[0][:8] == ["compose", "--env-file", str(tmp_path / ".env"), "-p", "leakhub",
                             "exec", "-T", "worker"]   # the backup identity is the worker's
-    assert lines[1][4:] == ["leakhub-test", "stop", "web", "worker", "keycloak", "caddy"]
-    restore = lines[2]
+    assert lines[1][4:] == ["leakhub", "exec", "-T", "worker", "leakctl", "backup", "export-key"]
+    assert lines[2][4:] == ["leakhub-test", "stop", "web", "worker", "keycloak", "caddy"]
+    restore = lines[3]
     assert restore[4:7] == ["leakhub-test", "run", "--rm"]
     assert "leakhub_backups:/from-backups:ro" in restore
-    assert "leakhub_secrets:/from-secrets:ro" in restore
-    assert restore[-1] == "b9.tar.age" and "--identity /from-secrets/backup-identity" in \
-        " ".join(restore)
-    assert lines[3][4:] == ["leakhub-test", "up", "-d"]
+    assert not [a for a in restore if "secrets" in a]     # the source's secrets stay its own
+    assert restore[-1] == "b9.tar.age" and "--identity /tmp/from-identity" in " ".join(restore)
+    assert lines[4][4:] == ["leakhub-test", "up", "-d"]
+    assert lines[5][4:] == ["leakhub-test", "exec", "-T", "web", "leakctl", "privacy", "mask",
+                            "--all", "--yes"]
 
 
 def test_compose_refuses_an_env_file_that_does_not_name_itself(tmp_path):
