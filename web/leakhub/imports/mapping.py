@@ -250,7 +250,15 @@ METHOD_WORDS = {"device": ["device", "measured", "measuredwithadevice", "gemesse
                            "messgeraet", "mitmessgeraetgemessen"],
                 "estimate": ["estimate", "estimateclass", "geschaetzt", "schaetzung",
                              "schaetzklasse"],
-                "calculated": ["calculated", "berechnet"]}
+                "calculated": ["calculated", "berechnet"],
+                # Rates calculated in Leakhub from stored inputs (issue 18): an import then
+                # needs those inputs, else the row's error names the missing one.
+                "orifice": ["orifice", "calculatedfromtheorificeholediameterandpressure",
+                            "oeffnung", "ausderoeffnungberechnetlochdurchmesserunddruck"],
+                # Not plain "detector": in a vendor's file that means "measured with one".
+                "detector": ["detectortable",
+                             "calculatedfromadetectorreadingdetectortable", "messgeraetetabelle",
+                             "auseinemmesswertdesmessgeraetsberechnetmessgeraetetabelle"]}
 ESTIMATE_WORDS = {"minimal": ["minimal", "minimalfeltnotheard", "sehrklein",
                              "minimalfuehlbarnichthoerbar"],
                   "small": ["small", "klein"], "medium": ["medium", "mittel"],
