@@ -275,3 +275,10 @@ def test_env_copy_identity_file_of_another_installation_opens_with_its_key(cfg, 
     crypto.forget_cached()
     with pytest.raises(BackupError, match="another installation's data key"):
         load_identity_files([identity])
+
+
+def test_a_second_key_operation_at_the_same_time_is_refused(cfg):
+    with crypto.operation_lock(cfg):
+        with pytest.raises(crypto.DataKeyError, match="another `leakctl keys` operation"):
+            keys.rotate(cfg)
+    assert keys.encrypt_existing(cfg) == 0

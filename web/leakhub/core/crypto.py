@@ -273,6 +273,24 @@ def ensure_keyring(path: Path, key_file: Path, *, generate: bool = True) -> tupl
         return ring, created
 
 
+@contextlib.contextmanager
+def operation_lock(config):
+    """One `leakctl keys` operation at a time per installation (not blocking: a second one is
+    told so)."""
+    path = keyring_path(config)
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    fd = os.open(path.parent / f".{path.name}.operation", os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise DataKeyError("another `leakctl keys` operation is running on "
+                               f"{path}; try again when it has finished") from None
+        yield
+    finally:
+        os.close(fd)
+
+
 # --------------------------------------------------------------------- the installation's ring
 
 _cache: dict = {}

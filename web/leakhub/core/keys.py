@@ -111,6 +111,11 @@ class Outcome:
 
 def rotate(config, progress=None, *, fail_after: int | None = None) -> Outcome:
     """See the module docstring. `fail_after` (tests) raises after that many files."""
+    with crypto.operation_lock(config):
+        return _rotate(config, progress, fail_after)
+
+
+def _rotate(config, progress, fail_after) -> Outcome:
     ring = crypto.keyring(config, refresh=True)
     resumed = bool(ring.retiring)
     if not resumed:
@@ -148,15 +153,20 @@ def rotate(config, progress=None, *, fail_after: int | None = None) -> Outcome:
 
 
 def encrypt_existing(config, progress=None) -> int:
-    ring = crypto.keyring(config, refresh=True)
-    return _pass(config, ring, lambda kid: kid is None, progress)
+    with crypto.operation_lock(config):
+        ring = crypto.keyring(config, refresh=True)
+        return _pass(config, ring, lambda kid: kid is None, progress)
 
 
 def rewrap(config, new_key_file: Path) -> list[str]:
     """Wrap the key ring under the master key in `new_key_file` (generated when absent).
     Returns what was created. The old key file opens nothing afterwards."""
+    with crypto.operation_lock(config):
+        return _rewrap(config, Path(new_key_file))
+
+
+def _rewrap(config, new_key_file: Path) -> list[str]:
     ring = crypto.keyring(config, refresh=True)
-    new_key_file = Path(new_key_file)
     created = []
     if not new_key_file.exists():
         crypto.generate_key_file(new_key_file)
