@@ -64,6 +64,12 @@ def test_a_bad_photo_saves_nothing_and_names_the_file(actor, place, login):
     assert 'data-testid="error-photos"' in page and "notes.jpg" in page
     assert 'zischt' in page  # the typed fields come back
     assert Leak.select().count() == 0 and Photo.select().count() == 0
+    # Field errors and the photo's error at once, not one after the other.
+    resp = post(c, form(place, rate_lpm="viel"), [("notes.jpg", b"not an image")])
+    page = resp.get_data(as_text=True)
+    assert resp.status_code == 422
+    assert 'data-testid="error-photos"' in page and 'data-testid="error-rate_lpm"' in page
+    assert Leak.select().count() == 0 and Photo.select().count() == 0
 
 
 def test_save_and_record_another_keeps_finder_survey_and_location(actor, place, login):

@@ -169,11 +169,22 @@ def new():
     if request.method == "POST":
         form = request.form.to_dict()
         try:
-            values = service.parse_leak_form(request.form, tzname=org_tz(), creating=True)
             # Photos taken or chosen in the form: all checked before anything is saved, then
             # stored with the leak in one transaction — a bad photo saves nothing and names
-            # the file (the leak's fields come back as typed).
-            cleaned = _photos_of_request()
+            # the file (the leak's fields come back as typed, their errors beside it).
+            found: dict = {}
+            try:
+                values = service.parse_leak_form(request.form, tzname=org_tz(), creating=True)
+            except ValidationError as exc:
+                found.update(exc.errors)
+            try:
+                cleaned = _photos_of_request()
+            except photos.PhotoError as exc:
+                found["photos"] = str(exc)
+                if exc.status == 413:
+                    code = 413
+            if found:
+                raise ValidationError(found)
             with database.atomic():
                 leak = service.create_leak(actor, **values)
                 if cleaned:
@@ -190,8 +201,6 @@ def new():
                                         found_by_user=leak.found_by_user_id or "",
                                         found_by=leak.found_by or None))
             return redirect(url_for("leaks.detail", leak_id=leak.id))
-        except photos.PhotoError as exc:
-            errors, code = {"photos": str(exc)}, (413 if exc.status == 413 else 422)
         except ValidationError as exc:
             errors = exc.errors
         except authz.TargetForbidden as exc:
