@@ -346,7 +346,10 @@ def test_every_page_is_german_and_accessible(stack, tmp_path):
     downloads: list[str] = []
 
     with sync_playwright() as p:
-        ctx = launch(p, stack.ca_dir, tmp_path / "chromium", viewport=TABLET_PORTRAIT)
+        # A German user's browser (Accept-Language, navigator.language). Chromium's own
+        # widgets (date inputs, the file input) keep its UI language (en-US here).
+        ctx = launch(p, stack.ca_dir, tmp_path / "chromium", viewport=TABLET_PORTRAIT,
+                     locale="de-DE")
         page = ctx.new_page()
         page.set_default_timeout(30_000)
         goto(page, f"{base}/login/{operator}")

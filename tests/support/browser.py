@@ -22,10 +22,12 @@ TABLET = {"width": 820, "height": 1180}   # a 10.9" tablet in portrait, CSS pixe
 
 
 def launch(playwright, ca_dir: Path, user_data_dir: Path, *, viewport: dict | None = None,
-           has_touch: bool = False):
+           has_touch: bool = False, locale: str | None = None):
     """Chromium accepts certificates only from our CA (root or intermediate key pinned), not
     any certificate: `--ignore-certificate-errors-spki-list` instead of ignoring all errors.
-    `viewport` (default 1024×768) and `has_touch` emulate other devices, e.g. `TABLET`."""
+    `viewport` (default 1024×768) and `has_touch` emulate other devices, e.g. `TABLET`;
+    `locale` (e.g. "de-DE") is the browser's language as pages see it (Accept-Language,
+    navigator.language; Chromium's own widgets keep its UI language)."""
     hashes = [spki_hash(p) for p in sorted(Path(ca_dir).glob("*.crt"))]
     args = [
         "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -34,7 +36,8 @@ def launch(playwright, ca_dir: Path, user_data_dir: Path, *, viewport: dict | No
     ]
     return playwright.chromium.launch_persistent_context(
         str(user_data_dir), executable_path=CHROMIUM, headless=True, args=args,
-        viewport=viewport or {"width": 1024, "height": 768}, has_touch=has_touch)
+        viewport=viewport or {"width": 1024, "height": 768}, has_touch=has_touch,
+        **({"locale": locale} if locale else {}))
 
 
 def first_sign_in(page, slug: str, email: str, one_time_password: str,
