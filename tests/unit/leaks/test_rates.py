@@ -6,9 +6,10 @@ import json
 from decimal import Decimal as D
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from leakhub.authz import Actor
 from leakhub.core.validation import ValidationError
 from leakhub.leaks import calc, service
 from leakhub.leaks.models import DetectorRateRow, Leak
@@ -202,3 +203,35 @@ def test_form_bad_inputs_are_field_errors(org, make_user, login, place):
 
 def test_detector_table_page_is_for_admins(org, make_user, login):
     assert login(make_user("editor")).get("/settings/detector-table").status_code == 403
+
+
+TEXT_OR_NUMBER = st.one_of(
+    st.sampled_from(("1", "6", "0,5", "5", "30", "2", "", "1.000", "-1")),  # often valid
+    st.text(max_size=12), st.decimals(allow_nan=True, allow_infinity=True).map(str),
+    st.integers(-10**6, 10**6).map(str))
+
+
+@settings(max_examples=40, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(method=st.sampled_from(("orifice", "detector")), d=TEXT_OR_NUMBER, p=TEXT_OR_NUMBER,
+       cd=TEXT_OR_NUMBER, db=TEXT_OR_NUMBER, m=TEXT_OR_NUMBER)
+def test_any_input_is_saved_or_a_field_error_never_a_500(org, make_user, login, place,
+                                                         method, d, p, cd, db, m):
+    admin = make_user("admin")
+    if not DetectorRateRow.select().exists():
+        _save_table(Actor(organization=org, kind="user", user=admin))
+    c = login(admin)
+    before = Leak.select().count()
+    r = c.post("/leaks/new", data={"csrf_token": "t", "location": str(place.id),
+                                   "found_at": "2024-03-05T10:15", "method": method,
+                                   "pressure_bar": p, "orifice_diameter_mm": d,
+                                   "discharge_coefficient": cd, "detector_db": db,
+                                   "detector_distance_m": m, "component": "other",
+                                   "priority": "2", "status": "open"})
+    assert r.status_code in (302, 422), r.status_code
+    if r.status_code == 422:
+        assert 'data-testid="error-' in r.get_data(as_text=True)
+        assert Leak.select().count() == before
+    else:
+        leak = Leak.select().order_by(Leak.id.desc()).get()
+        assert leak.rate_lpm >= 0 and leak.method == method and leak.rate_inputs
