@@ -235,3 +235,21 @@ def test_any_input_is_saved_or_a_field_error_never_a_500(org, make_user, login, 
     else:
         leak = Leak.select().order_by(Leak.id.desc()).get()
         assert leak.rate_lpm >= 0 and leak.method == method and leak.rate_inputs
+
+
+def test_a_partial_change_keeps_the_other_stored_inputs(actor, place):
+    leak = service.create_leak(actor, location=place.id, found_at=dt.datetime(2024, 3, 2, 9),
+                               method="orifice", pressure_bar=D(6),
+                               rate_inputs={"orifice_diameter_mm": D(1),
+                                            "discharge_coefficient": D("0.8")})
+    values = service.parse_leak_form({"location": place.id, "orifice_diameter_mm": "2"},
+                                     tzname="UTC", creating=False)
+    service.update_leak(actor, leak, expected_version=leak.version, **values)
+    after = Leak.get_by_id(leak.id)
+    assert service.rate_inputs_of(after)["discharge_coefficient"] == D("0.8")
+    assert after.rate_lpm == calc.orifice_rate_lpm(2, 6, D("0.8"), 20)
+    # Sent empty: back to the default.
+    values = service.parse_leak_form({"location": place.id, "discharge_coefficient": ""},
+                                     tzname="UTC", creating=False)
+    service.update_leak(actor, after, expected_version=after.version, **values)
+    assert Leak.get_by_id(leak.id).rate_lpm == calc.orifice_rate_lpm(2, 6, calc.DEFAULT_CD, 20)

@@ -201,7 +201,8 @@ def parse_leak_form(data, *, tzname: str | None, creating: bool) -> dict:
                                          places=3),
     }
     if any(k in data for k in RATE_INPUTS):
-        out["rate_inputs"] = {k: v for k, v in inputs.items() if v is not None}
+        # Sent empty: None (the default, or "missing"); not sent: kept when editing.
+        out["rate_inputs"] = {k: v for k, v in inputs.items() if k in data}
     if creating:
         out["status"] = f.choice("status", INITIAL_STATUSES, default="open")
     try:
@@ -442,6 +443,9 @@ def update_leak(actor, leak: Leak, /, *, expected_version: int | None, **values)
     # Fields not given keep their value (partial updates from the API).
     base = {k: (getattr(leak, k + "_id") if isinstance(Leak._meta.fields[k], pw.ForeignKeyField)
                 else getattr(leak, k)) for k in EDIT_FIELDS}
+    if isinstance(values.get("rate_inputs"), dict):
+        # Inputs not sent keep their stored value (a PATCH of the diameter keeps the Cd).
+        values["rate_inputs"] = {**rate_inputs_of(leak), **values["rate_inputs"]}
     base.update(values)
     v = check_values(actor, base, leak=leak)
     # Moving the leak: "edit" where it leaves and where it lands (location and survey).
