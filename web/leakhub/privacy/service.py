@@ -568,16 +568,26 @@ def mask_org(config, org: Organization, *, faker: Faker | None = None, kc=None,
             Finding.update(subject=subject, details=mask_details(f.details)).where(
                 Finding.id == f.id).execute()
             counts["findings"] += 1
-        for e in AuditEntry.select().where((AuditEntry.organization == org.id)
-                                           & (AuditEntry.hash_version >= 2)).iterator():
-            label = e.actor_label
-            if e.actor_kind == "user":
-                label = fake_text(label)
-            AuditEntry.update(
-                actor_label=label, ip=faker.ip(e.ip),
-                changes=mask_json(e.changes, writer.personal_keys(e.entity_type)),
-            ).where(AuditEntry.id == e.id).execute()
-            counts["audit_entries"] += 1
+        # The audit trail: labels and IPs by distinct value (few), `changes` only where a
+        # personal key is in them. Version-1 entries (a chain broken before 0013) stay.
+        audit = (AuditEntry.organization == org.id) & (AuditEntry.hash_version >= 2)
+        for (label,) in (AuditEntry.select(AuditEntry.actor_label).distinct()
+                         .where(audit & (AuditEntry.actor_kind == "user")).tuples()):
+            fake = fake_text(label)
+            if fake != label:
+                counts["audit_entries"] += AuditEntry.update(actor_label=fake).where(
+                    audit & (AuditEntry.actor_kind == "user")
+                    & (AuditEntry.actor_label == label)).execute()
+        for (ip,) in (AuditEntry.select(AuditEntry.ip).distinct()
+                      .where(audit & AuditEntry.ip.is_null(False)).tuples()):
+            AuditEntry.update(ip=faker.ip(ip)).where(audit & (AuditEntry.ip == ip)).execute()
+        for entry_id, etype, text in (AuditEntry.select(AuditEntry.id, AuditEntry.entity_type,
+                                                        AuditEntry.changes)
+                                      .where(audit).tuples().iterator()):
+            masked = mask_json(text, writer.personal_keys(etype))
+            if masked != text:
+                AuditEntry.update(changes=masked).where(AuditEntry.id == entry_id).execute()
+                counts["audit_entries"] += 1
         writer.append(actor, "privacy.masked", changes=counts)
     return counts
 
