@@ -4,6 +4,8 @@ subject, body, severities, rule titles and dates dd.mm.yyyy for German readers."
 import datetime as dt
 import re
 
+from flask import has_app_context
+
 from leakhub.core.db import utcnow
 from leakhub.security import review
 from leakhub.security.models import SecurityEvent
@@ -72,5 +74,6 @@ def test_each_administrator_reads_the_digest_in_their_language(config, org, make
 
 def test_digest_text_without_an_application(org):
     """The worker has no Flask app: the digest still speaks German."""
+    assert not has_app_context()
     subject, body = review.digest_for(org, [], type("C", (), {"public_url": "https://x"})(), "de")
     assert subject.startswith("[Leakhub] Sicherheitsbefunde") and "0 Befund(e)" in body
