@@ -24,6 +24,7 @@ ACTION_LABELS = {
     "device.disabled": _l("Device disabled"), "finding.acknowledged": _l("Finding acknowledged"),
     "audit.exported": _l("Audit log exported"), "backup.created": _l("Backup created"),
     "backup.deleted": _l("Backup deleted"), "backup.downloaded": _l("Backup downloaded"),
+    "backup.requested": _l("Backup requested"),
     "backup.restored": _l("Backup restored"), "dashboard.recount": _l("Dashboard recounted"),
     "deployment.recorded": _l("Deployment recorded"), "export": _l("Exported"),
     "import": _l("Imported"), "report": _l("Report created"), "grant.given": _l("Access granted"),
