@@ -73,6 +73,12 @@ def test_secret_writing_verbs_run_in_a_setup_container(fake_docker):
     assert calls[-1] == "compose exec -T worker leakctl backup list"
     _, calls = fake_docker("backup", "create")
     assert calls[-1] == "compose exec -T worker leakctl backup create"
+    # Key changes write the key ring and every upload: setup, then fresh copies everywhere.
+    _, calls = fake_docker("keys", "rotate", "--yes")
+    assert calls[-2:] == ["compose run --rm -T setup leakctl keys rotate --yes",
+                          "compose up -d --force-recreate setup web worker"]
+    _, calls = fake_docker("keys", "status")
+    assert calls[-1] == "compose exec -T web leakctl keys status"
     # The security review mails the digest: only the worker reaches the SMTP server.
     _, calls = fake_docker("security", "review")
     assert calls[-1] == "compose exec -T worker leakctl security review"
