@@ -339,7 +339,9 @@ def _fetch_token(
         raise KeycloakUnreachable(
             f"Keycloak is not reachable at {base_url}: {_short_reason(exc)}"
         ) from None
-    if resp.status_code in (502, 503, 504):
+    if resp.status_code in (500, 502, 503, 504):
+        # 500 from the token endpoint is Keycloak's own trouble (e.g. its database connections
+        # were cut by a PostgreSQL restart), not a verdict on the credentials: unavailable.
         raise KeycloakUnreachable(
             f"Keycloak is not reachable at {base_url}: HTTP {resp.status_code}",
             status=resp.status_code,

@@ -12,6 +12,7 @@ from ..backups.restore import rehost_if_pending
 from ..core import migrations
 from ..core.clikit import CliError, Group, load
 from ..core.db import database
+from ..core.errors import Unavailable
 from ..core.secrets import ensure_all, read_secret, write_secret
 from ..identity import keycloak
 from ..orgs.models import Organization
@@ -31,6 +32,19 @@ def _wait(what, probe, deadline):
         if time.monotonic() > deadline:
             raise CliError(f"{what} not reachable: {type(last).__name__}: "
                            f"{str(last).splitlines()[0] if str(last) else ''}")
+        time.sleep(2)
+
+
+def _while_unavailable(what, step, deadline):
+    """Run `step`, again while it fails because `what` is unavailable (a restart in progress:
+    e.g. `docker compose up -d` after a change re-creates PostgreSQL under a running
+    Keycloak) until the deadline; any other failure at once."""
+    while True:
+        try:
+            return step()
+        except Unavailable as exc:
+            if time.monotonic() > deadline:
+                raise CliError(f"{what} not available: {exc}") from None
         time.sleep(2)
 
 
@@ -61,9 +75,10 @@ def setup_group(ctx, wait_seconds):
         requests.get(f"{config.keycloak_url}/realms/master", timeout=5).raise_for_status()
 
     _wait("Keycloak", kc_probe, deadline)
-    click.echo(f"keycloak: service client {keycloak.bootstrap(config)}")
+    click.echo(f"keycloak: service client "
+               f"{_while_unavailable('Keycloak', lambda: keycloak.bootstrap(config), deadline)}")
 
-    _reapply_app_clients(config)
+    _while_unavailable("Keycloak", lambda: _reapply_app_clients(config), deadline)
     if config.first_org_slug and config.first_admin_email:
         result = create_organization(config, slug=config.first_org_slug,
                                      name=config.first_org_name,
