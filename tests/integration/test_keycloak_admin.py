@@ -21,6 +21,7 @@ from pathlib import Path
 import pytest
 import requests
 
+from leakhub.core.secrets import read_secret
 from leakhub.identity.keycloak_admin import (
     API_AUDIENCE,
     KeycloakAdmin,
@@ -44,7 +45,8 @@ BLOCKLIST = REPO / "compose" / "keycloak" / "password-blacklists" / "leakhub-com
 
 
 def service_secret(stack) -> str:
-    return (Path(stack.home) / "secrets" / "keycloak-service-client-secret").read_text().strip()
+    # Encrypted at rest with the stack's data key (home/keys/data-key): read as the app does.
+    return read_secret(Path(stack.home) / "secrets", "keycloak-service-client-secret")
 
 
 def admin(stack) -> KeycloakAdmin:
