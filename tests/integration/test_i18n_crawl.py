@@ -355,7 +355,7 @@ def test_every_page_is_german_and_accessible(stack, tmp_path):
         ctx = launch(p, stack.ca_dir, tmp_path / "chromium", viewport=TABLET_PORTRAIT,
                      locale="de-DE")
         page = ctx.new_page()
-        page.set_default_timeout(30_000)
+        page.set_default_timeout(60_000)   # a load of 15 on 2 cores once took > 30 s
         goto(page, f"{base}/login/{operator}")
         try:
             first_sign_in(page, operator, email, otp)
