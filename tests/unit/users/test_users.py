@@ -57,6 +57,14 @@ class FakeKeycloak:
         self._call("delete_user", realm, user_id)
         self.users.pop(user_id, None)
 
+    # Reads of the user page's lock-out state (privacy); not recorded: the tests here follow
+    # the writes.
+    def get_login_failures(self, realm, user_id):
+        return {"numFailures": 0, "disabled": False}
+
+    def get_user(self, realm, user_id):
+        return {"id": user_id, **self.users.get(user_id, {"enabled": True})}
+
     def set_user_enabled(self, realm, user_id, enabled):
         self._call("set_user_enabled", realm, user_id, enabled)
 
