@@ -563,6 +563,22 @@ def _placeholder(value: str) -> bool:
     )
 
 
+_K8S_NAME = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
+
+
+def _k8s_reference(rel: str, key: str, value: str) -> bool:
+    """In the Helm chart and its test schemas, `existingSecret: leakhub-db`, `passwordSecret:
+    {name: ..., key: ...}` or `secret: {{ include ... }}` name a Kubernetes Secret (or render
+    one from values); they hold no secret. A literal under a key like `password:` still
+    counts."""
+    if not rel.startswith(("deploy/", "tests/unit/deploy/")):
+        return False
+    value = value.strip().strip("'\"")
+    if value.startswith("{") and value.endswith("}"):
+        return True                     # a reference object or a Helm expression
+    return key.endswith("Secret") and len(value) <= 253 and bool(_K8S_NAME.fullmatch(value))
+
+
 def _config_file(path: Path) -> bool:
     return path.suffix in _CONFIG_SUFFIXES or path.name.startswith(".env") \
         or path.name.endswith(".env.example")
@@ -621,7 +637,8 @@ def test_no_secrets_in_tracked_files():
             if not match or not _secret_key(match["key"]):
                 continue
             value = match["value"].split(" #")[0].strip()
-            if _placeholder(value) or (fixture and _FAKE.search(value)):
+            if _placeholder(value) or (fixture and _FAKE.search(value)) \
+                    or _k8s_reference(rel, match["key"], value):
                 continue
             findings.append(f"{rel}:{number}: {match['key']} has a literal value")
     assert not findings, "secret-looking values are committed:\n" + "\n".join(findings)
@@ -638,6 +655,13 @@ def test_secret_scanner_finds_what_it_should():
     assert not _secret_key("POSTGRES_PASSWORD_FILE") and not _secret_key("passwordPolicy")
     assert _placeholder("${APP_CLIENT_SECRET}") and _placeholder("**********") and _placeholder("")
     assert not _placeholder("changeme") and not _placeholder("hunter2")
+    chart = "deploy/helm/leakhub/values.yaml"
+    assert _k8s_reference(chart, "existingSecret", "leakhub-backup-identity")
+    assert _k8s_reference(chart, "passwordSecret", "{name: leakhub-db, key: password}")
+    assert _k8s_reference(chart, "secret", "{{ include \"leakhub.kcSecret\" . }}")
+    assert not _k8s_reference(chart, "password", "hunter2")
+    assert not _k8s_reference(chart, "clientSecret", "Zx81-q!secret")
+    assert not _k8s_reference("compose/.env.example", "existingSecret", "leakhub-db")
     assert list(_json_findings({"clients": [{"secret": "s3cr3t"}, {"secret": "${X}"}]})) == [
         ".clients[0].secret"
     ]
