@@ -11,8 +11,6 @@ STATUSES = ("queued", "running", "done", "failed")
 
 
 class ExportJob(OrgScoped):
-    AUDIT_TYPE = "export"
-
     uid = pw.CharField(max_length=32, unique=True)     # in the URL; not guessable
     organization = pw.ForeignKeyField(Organization, on_delete="CASCADE")
     user = pw.ForeignKeyField(User, on_delete="CASCADE")  # only this user may download
