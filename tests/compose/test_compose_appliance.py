@@ -468,7 +468,7 @@ def test_mail_goes_out_and_env_copy_makes_a_separate_test_installation(project, 
         "LEAKHUB_SMTP_STARTTLS=false\nLEAKHUB_SMTP_FROM=leakhub@example.test\n")
     project.up()      # the app services are re-created with the mail settings
     invited = project.run("scripts/leakctl", "user", "invite", "--org", slug, "--email",
-                          "kollege@example.test", "--role", "user", "--name", "Karl Kollege")
+                          "kollege@example.test", "--role", "viewer", "--name", "Karl Kollege")
     assert "one-time password" not in invited.stdout.lower(), invited.stdout
     invitation = wait_for_mail(sink / "mail", lambda m: "kollege@example.test" in m["rcpt"],
                                "invitation from Keycloak")
@@ -523,7 +523,7 @@ def test_mail_goes_out_and_env_copy_makes_a_separate_test_installation(project, 
 
         # Separate users: one invited in the test installation does not exist in production.
         test.compose("exec", "-T", "web", "leakctl", "user", "invite", "--org", slug, "--email",
-                     "tester@example.test", "--role", "user")
+                     "tester@example.test", "--role", "viewer")
         assert "tester@example.test" in users(test)
         assert "tester@example.test" not in users(project)
 
