@@ -120,7 +120,10 @@ def test_concurrent_writers_neither_deadlock_nor_lose_counts(world):
             with database.connection_context():
                 for r in range(rounds):
                     target = ("repair_planned", "deferred", "open")[r % 3]
-                    assert service.bulk_change_status(me, ids[k::writers], target) == per_writer
+                    # deferring needs a reason (the one status rule for form, API, import)
+                    note = "Stillstand abwarten" if target == "deferred" else ""
+                    assert service.bulk_change_status(me, ids[k::writers], target,
+                                                      note=note) == per_writer
         except Exception as exc:  # noqa: BLE001 (collected and reported below)
             errors.append(f"writer {k}: {type(exc).__name__}: {exc}")
 
