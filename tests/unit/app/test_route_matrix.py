@@ -321,9 +321,10 @@ def make_world(people) -> dict:
                               user=people["users"]["admin"], fmt="csv", status="done",
                               rows_done=1, rows_total=1, file_name=f"{n}-{mark}.csv")
     (export_jobs.exports_dir() / export.file_name).write_text(f"tag\n{mark}\n")
-    return {"export": export, "mark": mark, "site": site, "hall": hall, "survey": survey, "leak": leak,
-            "photo": photo, "settings": settings, "finding": finding, "import_key": key,
-            "target": target, "grant": grant, "backup": people["backup"], "device": device}
+    return {"export": export, "mark": mark, "site": site, "hall": hall, "survey": survey,
+            "leak": leak, "photo": photo, "settings": settings, "finding": finding,
+            "import_key": key, "target": target, "grant": grant, "backup": people["backup"],
+            "device": device}
 
 
 def url_arguments(world, rule) -> dict:
@@ -333,7 +334,8 @@ def url_arguments(world, rule) -> dict:
               "finding_id": world["finding"].id, "key": world["import_key"],
               "tag": world["leak"].tag, "user_id": world["target"].id,
               "grant_id": world["grant"].id, "backup_id": world["backup"].id,
-              "device_id": world["device"].id, "job_id": world["export"].uid, "slug": "acme", "filename": "css/leakhub.css"}
+              "device_id": world["device"].id, "job_id": world["export"].uid, "slug": "acme",
+              "filename": "css/leakhub.css"}
     missing = set(rule.arguments) - set(values)
     assert not missing, f"{rule.endpoint}: no test value for {missing}: add one in url_arguments"
     return {name: values[name] for name in rule.arguments}
