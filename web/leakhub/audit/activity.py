@@ -49,7 +49,8 @@ ENTITY_LABELS = {
     "survey_scope": _l("Survey scope"), "device": _l("Device (API client)"), "photo": _l("Photo"),
     "grant": _l("Access grant"), "user": _l("User"), "organization": _l("Organization"),
     "security_finding": _l("Security finding"), "backup": _l("Backup"),
-    "deployment": _l("Deployment"),
+    "deployment": _l("Deployment"), "detector_rate_row": _l("Detector table"),
+    "export": _l("Export"),
 }
 FIELD_LABELS = {
     "tag": _l("Tag"), "tag_number": _l("Leak tag number"), "location": _l("Location"),
