@@ -18,11 +18,10 @@ import json
 import secrets
 import time
 import uuid
-from pathlib import Path
 
 import pytest
 
-from support.kc import new_org
+from support.kc import new_org, service_secret
 from support.stackctl import sql
 from support.tokens import Person, api, b64url, invite
 
@@ -212,7 +211,7 @@ def test_tokens_of_other_clients_are_refused(stack, org_a):
     audience from a client that is neither Leakhub's nor a registered device."""
     from leakhub.identity.keycloak_admin import KeycloakAdmin
 
-    secret = (Path(stack.home) / "secrets" / "keycloak-service-client-secret").read_text().strip()
+    secret = service_secret(stack)
     kc = KeycloakAdmin(stack.keycloak_url, "leakhub-service", secret)
     slug = org_a["slug"]
     plain_id = f"plain-{uuid.uuid4().hex[:8]}"

@@ -12,6 +12,8 @@ import requests
 
 from leakhub.identity.keycloak_admin import KeycloakAdmin, KeycloakNotFound, render_realm
 
+from support.kc import service_secret
+
 pytestmark = pytest.mark.integration
 
 REPO = Path(__file__).resolve().parents[2]
@@ -20,7 +22,7 @@ TEMPLATE = REPO / "compose" / "realm-template.json"
 
 @pytest.fixture
 def kc(stack):
-    secret = (Path(stack.home) / "secrets" / "keycloak-service-client-secret").read_text().strip()
+    secret = service_secret(stack)
     return KeycloakAdmin(stack.keycloak_url, "leakhub-service", secret)
 
 

@@ -21,7 +21,6 @@ from pathlib import Path
 import pytest
 import requests
 
-from leakhub.core.secrets import read_secret
 from leakhub.identity.keycloak_admin import (
     API_AUDIENCE,
     KeycloakAdmin,
@@ -31,6 +30,8 @@ from leakhub.identity.keycloak_admin import (
     KeycloakUnreachable,
     render_realm,
 )
+
+from support.kc import service_secret
 
 pytestmark = pytest.mark.integration
 
@@ -42,11 +43,6 @@ EXPECTED_POLICY = (
     "and notEmail and passwordBlacklist(leakhub-common-passwords.txt)"
 )
 BLOCKLIST = REPO / "compose" / "keycloak" / "password-blacklists" / "leakhub-common-passwords.txt"
-
-
-def service_secret(stack) -> str:
-    # Encrypted at rest with the stack's data key (home/keys/data-key): read as the app does.
-    return read_secret(Path(stack.home) / "secrets", "keycloak-service-client-secret")
 
 
 def admin(stack) -> KeycloakAdmin:

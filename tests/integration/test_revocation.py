@@ -2,13 +2,12 @@
 take effect at the very next request (DESIGN §3.3, §3.4)."""
 import json
 import time
-from pathlib import Path
 
 import pytest
 
 from leakhub.identity.keycloak_admin import KeycloakAdmin
 
-from support.kc import new_org, sign_in
+from support.kc import new_org, service_secret, sign_in
 
 CSV = "Tag,Location,Found at,Leak rate l/min\n501,BER/H1,2024-03-01,12.5\n"
 
@@ -88,7 +87,7 @@ def test_keycloak_logout_ends_the_leakhub_session_by_back_channel(stack, org):
     email, otp = invite(stack, org, "viewer")
     http = signed_in(stack, org, email, otp)
     url = leak_url(stack, http)
-    secret = (Path(stack.home) / "secrets" / "keycloak-service-client-secret").read_text().strip()
+    secret = service_secret(stack)
     admin = KeycloakAdmin(stack.keycloak_url, "leakhub-service", secret)
     admin.logout_user(org, admin.find_user_by_email(org, email)["id"])
     deadline = time.monotonic() + 10

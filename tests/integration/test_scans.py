@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from support.kc import new_org, sign_in
+from support.kc import new_org, service_secret, sign_in
 from support.tokens import Person, api
 
 pytestmark = pytest.mark.integration
@@ -63,7 +63,7 @@ def longer_tokens(stack, slug, seconds=900):
     """The scans may outlast the realm's 5-minute access tokens: a throwaway realm only."""
     from leakhub.identity.keycloak_admin import KeycloakAdmin
 
-    secret = (Path(stack.home) / "secrets" / "keycloak-service-client-secret").read_text().strip()
+    secret = service_secret(stack)
     kc = KeycloakAdmin(stack.keycloak_url, "leakhub-service", secret)
     kc._request("PUT", f"/admin/realms/{slug}", json_body={"accessTokenLifespan": seconds})
 

@@ -6,6 +6,16 @@ import html
 import re
 import secrets
 import uuid
+from pathlib import Path
+
+from leakhub.core.secrets import read_secret
+
+
+def service_secret(stack) -> str:
+    """The Leakhub service client's secret of a test stack, read as the app reads it (it is
+    encrypted at rest with the stack's data key)."""
+    return read_secret(Path(stack.home) / "secrets", "keycloak-service-client-secret")
+
 
 _FORM = re.compile(r'<form[^>]*id="(kc-form-login|kc-passwd-update-form)"[^>]*action="([^"]+)"',
                    re.S)
