@@ -31,7 +31,7 @@ from flask_babel import gettext as _
 from ..audit import writer
 from ..authz import Actor, require
 from ..core.errors import Invalid
-from ..core.validation import ValidationError
+from ..core.validation import Fields, ValidationError
 from .keycloak import admin_client
 from .keycloak_admin import KeycloakAdmin, KeycloakError, KeycloakNotFound
 
@@ -91,96 +91,81 @@ class LdapSettings:
                 "bind_secret_changed": self.bind_secret is not None}
 
 
-def _text(errors, name, value, *, required=True, max_length=1000):
-    value = (value or "").strip() if isinstance(value, str) else ""
-    if not value:
-        if required:
-            errors[name] = _("Required.")
-        return value
-    if len(value) > max_length:
-        errors[name] = _("At most %(n)d characters.", n=max_length)
-    elif _CONTROL.search(value):
-        errors[name] = _("Control characters are not allowed.")
+def _line(f: Fields, name, *, required=True, max_length=1000) -> str:
+    """One line of text: Fields.text, and no line breaks or tabs either (DNs, URLs, filters
+    and attribute names are single lines in Keycloak's component config)."""
+    value = f.text(name, required=required, max_length=max_length) or ""
+    if value and name not in f.errors and _CONTROL.search(value):
+        f.error(name, _("Contains control characters."))
     return value
 
 
-def _dn(errors, name, value, *, required=True):
-    value = _text(errors, name, value, required=required)
-    if value and name not in errors and ("=" not in value or value.startswith(",")):
-        errors[name] = _("Enter a distinguished name such as %(example)s.",
-                         example="ou=people,dc=example,dc=com")
+def _dn(f: Fields, name, *, required=True) -> str:
+    value = _line(f, name, required=required)
+    if value and name not in f.errors and ("=" not in value or value.startswith(",")):
+        f.error(name, _("Enter a distinguished name such as %(example)s.",
+                        example="ou=people,dc=example,dc=com"))
     return value
 
 
-def _filter(errors, name, value):
-    value = _text(errors, name, value, required=False)
-    if value and name not in errors:
+def _filter(f: Fields, name) -> str:
+    value = _line(f, name, required=False)
+    if value and name not in f.errors:
         depth, ok = 0, value.startswith("(") and value.endswith(")")
         for ch in value:
             depth += (ch == "(") - (ch == ")")
             ok = ok and depth >= 0
         if not ok or depth != 0:
-            errors[name] = _("Enter an LDAP filter in parentheses, e.g. %(example)s.",
-                             example="(!(pwdAccountLockedTime=*))")
+            f.error(name, _("Enter an LDAP filter in parentheses, e.g. %(example)s.",
+                            example="(!(pwdAccountLockedTime=*))"))
     return value
+
+
+def _secret(f: Fields, name, *, required: bool, message: str) -> str | None:
+    """A secret as typed: only a trailing line break is dropped (no strip: spaces may be part
+    of it); None when not given."""
+    secret = f.data.get(name)
+    secret = secret.rstrip("\r\n") or None if isinstance(secret, str) else None
+    if secret is not None and (len(secret) > 1000 or _CONTROL.search(secret)):
+        f.error(name, message)
+    if secret is None and required:
+        f.error(name, _("This field is required."))
+    return secret
 
 
 def check_ldap(values: dict, *, secret_required: bool) -> LdapSettings:
     """The form or CLI values as LdapSettings; ValidationError naming every bad field."""
-    errors: dict = {}
-    preset = (values.get("preset") or "openldap").strip()
-    if preset not in PRESETS:
-        errors["preset"] = _("Choose one of: %(choices)s.", choices=", ".join(PRESETS))
-        preset = "openldap"
+    f = Fields(values)
+    preset = f.choice("preset", PRESETS, default="openldap")
     p = PRESETS[preset]
-    url = _text(errors, "connection_url", values.get("connection_url"), max_length=500)
-    if url and "connection_url" not in errors:
+    url = _line(f, "connection_url", max_length=500)
+    if url and "connection_url" not in f.errors:
         for one in url.split():
             parts = urlsplit(one)
             if parts.scheme not in ("ldap", "ldaps") or not parts.hostname or \
                     parts.path not in ("", "/"):
-                errors["connection_url"] = _(
-                    "Enter ldap://host:389 or ldaps://host:636 (several separated by spaces).")
+                f.error("connection_url", _(
+                    "Enter ldap://host:389 or ldaps://host:636 (several separated by spaces)."))
                 break
-    bind_dn = _dn(errors, "bind_dn", values.get("bind_dn"))
-    users_dn = _dn(errors, "users_dn", values.get("users_dn"))
-    groups_dn = _dn(errors, "groups_dn", values.get("groups_dn"), required=False)
-    username = _text(errors, "username_attribute", values.get("username_attribute"),
-                     required=False, max_length=64) or p["username"]
-    if "username_attribute" not in errors and not _ATTR.match(username):
-        errors["username_attribute"] = _("Enter an LDAP attribute name such as uid.")
-    classes = _text(errors, "user_object_classes", values.get("user_object_classes"),
-                    required=False, max_length=300) or p["user_classes"]
-    if "user_object_classes" not in errors and not all(
+    bind_dn = _dn(f, "bind_dn")
+    users_dn = _dn(f, "users_dn")
+    groups_dn = _dn(f, "groups_dn", required=False)
+    username = _line(f, "username_attribute", required=False, max_length=64) or p["username"]
+    if "username_attribute" not in f.errors and not _ATTR.match(username):
+        f.error("username_attribute", _("Enter an LDAP attribute name such as uid."))
+    classes = _line(f, "user_object_classes", required=False,
+                    max_length=300) or p["user_classes"]
+    if "user_object_classes" not in f.errors and not all(
             _ATTR.match(c.strip()) for c in classes.split(",")):
-        errors["user_object_classes"] = _("Enter object class names separated by commas.")
-    user_filter = _filter(errors, "user_filter", values.get("user_filter"))
-    sync = values.get("sync_minutes")
-    try:
-        sync = int(sync) if sync not in (None, "") else 0
-        if not 0 <= sync <= MAX_SYNC_MINUTES:
-            raise ValueError
-    except (TypeError, ValueError):
-        errors["sync_minutes"] = _("Enter whole minutes from 0 (off) to %(n)d.",
-                                   n=MAX_SYNC_MINUTES)
-        sync = 0
-    secret = values.get("bind_secret")
-    if secret is not None and not isinstance(secret, str):
-        secret = None
-    if secret is not None:
-        secret = secret.rstrip("\r\n")
-        if not secret:
-            secret = None
-        elif len(secret) > 1000 or _CONTROL.search(secret):
-            errors["bind_secret"] = _("The bind secret must be one line of at most "
-                                      "%(n)d characters.", n=1000)
-    if secret is None and secret_required:
-        errors["bind_secret"] = _("Required.")
-    start_tls = values.get("start_tls") in (True, "on", "true", "1", "yes")
+        f.error("user_object_classes", _("Enter object class names separated by commas."))
+    user_filter = _filter(f, "user_filter")
+    sync = f.integer("sync_minutes", min_value=0, max_value=MAX_SYNC_MINUTES, default=0)
+    secret = _secret(f, "bind_secret", required=secret_required, message=_(
+        "The bind secret must be one line of at most %(n)d characters.", n=1000))
+    start_tls = f.boolean("start_tls")
     if start_tls and url.startswith("ldaps://"):
-        errors["start_tls"] = _("StartTLS is for ldap:// URLs; ldaps:// is encrypted already.")
-    if errors:
-        raise ValidationError(errors)
+        f.error("start_tls", _("StartTLS is for ldap:// URLs; ldaps:// is encrypted already."))
+    f.check()
     return LdapSettings(connection_url=url, bind_dn=bind_dn, users_dn=users_dn, preset=preset,
                         username_attribute=username, user_object_classes=classes,
                         user_filter=user_filter, groups_dn=groups_dn, start_tls=start_tls,
@@ -396,44 +381,32 @@ class OidcSettings:
                 "client_secret_changed": self.client_secret is not None}
 
 
-def _https_or_local(errors, name, value) -> str:
-    value = _text(errors, name, value, max_length=500)
-    if value and name not in errors:
+def _https_or_local(f: Fields, name, *, required=True) -> str:
+    value = _line(f, name, required=required, max_length=500)
+    if value and name not in f.errors:
         parts = urlsplit(value)
         local = parts.hostname in ("localhost", "127.0.0.1", "::1")
         if parts.scheme != "https" and not (parts.scheme == "http" and local) or \
                 not parts.hostname or parts.query or parts.fragment:
-            errors[name] = _("Enter an https:// URL without query, e.g. %(example)s.",
-                             example="https://login.microsoftonline.com/<tenant>/v2.0")
+            f.error(name, _("Enter an https:// URL without query, e.g. %(example)s.",
+                            example="https://login.microsoftonline.com/<tenant>/v2.0"))
     return value
 
 
 def check_oidc(values: dict, *, secret_required: bool) -> OidcSettings:
-    errors: dict = {}
-    alias = (values.get("alias") or "company").strip()
-    if not _ALIAS.match(alias):
-        errors["alias"] = _("Enter 1-40 lower-case letters, digits or '-'.")
-    display = _text(errors, "display_name", values.get("display_name"), required=False,
-                    max_length=100) or _("Company account")
-    issuer = _https_or_local(errors, "issuer", values.get("issuer")).rstrip("/")
-    client_id = _text(errors, "client_id", values.get("client_id"), max_length=255)
-    discovery = (values.get("discovery_url") or "").strip()
-    if discovery:
-        discovery = _https_or_local(errors, "discovery_url", discovery)
-    elif issuer:
+    f = Fields(values)
+    alias = _line(f, "alias", required=False, max_length=40) or "company"
+    if "alias" not in f.errors and not _ALIAS.match(alias):
+        f.error("alias", _("Enter 1-40 lower-case letters, digits or '-'."))
+    display = _line(f, "display_name", required=False, max_length=100) or _("Company account")
+    issuer = _https_or_local(f, "issuer").rstrip("/")
+    client_id = _line(f, "client_id", max_length=255)
+    discovery = _https_or_local(f, "discovery_url", required=False)
+    if not discovery and issuer:
         discovery = issuer + "/.well-known/openid-configuration"
-    secret = values.get("client_secret")
-    if isinstance(secret, str):
-        secret = secret.rstrip("\r\n") or None
-        if secret and (len(secret) > 1000 or _CONTROL.search(secret)):
-            errors["client_secret"] = _("The client secret must be one line of at most "
-                                        "%(n)d characters.", n=1000)
-    else:
-        secret = None
-    if secret is None and secret_required:
-        errors["client_secret"] = _("Required.")
-    if errors:
-        raise ValidationError(errors)
+    secret = _secret(f, "client_secret", required=secret_required, message=_(
+        "The client secret must be one line of at most %(n)d characters.", n=1000))
+    f.check()
     return OidcSettings(alias=alias, display_name=display, issuer=issuer, client_id=client_id,
                         discovery_url=discovery, client_secret=secret)
 
