@@ -9,7 +9,7 @@ from flask_login import current_user
 from .. import authz
 from ..core.pages import member_required
 from ..core.validation import ValidationError
-from ..identity.login import current_actor
+from ..identity.login import current_actor, current_actor_allowed
 from . import service
 
 pages = Blueprint("devices", __name__)
@@ -20,11 +20,6 @@ pages = Blueprint("devices", __name__)
 def _config():
     return current_app.config["LEAKHUB"]
 
-
-def _admin():
-    actor = current_actor()
-    authz.require(actor, "manage")
-    return actor
 
 
 @pages.app_template_global("devices_nav_links")
@@ -47,7 +42,7 @@ def _urls(actor) -> dict:
 @pages.route("/devices")
 @member_required
 def index():
-    actor = _admin()
+    actor = current_actor_allowed("manage")
     return render_template("devices/index.html", devices=service.list_devices(actor),
                            **_urls(actor))
 
@@ -55,7 +50,7 @@ def index():
 @pages.route("/devices/add", methods=["GET", "POST"])
 @member_required
 def add():
-    actor = _admin()
+    actor = current_actor_allowed("manage")
     form, errors = {}, {}
     if request.method == "POST":
         form = {k: request.form.get(k, "") for k in ("name", "model", "serial")}
@@ -76,7 +71,7 @@ def add():
 
 
 def _toggle(device_id, enabled: bool):
-    actor = _admin()
+    actor = current_actor_allowed("manage")
     try:
         device = service.get_device(actor, device_id)
         service.set_enabled(_config(), actor, device, enabled)

@@ -6,11 +6,10 @@ from __future__ import annotations
 from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 
-from .. import authz
 from ..core.pages import member_required
 from ..core.validation import ValidationError
 from . import directory
-from .login import current_actor
+from .login import current_actor_allowed
 
 bp = Blueprint("directory", __name__)
 
@@ -24,11 +23,6 @@ OIDC_FIELDS = ("alias", "display_name", "issuer", "client_id", "client_secret",
 def _config():
     return current_app.config["LEAKHUB"]
 
-
-def _admin():
-    actor = current_actor()
-    authz.require(actor, "manage")
-    return actor
 
 
 def _page(actor, *, ldap_form=None, ldap_errors=None, oidc_form=None, oidc_errors=None):
@@ -57,13 +51,13 @@ def _page(actor, *, ldap_form=None, ldap_errors=None, oidc_form=None, oidc_error
 @bp.route("/organization/directory")
 @member_required
 def index():
-    return _page(_admin())
+    return _page(current_actor_allowed("manage"))
 
 
 @bp.route("/organization/directory/ldap", methods=["POST"])
 @member_required
 def save_ldap():
-    actor = _admin()
+    actor = current_actor_allowed("manage")
     form = {k: request.form.get(k) for k in LDAP_FIELDS}
     try:
         directory.set_ldap(_config(), actor, form)
@@ -80,7 +74,7 @@ def save_ldap():
 @bp.route("/organization/directory/ldap/test", methods=["POST"])
 @member_required
 def test_ldap():
-    actor = _admin()
+    actor = current_actor_allowed("manage")
     try:
         directory.test_ldap(_config(), actor)
     except (directory.DirectoryError, ValidationError) as exc:
@@ -93,7 +87,7 @@ def test_ldap():
 @bp.route("/organization/directory/ldap/remove", methods=["POST"])
 @member_required
 def remove_ldap():
-    actor = _admin()
+    actor = current_actor_allowed("manage")
     try:
         removed = directory.remove_ldap(_config(), actor)
     except directory.DirectoryError as exc:
@@ -107,7 +101,7 @@ def remove_ldap():
 @bp.route("/organization/directory/oidc", methods=["POST"])
 @member_required
 def save_oidc():
-    actor = _admin()
+    actor = current_actor_allowed("manage")
     form = {k: request.form.get(k) for k in OIDC_FIELDS}
     try:
         directory.set_oidc(_config(), actor, form)
@@ -124,7 +118,7 @@ def save_oidc():
 @bp.route("/organization/directory/oidc/remove", methods=["POST"])
 @member_required
 def remove_oidc():
-    actor = _admin()
+    actor = current_actor_allowed("manage")
     alias = (request.form.get("alias") or "").strip()
     try:
         removed = directory.remove_oidc(_config(), actor, alias) if alias else False

@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import redirect, request, session, url_for
 from flask_login import LoginManager, UserMixin
 
-from ..authz import Actor
+from ..authz import Actor, require
 from .models import User
 
 login_manager = LoginManager()
@@ -57,4 +57,11 @@ def current_actor():
         actor = g.actor = Actor(organization=current_user.organization, kind="user",
                                 user=current_user.user, ip=request.remote_addr,
                                 request_id=g.get("request_id"))
+    return actor
+
+
+def current_actor_allowed(permission: str) -> Actor:
+    """The request's Actor once authz allows it `permission` (403 otherwise)."""
+    actor = current_actor()
+    require(actor, permission)
     return actor

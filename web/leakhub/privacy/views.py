@@ -9,10 +9,9 @@ from flask import Blueprint, Response, current_app, flash, redirect, request, ur
 from flask_babel import gettext as _
 from flask_login import current_user, login_required
 
-from .. import authz
 from ..core.pages import member_required
 from ..core.validation import ValidationError
-from ..identity.login import current_actor
+from ..identity.login import current_actor, current_actor_allowed
 from . import service
 
 bp = Blueprint("privacy", __name__)
@@ -21,11 +20,6 @@ bp = Blueprint("privacy", __name__)
 def _config():
     return current_app.config["LEAKHUB"]
 
-
-def _admin():
-    actor = current_actor()
-    authz.require(actor, "manage")
-    return actor
 
 
 def _json_download(data: dict, name: str) -> Response:
@@ -39,13 +33,13 @@ def _json_download(data: dict, name: str) -> Response:
 def lock_state(user):
     """Keycloak's lock-out state of `user` for the user page ({failures, locked}), or None
     when Keycloak cannot tell (unreachable, user unknown there)."""
-    return service.lock_state(_config(), _admin(), user)
+    return service.lock_state(_config(), current_actor_allowed("manage"), user)
 
 
 @bp.route("/users/<int:user_id>/unlock", methods=["POST"])
 @member_required
 def unlock(user_id):
-    actor = _admin()
+    actor = current_actor_allowed("manage")
     user = service.get_user(actor, user_id)
     try:
         service.unlock(_config(), actor, user)
@@ -59,7 +53,7 @@ def unlock(user_id):
 @bp.route("/users/<int:user_id>/erase", methods=["POST"])
 @member_required
 def erase(user_id):
-    actor = _admin()
+    actor = current_actor_allowed("manage")
     user = service.get_user(actor, user_id)
     if (request.form.get("confirm_email") or "").strip().lower() != user.email.lower():
         flash(_("Type the user's e-mail address to confirm the erasure."), "error")
@@ -77,7 +71,7 @@ def erase(user_id):
 @bp.route("/users/<int:user_id>/export.json")
 @member_required
 def export(user_id):
-    actor = _admin()
+    actor = current_actor_allowed("manage")
     user = service.get_user(actor, user_id)
     return _json_download(service.export_user(actor, user), f"leakhub-user-{user.id}.json")
 
@@ -93,7 +87,7 @@ def my_export():
 @bp.route("/organization/privacy", methods=["POST"])
 @member_required
 def org_privacy():
-    actor = _admin()
+    actor = current_actor_allowed("manage")
     try:
         service.set_privacy_settings(_config(), actor, request.form)
     except ValidationError as exc:

@@ -25,7 +25,7 @@ from ..authz.models import LEVEL_LABELS, LEVELS
 from ..core.pages import member_required
 from ..core.validation import ValidationError
 from ..identity import signout
-from ..identity.login import current_actor
+from ..identity.login import current_actor, current_actor_allowed
 from ..identity.models import ROLE_HINTS, ROLE_LABELS, ROLES
 from ..identity.sessions import describe_agent, live_sessions, session_ref
 from ..identity.signout import sign_out_everywhere
@@ -41,11 +41,6 @@ bp = Blueprint("users", __name__)
 def _config():
     return current_app.config["LEAKHUB"]
 
-
-def _admin():
-    actor = current_actor()
-    authz.require(actor, "manage")
-    return actor
 
 
 def _labels():
@@ -74,7 +69,7 @@ def users_nav_links():
 @bp.route("/users")
 @member_required
 def index():
-    actor = _admin()
+    actor = current_actor_allowed("manage")
     return render_template("users/index.html", users=service.list_users(actor),
                            pending=service.pending_users(actor), **_labels())
 
@@ -82,7 +77,7 @@ def index():
 @bp.route("/users/invite", methods=["GET", "POST"])
 @member_required
 def invite():
-    actor = _admin()
+    actor = current_actor_allowed("manage")
     form, errors = {"role": "viewer"}, {}
     if request.method == "POST":
         form = request.form.to_dict()
@@ -123,14 +118,14 @@ def _detail(actor, user, *, grant_form=None, grant_errors=None, role_errors=None
 @bp.route("/users/<int:user_id>")
 @member_required
 def detail(user_id):
-    actor = _admin()
+    actor = current_actor_allowed("manage")
     return _detail(actor, service.get_user(actor, user_id))
 
 
 @bp.route("/users/<int:user_id>/role", methods=["POST"])
 @member_required
 def set_role(user_id):
-    actor = _admin()
+    actor = current_actor_allowed("manage")
     user = service.get_user(actor, user_id)
     was_pending = user.role is None
     try:
@@ -152,7 +147,7 @@ def set_role(user_id):
 
 
 def _toggle(user_id, enabled: bool):
-    actor = _admin()
+    actor = current_actor_allowed("manage")
     user = service.get_user(actor, user_id)
     try:
         service.set_enabled(_config(), actor, user, enabled)
@@ -180,7 +175,7 @@ def enable(user_id):
 @bp.route("/users/<int:user_id>/sign-out", methods=["POST"])
 @member_required
 def sign_out_user(user_id):
-    actor = _admin()
+    actor = current_actor_allowed("manage")
     user = service.get_user(actor, user_id)
     if user.id == actor.user.id:
         return redirect(url_for("users.my_sessions"))
@@ -197,7 +192,7 @@ def sign_out_user(user_id):
 @bp.route("/users/<int:user_id>/grants", methods=["POST"])
 @member_required
 def add_grant(user_id):
-    actor = _admin()
+    actor = current_actor_allowed("manage")
     user = service.get_user(actor, user_id)
     form = request.form.to_dict()
     target = form.get("target", "location")
@@ -216,7 +211,7 @@ def add_grant(user_id):
 @bp.route("/users/<int:user_id>/grants/<int:grant_id>/revoke", methods=["POST"])
 @member_required
 def revoke_grant(user_id, grant_id):
-    actor = _admin()
+    actor = current_actor_allowed("manage")
     user = service.get_user(actor, user_id)
     grant = get_grant(actor, grant_id)
     if grant.user_id != user.id:
@@ -230,7 +225,7 @@ def revoke_grant(user_id, grant_id):
 @bp.route("/users/<int:user_id>/access")
 @member_required
 def access(user_id):
-    actor = _admin()
+    actor = current_actor_allowed("manage")
     user = service.get_user(actor, user_id)
     form = {"leak": (request.args.get("leak") or "").strip()[:32],
             "leak_id": (request.args.get("leak_id") or "").strip()[:18]}
@@ -248,7 +243,7 @@ def access(user_id):
 @bp.route("/organization/settings", methods=["GET", "POST"])
 @member_required
 def org_settings():
-    actor = _admin()
+    actor = current_actor_allowed("manage")
     org = actor.organization
     form = {"security_mode": org.security_mode, "timezone": org.timezone,
             "language": org.language}
