@@ -31,6 +31,6 @@ JOBS = [
 ]
 
 # LEAKHUB_BACKUP_SCHEDULER=external (the Helm chart: a CronJob makes, verifies and rotates the
-# backups): the worker keeps every other job.
+# backups; the web page queues none): the worker keeps every other job.
 if backup_settings().scheduler == "external":
-    JOBS = [job for job in JOBS if job[0] not in backups.BACKUP_JOBS]
+    JOBS = [job for job in JOBS if job[0] not in backups.EXTERNAL_SCHEDULER_DROPS]

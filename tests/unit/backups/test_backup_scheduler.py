@@ -5,7 +5,7 @@ import importlib
 import pytest
 
 import leakhub_worker.schedule as schedule
-from leakhub.backups.jobs import BACKUP_JOBS
+from leakhub.backups.jobs import BACKUP_JOBS, EXTERNAL_SCHEDULER_DROPS
 from leakhub.backups.settings import BackupSettings, set_settings
 from leakhub.core.config import ConfigError
 
@@ -31,6 +31,8 @@ def test_worker_job_table(scheduler):
         importlib.reload(schedule)
     assert "heartbeat" in names and "security-review" in names
     if scheduler == "worker":
-        assert set(BACKUP_JOBS) <= names
+        assert set(BACKUP_JOBS) <= names and "backup-requests" in names
     else:
-        assert not set(BACKUP_JOBS) & names
+        # Nor the web page's requests: no worker there could make them.
+        assert not set(EXTERNAL_SCHEDULER_DROPS) & names
+        assert "backup-requests" in EXTERNAL_SCHEDULER_DROPS

@@ -565,6 +565,21 @@ def test_admin_lists_creates_and_downloads_with_a_log(app, client, config, login
     assert 'data-testid="backup-warning"' not in text and "verified" in text
 
 
+def test_external_scheduler_offers_no_backup_request(app, client, config, login, make_user):
+    """LEAKHUB_BACKUP_SCHEDULER=external (Helm): the worker serves no requests, so the page shows
+    how to start the outside job instead of the button, and a POST queues nothing."""
+    set_settings(BackupSettings(scheduler="external"))    # the config fixture resets it
+    c = login(make_user("admin"))
+    text = c.get("/admin/backups", base_url=BASE).get_data(as_text=True)
+    assert 'data-testid="backup-create"' not in text
+    assert 'data-testid="backup-external"' in text and "cronjob/" in text
+    resp = c.post("/admin/backups/create", data={"csrf_token": "t"}, base_url=BASE)
+    assert resp.status_code == 303
+    assert JobRun.select().where(JobRun.job == jobs.REQUEST).count() == 0
+    text = c.get("/admin/backups", base_url=BASE).get_data(as_text=True)
+    assert "LEAKHUB_BACKUP_SCHEDULER=external" in text and "Nothing was requested" in text
+
+
 def test_banner_only_for_operator_admins(app, client, config, login, make_user):
     c = login(make_user("manager"))
     text = c.get("/", base_url=BASE).get_data(as_text=True)

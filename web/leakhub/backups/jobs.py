@@ -33,6 +33,11 @@ from .settings import get_settings
 from .verify import verify_backup
 
 BACKUP_JOBS = ("backup", "backup-verify", "backup-rotate")
+# What the worker leaves out when an outside scheduler makes the backups
+# (LEAKHUB_BACKUP_SCHEDULER=external, the Helm chart's CronJob): the scheduled jobs and the web
+# page's requests, which that worker could not serve (it holds neither the backup identity nor
+# the backup volume); the page offers no "Create backup now" there (views.py).
+EXTERNAL_SCHEDULER_DROPS = (*BACKUP_JOBS, "backup-requests")
 # A JobRun row per backup requested on the web page: "requested" until the worker takes it,
 # then "running", "ok" or "failed" like any recorded run.
 REQUEST = "backup-request"

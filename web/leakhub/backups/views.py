@@ -95,6 +95,12 @@ def index():
 @login_required
 def create():
     actor = _require_operator_admin()
+    if get_settings(current_app.config["LEAKHUB"]).scheduler == "external":
+        # No worker here makes backups (LEAKHUB_BACKUP_SCHEDULER=external): a request would wait
+        # forever. The page shows how to start the outside scheduler's job instead.
+        flash(_("Backups are made by an outside scheduler here (LEAKHUB_BACKUP_SCHEDULER="
+                "external); start its backup job instead. Nothing was requested."), "error")
+        return redirect(url_for("backups.index"), code=303)
     _row, new = request_backup(actor)
     if new:
         flash(_("Backup requested: the worker starts it within a minute; it appears below when "
