@@ -29,6 +29,7 @@ ACTION_LABELS = {
     "deployment.recorded": _l("Deployment recorded"), "export": _l("Exported"),
     "import": _l("Imported"), "report": _l("Report created"), "grant.given": _l("Access granted"),
     "grant.revoked": _l("Access revoked"), "organization.created": _l("Organization created"),
+    "group.member_added": _l("Added to group"), "group.member_removed": _l("Removed from group"),
     "retention.run": _l("Old security data removed"), "user.enabled": _l("User enabled"),
     "user.disabled": _l("User disabled"), "user.invited": _l("User invited"),
     "user.role_changed": _l("Role changed"), "user.signed_out": _l("User signed out"),
@@ -50,7 +51,8 @@ ENTITY_LABELS = {
     "grant": _l("Access grant"), "user": _l("User"), "organization": _l("Organization"),
     "security_finding": _l("Security finding"), "backup": _l("Backup"),
     "deployment": _l("Deployment"), "detector_rate_row": _l("Detector table"),
-    "export": _l("Export"),
+    "export": _l("Export"), "group": _l("Group (department)"),
+    "group_member": _l("Group membership"),
 }
 FIELD_LABELS = {
     "tag": _l("Tag"), "tag_number": _l("Leak tag number"), "location": _l("Location"),
@@ -65,6 +67,7 @@ FIELD_LABELS = {
     "name": _l("Name"), "timezone": _l("Time zone"), "security_mode": _l("Security mode"),
     "enabled": _l("Enabled"), "email": _l("E-mail"), "code": _l("Code"), "notes": _l("Notes"),
     "valid_from": _l("Valid from"), "ack_comment": _l("Comment"),
+    "kc_group": _l("Directory group"), "source": _l("Source"),
 }
 _ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 _ISO_DATETIME = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d+)?)?$")

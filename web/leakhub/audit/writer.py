@@ -196,13 +196,15 @@ def append(actor: authz.Actor, action: str, /, *, entity_type: str | None = None
     AuditChainHead.update(seq=seq, hash=prev).where(AuditChainHead.organization == org_id).execute()
 
 
-def create(actor: authz.Actor, model, /, **fields):
-    authz.require(actor, "create")
+def create(actor: authz.Actor, model, /, *, permission: str = "create", **fields):
+    """`permission`: what the actor needs on the new row ("manage_users" for users and
+    grants, which a department administrator creates within his subtree)."""
+    authz.require(actor, permission)
     with database.atomic():
         begin(actor)
         fields.setdefault("organization", actor.organization)
         obj = model.create(**fields)
-        authz.require(actor, "create", obj)
+        authz.require(actor, permission, obj)
         after = snapshot(obj)
         append(actor, "create", entity_type=entity_type(model), entity_id=obj.id,
                changes={k: [None, v] for k, v in after.items() if v not in (None, "")})
@@ -282,8 +284,8 @@ def update_many(actor: authz.Actor, objs: list, changes: dict, /, *,
     return len(batch)
 
 
-def delete(actor: authz.Actor, obj, /) -> None:
-    authz.require(actor, "delete", obj)
+def delete(actor: authz.Actor, obj, /, *, permission: str = "delete") -> None:
+    authz.require(actor, permission, obj)
     with database.atomic():
         begin(actor)
         before = snapshot(obj)

@@ -25,20 +25,27 @@ from ..identity.models import User
 from ..locations.models import Location
 from ..orgs.models import Organization
 from .links import link_for
-from .models import Grant
+from .models import Grant, UserGroupMember
 
 # The most each role may do on organization data; `unrestricted()` and grants then say on
 # which rows. `external` reaches rows only through grants. "manage" covers settings, users,
-# grants and backups; "audit" the organization-wide audit log.
+# grants and backups; "audit" the organization-wide audit log. "manage_users" is the part of
+# "manage" that a department administrator (a grant of level "admin" on a location) holds
+# within his subtree: users there, and their grants there (see `delegated_admin`).
 ROLE_ACTIONS = {
-    "admin": {"view", "create", "edit", "delete", "report", "audit", "manage"},
+    "admin": {"view", "create", "edit", "delete", "report", "audit", "manage", "manage_users"},
     "manager": {"view", "create", "edit", "delete", "report", "audit"},
     "editor": {"view", "create", "edit", "delete", "report"},
     "viewer": {"view", "report"},
     "external": {"view", "create", "edit", "report"},
     "device": {"create", "ingest"},
-    "system": {"view", "create", "edit", "delete", "report", "audit", "manage", "ingest"},
+    "system": {"view", "create", "edit", "delete", "report", "audit", "manage", "manage_users",
+               "ingest"},
 }
+# Roles whose holder a grant of level "admin" makes a department administrator; the roles
+# such an administrator may give (never admin or manager: no escalation).
+DELEGABLE_ROLES = ("manager", "editor")
+DELEGATED_ROLE_CHOICES = ("editor", "viewer", "external")
 
 
 @dataclass
@@ -75,7 +82,24 @@ class Actor:
 
 
 def role_allows(actor: Actor, action: str) -> bool:
-    return action in ROLE_ACTIONS.get(actor.role or "", set())
+    if action in ROLE_ACTIONS.get(actor.role or "", set()):
+        return True
+    return action == "manage_users" and delegated_admin(actor)
+
+
+def delegated_admin(actor: Actor) -> bool:
+    """A department administrator: role manager or editor and an active grant of level
+    "admin" (own or through a group) on some location. Manages users and grants only in the
+    granted subtrees (`scope(..., "manage_users")`), never the organization's settings."""
+    if actor.kind != "user" or actor.user is None or actor.role not in DELEGABLE_ROLES:
+        return False
+    return Grant.select().where(_grant_filter(actor, "manage_users")
+                                & Grant.location.is_null(False)).exists()
+
+
+def org_wide_admin(actor: Actor) -> bool:
+    """Manages users and grants everywhere (role admin, or the system)."""
+    return "manage_users" in ROLE_ACTIONS.get(actor.role or "", set())
 
 
 UNRESTRICTED_ROLES = {"admin", "manager", "system"}
@@ -88,6 +112,8 @@ def unrestricted(actor: Actor, action: str) -> bool:
     mode 1 everybody reads and writes all, mode 2 everybody reads all and writes where
     granted, mode 3 reads and writes only where granted. Roles cap what grants give."""
     role = actor.role
+    if action not in ROLE_ACTIONS.get(role or "", set()):
+        return False  # given by a grant only (a department administrator's "manage_users")
     if role in UNRESTRICTED_ROLES:
         return True
     if role == "device":
@@ -110,11 +136,50 @@ def _false():
     return pw.SQL("1 = 0")
 
 
+def _grant_levels(action: str) -> tuple:
+    if action == "manage_users":
+        return ("admin",)
+    return ("view", "edit", "admin") if action in READ_ACTIONS else ("edit", "admin")
+
+
+def _grant_holder(actor: Actor):
+    """The actor's own grants and those of every group the actor is a member of (read from
+    the database: leaving a group takes effect at the next request)."""
+    groups = (UserGroupMember.select(UserGroupMember.group)
+              .where((UserGroupMember.organization == actor.organization)
+                     & (UserGroupMember.user == actor.user)))
+    return (Grant.user == actor.user) | Grant.group.in_(groups)
+
+
 def _grant_filter(actor: Actor, action: str):
-    levels = ("view", "edit") if action in READ_ACTIONS else ("edit",)
-    return ((Grant.organization == actor.organization) & (Grant.user == actor.user)
-            & Grant.level.in_(levels)
+    """The actor's active grants (direct or through a group) of a level that gives `action`.
+    The one place grants become rights: scope, can, effective access all use it."""
+    return ((Grant.organization == actor.organization) & _grant_holder(actor)
+            & Grant.level.in_(_grant_levels(action))
             & (Grant.expires_at.is_null() | (Grant.expires_at > utcnow())))
+
+
+def _admin_location_ids(actor: Actor):
+    return _granted_location_ids(actor, "manage_users")
+
+
+def _delegated_condition(actor: Actor, model):
+    """What a department administrator manages ("manage_users"): users of a delegable role
+    holding a grant inside his subtrees or no grant at all yet (whom he invites or assigns),
+    and the user grants inside his subtrees.
+    Group grants, survey grants and anything of other subtrees stay out of reach."""
+    inside = Grant.location.in_(_admin_location_ids(actor))
+    if model is Grant:
+        return Grant.user.is_null(False) & (Grant.user != actor.user.id) & inside
+    if model is User:
+        holders = Grant.select(Grant.user).where((Grant.organization == actor.organization)
+                                                 & Grant.user.is_null(False) & inside)
+        any_grant = Grant.select(Grant.user).where((Grant.organization == actor.organization)
+                                                   & Grant.user.is_null(False))
+        return (User.role.in_(DELEGATED_ROLE_CHOICES)
+                & (User.id.in_(holders) | User.id.not_in(any_grant))
+                & (User.id != actor.user.id))
+    return None
 
 
 def _granted_location_ids(actor: Actor, action: str):
@@ -162,8 +227,14 @@ def _covered_by_grants(actor: Actor, link, action: str):
 
 def grant_condition(actor: Actor, model, action: str):
     """Which rows of `model` the actor's grants reach, as an SQL condition."""
+    if actor.kind != "user" or actor.user is None:
+        return _false()
+    if action == "manage_users":
+        delegated = _delegated_condition(actor, model)
+        if delegated is not None:
+            return delegated
     link = link_for(model)
-    if link is None or actor.kind != "user" or actor.user is None:
+    if link is None:
         return _false()
     if link.via is not None:
         parent_model = getattr(model, link.via).rel_model
@@ -246,7 +317,9 @@ def can_create_somewhere(actor: Actor) -> bool:
 def require(actor: Actor, action: str, obj=None) -> None:
     """404 for rows of another organization or rows the actor may not see; 403 when the
     actor sees the row (or, without obj, has the role) but may not do `action`."""
-    if obj is not None and (not _same_org(actor, obj) or not can(actor, "view", obj)):
+    visible = obj is not None and _same_org(actor, obj) and (
+        can(actor, "view", obj) or (action == "manage_users" and can(actor, action, obj)))
+    if obj is not None and not visible:
         if not (action == "create" and actor.role == "device" and _same_org(actor, obj)):
             raise NotFound()
     if not can(actor, action, obj):
@@ -258,7 +331,10 @@ def get_or_404(actor: Actor, model, obj_id, action: str = "view"):
         obj_id = int(obj_id)
     except (TypeError, ValueError):
         raise NotFound() from None
-    obj = scope(actor, model, "view").where(model.id == obj_id).first()
+    # "manage_users": a department administrator finds the users and grants of his subtree
+    # (which "view" does not reach in security mode 3), and nothing else.
+    lookup = "manage_users" if action == "manage_users" else "view"
+    obj = scope(actor, model, lookup).where(model.id == obj_id).first()
     if obj is None:
         raise NotFound()
     if action != "view":

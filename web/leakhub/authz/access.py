@@ -16,7 +16,7 @@ from ..leaks.models import Leak
 from ..locations.models import Location
 from ..orgs.models import MODE_LABELS
 from ..surveys.models import Survey
-from .grants import grant_active, grant_target, grant_valid_through
+from .grants import grant_active, grant_holder, grant_target, grant_valid_through
 from .models import ACTION_LABELS, LEVEL_LABELS, Grant
 
 
@@ -36,6 +36,7 @@ class GrantLine:
     active: bool
     valid_through: dt.date | None
     gives: list[str] = field(default_factory=list)  # actions this grant gives on the leak
+    holder: str = ""   # the user's e-mail address, or "group NAME" (via which group)
 
 
 @dataclass
@@ -74,8 +75,8 @@ def effective_access(actor: authz.Actor, user: User, leak: Leak) -> Access:
     """Why `user` can or cannot see / edit `leak`. The yes/no is `authz.can` for an Actor
     of that user; the explanation follows the same steps authz takes (role, security mode
     through `unrestricted`, then the grant filter authz uses) on the same grant rows."""
-    authz.require(actor, "manage", user)
-    authz.require(actor, "manage", leak)
+    authz.require(actor, "manage_users", user)
+    authz.require(actor, "manage_users", leak)
     org = actor.organization
     subject = authz.Actor(organization=org, kind="user", user=user)
     location = Location.get_by_id(leak.location_id)
@@ -85,7 +86,7 @@ def effective_access(actor: authz.Actor, user: User, leak: Leak) -> Access:
     candidates = (Grant.select(Grant, Location, Survey)
                   .join(Location, pw.JOIN.LEFT_OUTER, on=(Grant.location == Location.id))
                   .switch(Grant).join(Survey, pw.JOIN.LEFT_OUTER, on=(Grant.survey == Survey.id))
-                  .where((Grant.organization == org) & (Grant.user == user) & reach))
+                  .where((Grant.organization == org) & authz._grant_holder(subject) & reach))
     mode = org.security_mode
     role = user.role
     role_label = str(ROLE_LABELS.get(role, role or ""))
@@ -128,9 +129,15 @@ def effective_access(actor: authz.Actor, user: User, leak: Leak) -> Access:
                         "%(action)s.", mode=mode, text=MODE_LABELS[mode], role=role_label,
                         action=what)
             if grant is not None:
-                reason = why + " " + _("The grant on %(target)s (level %(level)s) reaches this "
-                                       "leak.", target=grant_target(grant),
-                                       level=LEVEL_LABELS[grant.level])
+                if grant.group_id:
+                    reason = why + " " + _(
+                        "The grant of group %(group)s on %(target)s (level %(level)s) reaches "
+                        "this leak.", group=grant.group.name, target=grant_target(grant),
+                        level=LEVEL_LABELS[grant.level])
+                else:
+                    reason = why + " " + _(
+                        "The grant on %(target)s (level %(level)s) reaches this leak.",
+                        target=grant_target(grant), level=LEVEL_LABELS[grant.level])
             else:
                 need = LEVEL_LABELS["edit"] if action == "edit" else _("view or edit")
                 reason = why + " " + _("No active grant with level %(need)s covers this leak's "
@@ -139,6 +146,7 @@ def effective_access(actor: authz.Actor, user: User, leak: Leak) -> Access:
         decisions.append(Decision(action, allowed, reason, grant, consistent=allowed == expected))
     now = utcnow()
     lines = [GrantLine(g, grant_target(g), grant_active(g, now),
-                       grant_valid_through(g, org.timezone), sorted(applying.get(g.id, ())))
+                       grant_valid_through(g, org.timezone), sorted(applying.get(g.id, ())),
+                       grant_holder(g))
              for g in candidates.order_by(Grant.id)]
     return Access(user, leak, mode, decisions, lines)

@@ -14,7 +14,7 @@ from ..locations.models import EnergySettings, Location
 from ..photos.models import Photo
 from ..security.models import Finding, SecurityEvent
 from ..surveys.models import Survey, SurveyScope
-from .models import Grant
+from .models import Grant, UserGroup, UserGroupMember
 
 
 @dataclass(frozen=True)
@@ -44,6 +44,8 @@ def _table() -> dict:
         DetectorRateRow: Link(members_read=True),
         User: Link(ungranted=True),
         Grant: Link(ungranted=True),
+        UserGroup: Link(ungranted=True),
+        UserGroupMember: Link(ungranted=True),
         Device: Link(ungranted=True),
         IngestReceipt: Link(ungranted=True),
     }

@@ -14,6 +14,7 @@ from ..authz.grants import (
     add_grant,
     find_grants,
     grant_active,
+    grant_holder,
     grant_target,
     grant_valid_through,
     list_grants,
@@ -203,7 +204,8 @@ def grant_group():
 
 
 def _grant_json(g, tz):
-    return {"id": g.id, "user": g.user.email, "level": g.level,
+    return {"id": g.id, "user": g.user.email if g.user_id else None,
+            "group": g.group.name if g.group_id else None, "level": g.level,
             "location": (g.location.code or g.location.name) if g.location_id else None,
             "survey_id": g.survey_id, "survey": g.survey.name if g.survey_id else None,
             "expires_at": utc_iso(g.expires_at),
@@ -259,7 +261,7 @@ def grant_list(org, email, as_json):
     for g in rows:
         through = grant_valid_through(g, tz)
         state = "" if grant_active(g) else " EXPIRED"
-        click.echo(f"{g.id:6} {g.user.email:40} {g.level:5} {grant_target(g)}"
+        click.echo(f"{g.id:6} {grant_holder(g):40} {g.level:5} {grant_target(g)}"
                    + (f" through {through.isoformat()}" if through else "") + state)
 
 
@@ -277,7 +279,8 @@ def grant_revoke(org, grant_id, email, code, survey_id, level):
     actor = _actor(org)
     with _errors():
         if grant_id is not None:
-            grant = authz.scope(actor, Grant, "manage").where(Grant.id == grant_id).first()
+            grant = authz.scope(actor, Grant, "manage_users").where(
+                Grant.id == grant_id).first()
             if grant is None:
                 raise CliError(f"no grant {grant_id} in {org.slug}")
             grants = [grant]

@@ -26,6 +26,8 @@ from flask_babel import gettext as _
 
 from .. import authz
 from ..audit import writer
+from ..authz.grants import add_grant
+from ..authz.models import LEVELS
 from ..core.config import smtp_from_env
 from ..core.db import database, is_postgres
 from ..core.errors import Invalid
@@ -35,6 +37,7 @@ from ..identity import keycloak
 from ..identity.keycloak_admin import APP_CLIENT_ID, KeycloakConflict, KeycloakError
 from ..identity.models import ROLES, User
 from ..identity.sessions import end_sessions_of_user
+from ..locations.models import Location
 from ..orgs.models import LANGUAGES, Organization
 from ..orgs.service import one_time_password
 
@@ -54,12 +57,19 @@ def _require_manage(actor: authz.Actor, obj=None) -> None:
 
 
 def users_query(actor: authz.Actor):
-    """The organization's users, for administrators (tenant-scoped through authz)."""
-    return authz.scope(actor, User, "manage")
+    """The organization's users, for administrators (tenant-scoped through authz); for a
+    department administrator the users of his subtrees (authz "manage_users")."""
+    return authz.scope(actor, User, "manage_users")
 
 
 def get_user(actor: authz.Actor, user_id) -> User:
-    return authz.get_or_404(actor, User, user_id, "manage")
+    return authz.get_or_404(actor, User, user_id, "manage_users")
+
+
+def invite_roles(actor: authz.Actor) -> tuple:
+    """The roles the actor may give when inviting: all for the organization's administrators,
+    never admin or manager for a department administrator (no escalation)."""
+    return ROLES if authz.org_wide_admin(actor) else authz.DELEGATED_ROLE_CHOICES
 
 
 def user_by_email(actor: authz.Actor, email: str) -> User:
@@ -72,6 +82,7 @@ def user_by_email(actor: authz.Actor, email: str) -> User:
 
 def list_users(actor: authz.Actor) -> list[User]:
     """Users with a role (pending ones are listed by `pending_users`)."""
+    authz.require(actor, "manage_users")
     return list(users_query(actor).where(User.role.is_null(False) & User.erased_at.is_null())
                 .order_by(User.enabled.desc(), User.email))
 
@@ -188,13 +199,23 @@ class Invitation:
     warning: str | None = None
 
 
-def invite(config, actor: authz.Actor, *, email: str, role: str, name: str = "") -> Invitation:
-    _require_manage(actor)
-    f = Fields({"email": email, "role": role, "name": name})
+def invite(config, actor: authz.Actor, *, email: str, role: str, name: str = "",
+           location_id=None, level: str = "view") -> Invitation:
+    """A department administrator invites into his subtree: `location_id` (inside it) is
+    required and the new user gets a grant of `level` there in the same transaction."""
+    authz.require(actor, "manage_users")
+    delegated = not authz.org_wide_admin(actor)
+    f = Fields({"email": email, "role": role, "name": name, "location": location_id,
+                "level": level})
     email = validate_email(f)
-    role = f.choice("role", ROLES, required=True)
+    role = f.choice("role", invite_roles(actor), required=True)
     name = f.text("name", max_length=200)
+    loc_id = f.integer("location", min_value=1, required=delegated)
+    level = f.choice("level", LEVELS, default="view")
     f.check()
+    if loc_id is not None and not authz.scope(actor, Location, "manage_users").where(
+            Location.id == loc_id).exists():
+        raise ValidationError({"location": _("Choose one of the offered values.")})
     if users_query(actor).where(pw.fn.LOWER(User.email) == email).exists():
         raise ValidationError({"email": _("A user with this e-mail address exists already.")})
     slug = actor.organization.slug
@@ -228,9 +249,12 @@ def invite(config, actor: authz.Actor, *, email: str, role: str, name: str = "")
                 warning = _("The invitation e-mail could not be sent; pass on the one-time "
                             "password instead.")
         with database.atomic():
-            user = writer.create(actor, User, sub=sub, email=email, name=name, role=role)
+            user = writer.create(actor, User, permission="manage_users", sub=sub, email=email,
+                                 name=name, role=role)
             writer.event(actor, "user.invited", entity=user,
                          details={"email": email, "role": role, "delivery": delivery})
+            if loc_id is not None:
+                add_grant(actor, user, location_id=loc_id, level=level)
     except BaseException as exc:
         try:
             kc.delete_user(slug, sub)
