@@ -16,6 +16,7 @@ by one, with the same groups. Both give the same figures (tests/unit/test_dashbo
 """
 from __future__ import annotations
 
+import bisect
 import datetime as dt
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -24,7 +25,7 @@ from decimal import Decimal
 import peewee as pw
 
 from .. import authz
-from ..core.db import database, utcnow
+from ..core.db import database, is_postgres, utcnow
 from ..leaks import calc
 from ..leaks.models import FIXED_STATUSES, OPEN_STATUSES, Leak
 from ..locations.models import EnergySettings, Location
@@ -161,13 +162,26 @@ def _per_day(actor, model, day_field, since: dt.date):
             .where(day_field >= since).group_by(day_field).order_by())
 
 
-def _leaks_found_per_day(actor, since: dt.date):
-    """Leaks found per day (UTC) since `since`, one by one: a range of the (found_at, …,
-    site_id) index, the permission filter's columns in it too."""
-    day = pw.fn.DATE(Leak.found_at)
-    return (authz.scope(actor, Leak, "view", Leak.select(day, pw.fn.COUNT(pw.SQL("*"))))
-            .where(Leak.found_at >= dt.datetime.combine(since, dt.time()))
-            .group_by(day).order_by())
+def _leaks_by_bucket(actor, boundaries):
+    """The leaks the actor sees, one by one, grouped by (site, status, component, bucket):
+    the month found (UTC, "YYYY-MM"), or the day ("YYYY-MM-DD") in a month where a settings
+    period starts on another day than the first, so that each bucket lies in one settings
+    period. One statement gives both the grouped figures (folded per period in Python) and
+    the leaks found per month: a single index read over the leaks with the permission filter
+    evaluated once per leak (the FILTERed sums per period and a second statement for the
+    trend cost more than the scan itself: 75 + 35 ms of SQLite CPU at 100,000 leaks)."""
+    if is_postgres():
+        month = pw.fn.to_char(Leak.found_at, "YYYY-MM")
+        day = pw.fn.to_char(Leak.found_at, "YYYY-MM-DD")
+    else:  # ISO text "YYYY-MM-DD HH:MM:SS…"
+        month = pw.fn.SUBSTR(Leak.found_at, 1, 7)
+        day = pw.fn.SUBSTR(Leak.found_at, 1, 10)
+    split = sorted({b.isoformat()[:7] for b in boundaries if b.day != 1})
+    bucket = pw.Case(None, [(month.in_(split), day)], month) if split else month
+    return (authz.scope(actor, Leak, "view",
+                        Leak.select(Leak.site_id, Leak.status, Leak.component, bucket,
+                                    pw.fn.COUNT(pw.SQL("*")), pw.fn.SUM(Leak.rate_lpm)))
+            .group_by(Leak.site_id, Leak.status, Leak.component, bucket).order_by())
 
 
 def _leaks_repaired_per_day(actor, since: dt.date):
@@ -193,8 +207,7 @@ def queries(actor, boundaries, months: list[str]) -> list:
                                  since))]
     if counts_leaks_one_by_one(actor):
         outside = _outside_daily(actor)
-        out += [("leaks", _grouped(actor, Leak, boundaries).where(outside)),
-                ("leaks found", _leaks_found_per_day(actor, since).where(outside)),
+        out += [("leaks", _leaks_by_bucket(actor, boundaries).where(outside)),
                 ("leaks repaired", _leaks_repaired_per_day(actor, since).where(outside))]
     return out
 
@@ -230,25 +243,48 @@ def aggregate(actor, boundaries, months: list[str]) -> Aggregates:
                 if month in per_month:
                     per_month[month] += n
             continue
-        daily = what == "grouped"
+        if what == "leaks":
+            _fold_buckets(out, rows, boundaries)
+            continue
         for site_id, status, component, *sums in rows:
             klass = _klass(status)
             component = component if klass == "open" else ""
-            if daily and site_id == 0:
+            if site_id == 0:
                 site_id = None  # LeakDaily's "no site"
             for period in range(n_periods):
                 n, rate = sums[2 * period], sums[2 * period + 1]
                 if not n:
                     continue
-                rate = Decimal(rate).scaleb(-3) if daily else _dec(rate)
-                key = (site_id, period, klass, component)
-                acc = out.groups.get(key)
-                if acc is None:
-                    out.groups[key] = [n, rate]
-                else:
-                    acc[0] += n
-                    acc[1] += rate
+                _add(out.groups, (site_id, period, klass, component), n,
+                     Decimal(rate).scaleb(-3))
     return out
+
+
+def _add(groups: dict, key, n: int, rate: Decimal) -> None:
+    acc = groups.get(key)
+    if acc is None:
+        groups[key] = [n, rate]
+    else:
+        acc[0] += n
+        acc[1] += rate
+
+
+def _fold_buckets(out: Aggregates, rows, boundaries) -> None:
+    """`_leaks_by_bucket`'s rows into the groups (a bucket's settings period: the number of
+    boundaries on or before its first day) and the leaks found per month."""
+    starts = [b.isoformat() for b in boundaries]
+    period_of: dict = {}
+    for site_id, status, component, bucket, n, rate in rows:
+        period = period_of.get(bucket)
+        if period is None:
+            first = bucket if len(bucket) == 10 else bucket + "-01"
+            period = period_of[bucket] = bisect.bisect_right(starts, first)
+        klass = _klass(status)
+        _add(out.groups, (site_id, period, klass, component if klass == "open" else ""),
+             n, _dec(rate))
+        month = bucket[:7]
+        if month in out.found:
+            out.found[month] += n
 
 
 def _month_start(month: str) -> dt.date:
