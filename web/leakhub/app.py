@@ -17,6 +17,7 @@ from .api.views import ingest_bp as devices_api_bp
 from .audit.activity import TEMPLATE_GLOBALS as audit_activity_globals
 from .audit.views import bp as audit_bp
 from .backups.views import bp as backups_bp
+from .capture.views import bp as capture_bp
 from .core import crypto, migrations, templating, web
 from .core import logging as app_logging
 from .core.config import Config, get_config, set_config
@@ -46,7 +47,8 @@ from .users.views import bp as users_bp
 # Every feature's blueprint; a new feature adds one entry here.
 BLUEPRINTS = (home_bp, identity_bp, locations_bp, surveys_bp, leaks_bp, audit_bp, photos_bp,
               dashboard_bp, exports_bp, imports_bp, reports_bp, devices_api_bp, api_bp,
-              users_bp, devices_bp, backups_bp, ops_bp, security_bp, directory_bp, privacy_bp)
+              users_bp, devices_bp, backups_bp, ops_bp, security_bp, directory_bp, privacy_bp,
+              capture_bp)
 
 
 def _locale():

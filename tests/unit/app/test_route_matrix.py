@@ -79,8 +79,11 @@ MATRIX: dict[str, dict[str, dict]] = {
     "identity.backchannel_logout": {"POST": row("400 400 400 400 400 400 400 400")},
     "identity.logout": {"POST": row("3xx 3xx 3xx 3xx 3xx 3xx 3xx 3xx")},
     "identity.signed_out": {"GET": row("200 200 200 200 200 200 200 200")},
+    "capture.service_worker": {"GET": row("200 200 200 200 200 200 200 200")},
+    "capture.manifest": {"GET": row("200 200 200 200 200 200 200 200")},
     # ---------------------------------------------------------------- pages
     "home.index": {"GET": row(MEMBER_READ)},
+    "capture.index": {"GET": row(CREATE_FORM)},
     "dashboard.index": {"GET": row(MEMBER_READ)},
     "audit.audit_log": {"GET": row(AUDIT_ONLY)},
     "audit.audit_csv": {"GET": row(AUDIT_ONLY)},
@@ -203,6 +206,7 @@ MATRIX: dict[str, dict[str, dict]] = {
     "api.get_dashboard": {"GET": row(API_LIST)},
     # device tokens only: every user token is refused
     "devices_api.ingest_findings": {"POST": row("403 403 403 403 403 403 401 403")},
+    "api.capture_data": {"GET": row("200 200 200 403 200 403 401 200")},  # may create
 }
 
 

@@ -20,10 +20,12 @@ import functools
 import json
 
 from flask import current_app, g, request
+from flask_login import current_user
 from werkzeug.exceptions import Forbidden, Unauthorized
 
 from ..authz import Actor
 from ..core.db import utcnow
+from ..core.web import UNSAFE_METHODS, check_csrf
 from ..devices.models import Device
 from ..identity.models import User
 from ..identity.tokens import TokenError, realm_keys, verify_jwt
@@ -104,20 +106,50 @@ def authenticate() -> Actor:
                  request_id=g.get("request_id"))
 
 
-def api_auth(kind: str = "user"):
+def session_actor() -> Actor:
+    """The Actor of the browser's signed-in session (the offline capture page's sync), or 403
+    (waiting for access, or no CSRF token). Without a session (never signed in, or it expired
+    or was revoked) the request is an API call without a token: 401, and the page asks to
+    sign in again.
+
+    State-changing calls need the session's CSRF token in the `X-CSRF-Token` header and, when
+    the browser sends one, our own Origin (core.web.check_csrf): the cookie alone, which a
+    browser attaches by itself, never suffices. The session keeps every property of a page
+    request — server-side, idle timeout and lifetime, revoked by sign-out and by Keycloak's
+    back-channel logout, authorization re-read per request — and no token that JavaScript
+    could read or keep is ever handed to the page."""
+    user = current_user.user
+    if user.role is None:
+        raise Forbidden(description="Your account is waiting for access.")
+    if request.method in UNSAFE_METHODS:
+        check_csrf(header_only=True)
+    return Actor(organization=user.organization, kind="user", user=user, ip=request.remote_addr,
+                 request_id=g.get("request_id"))
+
+
+def api_auth(kind: str = "user", *, session: bool = False):
     """Decorator: authenticate the bearer token; `kind` says who may call — "user" endpoints
-    refuse device tokens and "device" endpoints refuse user tokens (403)."""
+    refuse device tokens and "device" endpoints refuse user tokens (403). `session`: without
+    an Authorization header, the browser's signed-in session is accepted too (session_actor:
+    same origin, CSRF token in a header) — for the offline capture page's sync only."""
 
     def wrap(view):
         @functools.wraps(view)
         def inner(*args, **kwargs):
-            actor = authenticate()
+            if session and kind == "user" and "Authorization" not in request.headers \
+                    and current_user.is_authenticated:
+                actor = session_actor()
+            else:
+                actor = authenticate()
             if actor.kind != kind:
                 raise Forbidden(description=f"This endpoint is for {kind} tokens only.")
             g.actor = actor
             return view(*args, **kwargs)
 
-        inner._csrf_exempt = True  # bearer tokens are not sent automatically by browsers
+        # Bearer tokens are not sent automatically by browsers; the session variant checks
+        # the CSRF header itself (session_actor).
+        inner._csrf_exempt = True
+        inner._session_auth = session
         return inner
 
     return wrap

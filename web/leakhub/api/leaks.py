@@ -11,8 +11,19 @@ from ..core.validation import Fields, ValidationError
 from ..leaks import service as leaks
 from ..leaks.models import Leak
 from .auth import api_auth
-from .common import ID, body, bp, conflict, created, expected_version, query_args, rfc3339, saved
-from .openapi import conflict_problem, json_body, operation
+from .common import (
+    ID,
+    body,
+    bp,
+    conflict,
+    created,
+    etag,
+    expected_version,
+    query_args,
+    rfc3339,
+    saved,
+)
+from .openapi import PROBLEM, conflict_problem, json_body, operation
 from .problems import json_response
 from .schemas import (
     CREATED_HEADERS,
@@ -70,19 +81,31 @@ def get_leak(leak_id):
 
 @bp.post("/leaks")
 @operation(summary="Record a leak", tag="leaks", errors=(401, 403),
-           description="Without `tag` the organization's next tag number is assigned.",
+           description="Without `tag` the organization's next tag number is assigned. With "
+                       "`client_id` (offline capture) the call is idempotent: the same id "
+                       "again answers 200 with the leak made the first time. The signed-in "
+                       "browser session may call this too, with its CSRF token in "
+                       "`X-CSRF-Token`.",
            body=json_body(LEAK_CREATE),
-           responses={201: ("Created.", LEAK, "application/json", CREATED_HEADERS),
+           responses={200: ("Recorded before under this `client_id`; nothing changed.",
+                            LEAK, "application/json", CREATED_HEADERS),
+                      201: ("Created.", LEAK, "application/json", CREATED_HEADERS),
+                      409: ("The `client_id` is used by a record you may not see.", PROBLEM),
                       **WRITE_ERRORS})
-@api_auth("user")
+@api_auth("user", session=True)
 def create_leak():
     actor = g.actor
     authz.require(actor, "create")
     data = body()
+    client_id = leaks.parse_client_id(data.pop("client_id", None))
     rfc3339(data, "found_at")
     values = leaks.parse_leak_form(data, tzname="UTC", creating=True)
-    leak = leaks.create_leak(actor, **values)
-    return created(leak_out(actor, leak), leak, url_for("api.get_leak", leak_id=leak.id))
+    leak, new = leaks.record_leak_once(actor, client_id, **values)
+    if not client_id or new:
+        return created(leak_out(actor, leak), leak, url_for("api.get_leak", leak_id=leak.id))
+    return json_response(leak_out(actor, leak), 200,
+                         headers={"Location": url_for("api.get_leak", leak_id=leak.id),
+                                  **etag(leak)})
 
 
 @bp.patch(f"/leaks/<{ID}:leak_id>")

@@ -5,6 +5,8 @@ from __future__ import annotations
 from flask import abort, g, request
 
 from .. import authz
+from ..core.validation import ValidationError
+from ..leaks import service as leaks
 from ..leaks.models import Leak
 from ..photos import service as photos
 from ..photos.views import send_photo
@@ -32,9 +34,12 @@ def list_photos(leak_id):
            responses={201: ("The stored photos.", PHOTO_LIST, "application/json",
                             CREATED_HEADERS),
                       413: ("Too large.", PROBLEM), 415: ("Not multipart/form-data.", PROBLEM),
+                      200: ("Stored before under this `client_id`; nothing changed.",
+                            PHOTO_LIST),
+                      409: ("The `client_id` is used by a photo of another leak.", PROBLEM),
                       422: ("Not an acceptable image; `errors.photos` says which file.",
                             VALIDATION_PROBLEM)})
-@api_auth("user")
+@api_auth("user", session=True)
 def upload_photos(leak_id):
     actor = g.actor
     leak = authz.get_or_404(actor, Leak, leak_id, "edit")
@@ -43,6 +48,13 @@ def upload_photos(leak_id):
     # Touching request.files enforces MAX_CONTENT_LENGTH (413 for the whole request).
     files = [(f.filename or "", f.read()) for f in request.files.getlist("photos")
              if f and (f.filename or f.content_length)]
+    client_id = leaks.parse_client_id(request.form.get("client_id"))
+    if client_id:
+        if len(files) != 1:
+            raise ValidationError({"photos": "Send exactly one photo with a client_id."})
+        photo, new = photos.add_photo_once(actor, leak, client_id, *files[0])
+        stored = [photo_json(photo)]
+        return items(stored, 201 if new else 200, headers={"Location": stored[0]["url"]})
     stored = [photo_json(p) for p in photos.add_photos(actor, leak, files)]
     return items(stored, 201, headers={"Location": stored[0]["url"]})
 

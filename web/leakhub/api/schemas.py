@@ -155,6 +155,8 @@ LEAK = component("Leak", {
         "verified_at": _nullable(DATE), "verification_note": {"type": "string"},
         "previous_leak": {"type": ["integer", "null"]},
         "source": {"type": "string"}, "version": {"type": "integer"},
+        "client_id": {"type": "string", "description": (
+            "The UUID the recording device gave the leak (offline capture), else \"\".")},
         "created_at": TS, "updated_at": TS, "figures": LEAK_FIGURES,
     },
     "required": ["id", "tag", "location", "survey", "found_at", "status", "rate_lpm",
@@ -193,7 +195,11 @@ _LEAK_INPUT = {
 LEAK_CREATE = component("LeakCreate", {
     "type": "object",
     "properties": {**_LEAK_INPUT,
-                   "status": {"type": "string", "enum": list(leaks.INITIAL_STATUSES)}},
+                   "status": {"type": "string", "enum": list(leaks.INITIAL_STATUSES)},
+                   "client_id": {"type": "string", "maxLength": 64, "description": (
+                       "A UUID the device generated when it recorded the leak (offline "
+                       "capture): sending the same id again answers 200 with the leak "
+                       "already made, never a second one.")}},
     "required": ["location", "found_at"],
     "additionalProperties": False,
 })
@@ -325,7 +331,10 @@ LEAK_QUERY = [
 PHOTO_UPLOAD = {"required": True, "content": {"multipart/form-data": {"schema": {
     "type": "object",
     "properties": {"photos": {"type": "array", "items": {
-        "type": "string", "contentMediaType": "application/octet-stream"}}},
+        "type": "string", "contentMediaType": "application/octet-stream"}},
+        "client_id": {"type": "string", "description": (
+            "A UUID the device gave the photo (offline capture; then exactly one file): "
+            "sending it again answers 200 with the stored photo, never a second one.")}},
     "required": ["photos"]}}}}
 IMAGE = {"type": "string", "contentMediaType": "image/*"}
 IMAGE_TYPES = ("image/jpeg", "image/png", "image/webp")

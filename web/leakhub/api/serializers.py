@@ -100,7 +100,8 @@ def leak_json(leak: Leak, figures) -> dict:
         "repaired_at": _day(leak.repaired_at), "repaired_by": leak.repaired_by,
         "repair_cost": _num(leak.repair_cost), "verified_at": _day(leak.verified_at),
         "verification_note": leak.verification_note, "previous_leak": leak.previous_leak_id,
-        "source": leak.source, "version": leak.version, "created_at": _ts(leak.created_at),
+        "source": leak.source, "client_id": leak.client_id, "version": leak.version,
+        "created_at": _ts(leak.created_at),
         "updated_at": _ts(leak.updated_at), "figures": figures_json(figures),
     }
 

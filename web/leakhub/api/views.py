@@ -11,7 +11,7 @@ document, assembled from each view's `@operation`).
 """
 from __future__ import annotations
 
-from . import dashboard, leaks, locations, openapi, photos, surveys  # noqa: F401 (routes)
+from . import capture, dashboard, leaks, locations, openapi, photos, surveys  # noqa: F401 (routes)
 from .common import bp
 from .ingest import bp as ingest_bp
 from .openapi import operation

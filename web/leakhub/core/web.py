@@ -67,6 +67,27 @@ def _same_origin(value: str) -> bool:
     return (got.scheme, got.netloc) == (public.scheme, public.netloc)
 
 
+def check_csrf(*, header_only: bool = False) -> None:
+    """403 unless the request comes from our own origin with the session's CSRF token (form
+    field `csrf_token` or header `X-CSRF-Token`; `header_only`: the header alone, which no
+    other site can set without a CORS preflight we never grant)."""
+    origin = request.headers.get("Origin")
+    if origin and origin != "null" and not _same_origin(origin):
+        g.csrf_failure = "foreign origin"
+        abort(403, description=_("The request came from another site and was refused."))
+    sent = request.headers.get("X-CSRF-Token") or ""
+    if not header_only:
+        sent = request.form.get("csrf_token") or sent
+    expected = session.get("csrf") or ""
+    # Compared as bytes: compare_digest refuses str with non-ASCII characters (TypeError,
+    # a 500); such a token is simply wrong.
+    if not expected or not hmac.compare_digest(sent.encode("utf-8", "surrogatepass"),
+                                               expected.encode("utf-8")):
+        g.csrf_failure = "missing or wrong CSRF token"
+        abort(403, description=_("The form has expired or was not sent from Leakhub. "
+                                 "Reload the page and try again."))
+
+
 class IdConverter(BaseConverter):
     """A record id in a URL: 1–18 digits, so it always fits the database's integers (no
     overflow on SQLite) and never fails *after* matching — werkzeug answers 405 instead of
@@ -126,19 +147,7 @@ def init_app(app):
         view = app.view_functions.get(request.endpoint)
         if view is None or _csrf_exempt(view):
             return
-        origin = request.headers.get("Origin")
-        if origin and origin != "null" and not _same_origin(origin):
-            g.csrf_failure = "foreign origin"
-            abort(403, description=_("The request came from another site and was refused."))
-        sent = request.form.get("csrf_token") or request.headers.get("X-CSRF-Token") or ""
-        expected = session.get("csrf") or ""
-        # Compared as bytes: compare_digest refuses str with non-ASCII characters (TypeError,
-        # a 500); such a token is simply wrong.
-        if not expected or not hmac.compare_digest(sent.encode("utf-8", "surrogatepass"),
-                                                   expected.encode("utf-8")):
-            g.csrf_failure = "missing or wrong CSRF token"
-            abort(403, description=_("The form has expired or was not sent from Leakhub. "
-                                     "Reload the page and try again."))
+        check_csrf()
 
     @app.after_request
     def _headers(response):

@@ -64,6 +64,9 @@ class Leak(OrgScoped):
     verification_note = pw.TextField(default="")
     previous_leak = pw.ForeignKeyField("self", null=True, on_delete="SET NULL")
     source = pw.CharField(max_length=16, default="manual")  # manual | import | device | demo
+    # The UUID a tablet gave the leak when it was recorded offline ("" otherwise): unique per
+    # organization when set (migration 0017), so a replayed sync finds it instead of a copy.
+    client_id = pw.CharField(max_length=36, default="")
     version = pw.IntegerField(default=1)
     created_at = pw.DateTimeField(default=utcnow)
     updated_at = pw.DateTimeField(default=utcnow)

@@ -19,6 +19,7 @@ from flask_babel import lazy_gettext as _l
 from .. import authz
 from ..audit import writer
 from ..core.db import database, utcnow
+from ..core.errors import Conflict
 from ..core.validation import Fields, ValidationError, local_to_utc, parse_decimal
 from ..identity.models import User
 from ..locations.models import Location
@@ -399,10 +400,63 @@ def _history(actor, leak: Leak, from_status, to_status, note="") -> None:
                   user=actor.user if actor.kind == "user" else None, note=note or "")
 
 
+CLIENT_ID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
+
+
+def parse_client_id(value, field_name: str = "client_id") -> str:
+    """A client-generated id (a UUID such as crypto.randomUUID() makes), lower-cased; "" when
+    none was sent; ValidationError naming the field otherwise."""
+    if value is None or value == "":
+        return ""
+    text = value.strip().lower() if isinstance(value, str) else ""
+    if not CLIENT_ID.match(text):
+        raise ValidationError(_("Send a UUID such as 1b4e28ba-2fa1-11d2-883f-0016d3cca427."),
+                              field_name)
+    return text
+
+
+class ClientIdTaken(Conflict):
+    """The client id names a record of the organization the caller may not see (or a photo
+    of another leak): nothing is created, nothing is shown."""
+
+
+def _by_client_id(actor, client_id: str) -> Leak | None:
+    existing = Leak.get_or_none((Leak.organization == actor.organization.id)
+                                & (Leak.client_id == client_id))
+    if existing is None:
+        return None
+    if not authz.scope(actor, Leak, "view").where(Leak.id == existing.id).exists():
+        raise ClientIdTaken(_("This client id is already used by another record."))
+    return existing
+
+
+def record_leak_once(actor, client_id: str, /, **values) -> tuple[Leak, bool]:
+    """Offline sync: the leak the device recorded under `client_id` (a UUID), created on the
+    first call and found on every repeat — (leak, created). The repeat is decided under the
+    organization's writer queue, so two concurrent replays make one leak."""
+    if not client_id:
+        return create_leak(actor, **values), True
+    authz.require(actor, "create")
+    existing = _by_client_id(actor, client_id)
+    if existing is not None:
+        return existing, False
+    try:
+        leak = create_leak(actor, client_id=client_id, **values)
+    except _Replayed as replay:
+        return replay.leak, False
+    return leak, True
+
+
+class _Replayed(Exception):
+    def __init__(self, leak):
+        self.leak = leak
+
+
 def create_leak(actor, /, **values) -> Leak:
     """Create a leak. `tag` given: the pre-printed tag is kept (duplicates rejected naming
     the field); otherwise the next number of the organization is assigned."""
     authz.require(actor, "create")
+    client_id = values.pop("client_id", "") or ""
     tag = normalize_tag(values.pop("tag", None))
     status = values.pop("status", None) or "open"
     if status not in INITIAL_STATUSES:
@@ -421,6 +475,11 @@ def create_leak(actor, /, **values) -> Leak:
             # Queued behind the organization's other writers (writer.begin), the check and the
             # next number hold until this transaction commits: concurrent saves never collide.
             writer.begin(actor)
+            if client_id:
+                replayed = _by_client_id(actor, client_id)
+                if replayed is not None:
+                    raise _Replayed(replayed)
+                fields["client_id"] = client_id
             if tag is not None and tag_taken(actor, tag):
                 raise _tag_error(tag)
             use_tag = tag if tag is not None else str(next_tag_number(actor))

@@ -23,6 +23,9 @@ class Photo(OrgScoped):
     original_filename = pw.CharField(max_length=200, default="")
     uploaded_by = pw.ForeignKeyField(User, null=True, on_delete="SET NULL")
     uploaded_at = pw.DateTimeField(default=utcnow)
+    # The UUID the tablet gave the queued photo ("" otherwise), unique per organization when
+    # set (migration 0017): a replayed upload finds the stored photo.
+    client_id = pw.CharField(max_length=36, default="")
 
     AUDIT_TYPE = "photo"
 

@@ -15,13 +15,14 @@ import unicodedata
 import warnings
 from dataclasses import dataclass
 
+import peewee as pw
 from flask_babel import gettext as _
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from .. import authz
 from ..audit import writer
 from ..core.db import database, utcnow
-from ..core.errors import Invalid
+from ..core.errors import Conflict, Invalid
 from ..leaks.models import Leak
 from ..orgs.models import Organization
 from .models import Photo
@@ -161,7 +162,8 @@ def clean_image(data: bytes, filename: str = "") -> CleanImage:
                       width=clean.width, height=clean.height)
 
 
-def add_photos(actor, leak: Leak, files: list[tuple[str, bytes]]) -> list[Photo]:
+def add_photos(actor, leak: Leak, files: list[tuple[str, bytes]], client_id: str = ""
+               ) -> list[Photo]:
     """All or nothing: every file is checked first; one bad file refuses the whole upload
     with a PhotoError naming it."""
     authz.require(actor, "edit", leak)
@@ -172,10 +174,38 @@ def add_photos(actor, leak: Leak, files: list[tuple[str, bytes]]) -> list[Photo]
         raise PhotoError(_("A leak can have at most %(n)d photos.", n=MAX_PHOTOS_PER_LEAK), 422)
     cleaned = [(sanitize_filename(name), clean_image(data, sanitize_filename(name)))
                for name, data in files]
-    return store_photos(actor, leak, cleaned)
+    return store_photos(actor, leak, cleaned, client_id)
 
 
-def store_photos(actor, leak: Leak, cleaned: list[tuple[str, CleanImage]]) -> list[Photo]:
+def add_photo_once(actor, leak: Leak, client_id: str, name: str, data: bytes
+                   ) -> tuple[Photo, bool]:
+    """Offline sync: the one photo the device queued under `client_id` (a UUID) for `leak`,
+    stored on the first call and found on every repeat — (photo, created). The id used for a
+    photo of another leak (or one the caller may not see) is a Conflict; nothing is stored."""
+    authz.require(actor, "edit", leak)
+
+    def existing():
+        photo = Photo.get_or_none((Photo.organization == actor.organization.id)
+                                  & (Photo.client_id == client_id))
+        if photo is not None and photo.leak_id != leak.id:
+            raise Conflict(_("This client id is already used by a photo of another leak."))
+        return photo
+
+    found = existing()
+    if found is not None:
+        return found, False
+    try:
+        return add_photos(actor, leak, [(name, data)], client_id=client_id)[0], True
+    except pw.IntegrityError:
+        # A concurrent replay of the same upload stored it first (the unique index).
+        found = existing()
+        if found is None:
+            raise
+        return found, False
+
+
+def store_photos(actor, leak: Leak, cleaned: list[tuple[str, CleanImage]],
+                 client_id: str = "") -> list[Photo]:
     """Store images already checked by `clean_image` and create their rows (one
     transaction). For `add_photos` and for device ingest, which checks a whole batch of
     findings first and files their photos with the new leaks."""
@@ -190,7 +220,7 @@ def store_photos(actor, leak: Leak, cleaned: list[tuple[str, CleanImage]]) -> li
                 content_type=img.content_type, size=len(img.data), width=img.width,
                 height=img.height, original_filename=name,
                 uploaded_by=actor.user if actor.kind == "user" else None,
-                uploaded_at=utcnow()))
+                uploaded_at=utcnow(), **({"client_id": client_id} if client_id else {})))
     return created
 
 
