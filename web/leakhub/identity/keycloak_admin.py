@@ -962,6 +962,19 @@ class KeycloakAdmin:
         self._request("PUT", self._realm_path(realm), json_body=body,
                       what=f"update lock-out settings of '{realm}'")
 
+    def set_token_settings(self, realm: str, settings: Mapping[str, Any]) -> None:
+        """Token and session lifespans of a realm (``accessTokenLifespan``, ``rememberMe``,
+        ``ssoSession…``, ``revokeRefreshToken``, ``refreshTokenMaxReuse``; seconds)."""
+        allowed = {"accessTokenLifespan", "ssoSessionIdleTimeout", "ssoSessionMaxLifespan",
+                   "rememberMe", "ssoSessionIdleTimeoutRememberMe",
+                   "ssoSessionMaxLifespanRememberMe", "revokeRefreshToken",
+                   "refreshTokenMaxReuse"}
+        unknown = set(settings) - allowed
+        if unknown:
+            raise ValueError(f"not a token setting: {', '.join(sorted(unknown))}")
+        self._request("PUT", self._realm_path(realm), json_body=dict(settings),
+                      what=f"update token settings of '{realm}'")
+
     def list_users(self, realm: str, *, page: int = 200) -> list[dict]:
         """Every user of a realm (full representations), page by page."""
         users, first = [], 0

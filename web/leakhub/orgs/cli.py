@@ -1,11 +1,16 @@
-"""`leakctl org create|list`."""
+"""`leakctl org create|list|set`."""
 from __future__ import annotations
 
 import click
 
-from ..core.clikit import Group, echo_json, json_option, load
+from ..authz import Actor
+from ..core.clikit import Group, OrgParam, echo_json, json_option, load
 from ..core.times import utc_iso
+from . import tokens
+from .models import Organization
 from .service import create_organization, list_organizations
+
+ORG = OrgParam(Organization)
 
 
 @click.group("org", cls=Group)
@@ -47,3 +52,36 @@ def list_cmd(as_json):
         click.echo("no organizations")
     for o in orgs:
         click.echo(f"{o.slug:20} {o.name}")
+
+
+@org_group.command("set")
+@click.option("--org", "org", required=True, type=ORG, help="Organization slug.")
+@click.option("--access-token-minutes", type=int,
+              help="Lifetime of an access token, 1-15 minutes (default 5).")
+@click.option("--session-hours", type=int,
+              help="Longest sign-in session without \"keep me signed in\", 1-24 hours.")
+@click.option("--remember-me", type=click.Choice(["on", "off"]),
+              help="Offer \"keep me signed in\" on the sign-in page.")
+@click.option("--remember-me-days", type=int,
+              help="Longest session with \"keep me signed in\", 1-30 days.")
+@json_option
+def set_cmd(org, access_token_minutes, session_hours, remember_me, remember_me_days, as_json):
+    """Show or change an organization's token settings (applied to its Keycloak realm;
+    refresh tokens are always single-use)."""
+    config = load()
+    form = tokens.current(org)
+    form["remember_me"] = "on" if form["remember_me"] else "off"
+    given = {"access_token_minutes": access_token_minutes, "session_hours": session_hours,
+             "remember_me": remember_me, "remember_me_days": remember_me_days}
+    changes = {k: v for k, v in given.items() if v is not None}
+    if changes:
+        form.update(changes)
+        org = tokens.set_token_settings(config, Actor.system(org, label="leakctl"), form)
+    data = {"organization": org.slug, **tokens.current(org)}
+    if as_json:
+        echo_json(data)
+    else:
+        click.echo(f"{org.slug}: access token {data['access_token_minutes']} min, session "
+                   f"{data['session_hours']} h, keep me signed in "
+                   f"{'on' if data['remember_me'] else 'off'} "
+                   f"({data['remember_me_days']} days), refresh tokens single-use")

@@ -52,6 +52,12 @@ class Organization(BaseModel):
     # The review rules that profile staff ("unusual hours", "new network"): off for new
     # organizations (works councils); organizations older than migration 0013 keep them on.
     profiling_rules = pw.BooleanField(default=False)
+    # Token settings (migration 0020), applied to the realm by orgs.tokens: access-token
+    # lifetime, longest session, "keep me signed in" and its longest session.
+    access_token_minutes = pw.IntegerField(default=5)
+    session_hours = pw.IntegerField(default=12)
+    remember_me = pw.BooleanField(default=False)
+    remember_me_days = pw.IntegerField(default=14)
 
     def __str__(self):
         return self.slug

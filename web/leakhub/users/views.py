@@ -30,6 +30,7 @@ from ..identity.models import ROLE_HINTS, ROLE_LABELS, ROLES
 from ..identity.sessions import describe_agent, live_sessions, session_ref
 from ..identity.signout import sign_out_everywhere
 from ..locations import service as locations
+from ..orgs import tokens as token_settings
 from ..orgs.models import LANGUAGE_LABELS, LANGUAGES, MODE_HINTS, MODE_LABELS
 from ..orgs.settings import timezones, update_settings
 from ..surveys.models import Survey
@@ -262,7 +263,25 @@ def org_settings():
         modes=[(m, MODE_LABELS[m], MODE_HINTS[m]) for m in sorted(MODE_LABELS)],
         timezones=timezones(),
         languages=[(code, LANGUAGE_LABELS.get(code, code)) for code in LANGUAGES],
+        token_bounds=token_settings.BOUNDS,
     ), (422 if errors else 200)
+
+
+@bp.route("/organization/tokens", methods=["POST"])
+@member_required
+def org_tokens():
+    """Token settings (orgs.tokens): errors come back as messages on the settings page."""
+    actor = current_actor_allowed("manage")
+    try:
+        token_settings.set_token_settings(_config(), actor, request.form)
+    except ValidationError as exc:
+        for message in exc.errors.values():
+            flash(message, "error")
+    except token_settings.TokenSettingsError as exc:
+        flash(str(exc), "error")
+    else:
+        flash(_("Token settings saved."), "success")
+    return redirect(url_for("users.org_settings"))
 
 
 # --------------------------------------------------------------------------- my sessions
