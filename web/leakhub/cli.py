@@ -19,6 +19,7 @@ from .core.db import database
 from .core.errors import LeakhubError
 from .dashboard.cli import dashboard_group
 from .demo.cli import demo_group
+from .departments.cli import group_group
 from .devices.cli import device_group
 from .identity.directory_cli import directory_group
 from .imports.cli import import_group
@@ -42,7 +43,7 @@ def cli():
 for _command in (secrets_group, migrate_cmd, setup_group, org_group, audit_group, status_group,
                  tls_group, deployments_group, demo_group, device_group, security_group,
                  backup_group, user_group, grant_group, import_group, dashboard_group,
-                 directory_group):
+                 directory_group, group_group):
     cli.add_command(_command)
 cli.add_command(keys_group)     # encryption at rest (core/keys.py)
 cli.add_command(privacy_group)  # data protection (privacy/)

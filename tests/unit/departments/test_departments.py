@@ -8,6 +8,7 @@ import itertools
 from decimal import Decimal
 
 import pytest
+from click.testing import CliRunner
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from werkzeug.exceptions import Forbidden, NotFound
@@ -16,6 +17,7 @@ from leakhub import authz
 from leakhub.audit.models import AuditEntry
 from leakhub.authz import access, grants
 from leakhub.authz.models import Grant, UserGroup, UserGroupMember
+from leakhub.cli import cli
 from leakhub.core.db import database
 from leakhub.core.validation import ValidationError
 from leakhub.departments import service as departments
@@ -319,3 +321,30 @@ def test_a_department_admin_never_creates_a_grant_outside_his_subtree(
         for g in authz.scope(a, Grant, "manage_users"):
             assert any(_inside(Location.get_by_id(g.location_id), t) for t in tops)
         txn.rollback()
+
+
+# ------------------------------------------------------------------ leakctl group
+
+def test_leakctl_group_commands(w):
+    def run(*args, ok=True):
+        result = CliRunner().invoke(cli, ["group", *args, "--org", "acme"],
+                                    catch_exceptions=False)
+        assert (result.exit_code == 0) == ok, result.output
+        return result.output
+
+    ext = w["user"]("external", "ext@acme.test")
+    run("create", "--name", "Maintenance", "--kc-group", "/Maintenance")
+    assert "Maintenance" in run("list")
+    run("add-member", "--name", "Maintenance", "--email", ext.email)
+    run("grant", "--name", "Maintenance", "--location", "A", "--level", "edit")
+    assert tags(act(ext), "edit") == {"1"}
+    assert "ext@acme.test" in run("members", "--name", "Maintenance")
+    assert "location A" in run("grants", "--name", "Maintenance")
+    out = run("grant", "--name", "Maintenance", "--location", "NOPE", "--level", "view", ok=False)
+    assert "--location" in out
+    run("revoke", "--name", "Maintenance", "--location", "A")
+    assert tags(act(ext)) == set()
+    run("rename", "--name", "Maintenance", "--to", "Instandhaltung")
+    run("remove-member", "--name", "Instandhaltung", "--email", ext.email)
+    run("delete", "--name", "Instandhaltung", "--yes")
+    assert "no groups" in run("list")

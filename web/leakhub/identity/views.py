@@ -26,6 +26,7 @@ from ..audit import writer
 from ..authz import Actor
 from ..core.db import utcnow
 from ..core.web import csrf_exempt, safe_next
+from ..departments.service import sync_directory_groups
 from ..orgs.models import ORG_COOKIE, Organization
 from ..security.events import record as record_security_event
 from .login import SignedInUser
@@ -144,6 +145,9 @@ def callback(slug):
     # Keeping the mirror in step with Keycloak is not a change by a person: no audit entry.
     User.update(email=email or user.email, name=name or user.name,
                 last_login_at=utcnow()).where(User.id == user.id).execute()
+    # Departments mapped to directory groups follow the `groups` claim (the realm's group
+    # membership mapper; an absent claim means no groups). Audited as "directory sync".
+    sync_directory_groups(user, claims.get("groups") or [])
 
     session.clear()
     session.regenerate()

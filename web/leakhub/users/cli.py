@@ -31,7 +31,7 @@ from ..surveys.models import Survey
 from . import service
 
 ROLE_CHOICE = click.Choice(["admin", "manager", "editor", "viewer", "external"])
-LEVEL_CHOICE = click.Choice(["view", "edit"])
+LEVEL_CHOICE = click.Choice(["view", "edit", "admin"])
 ORG = OrgParam(Organization)
 
 
