@@ -5,6 +5,7 @@ from leakhub.backups import jobs as backups
 from leakhub.backups.settings import get_settings as backup_settings
 from leakhub.exports import jobs as exports
 from leakhub.jobs import service as jobs
+from leakhub.followup.service import send_follow_up_mails
 from leakhub.photos.service import collect_garbage_everywhere
 from leakhub.security.keycloak_sync import sync_keycloak_events
 from leakhub.security.retention import apply_retention
@@ -24,6 +25,9 @@ JOBS = [
     ("photo-cleanup", collect_garbage_everywhere, {"trigger": "cron", "hour": 3, "minute": 47}),
     ("backup", backups.scheduled_backup,
      {"trigger": "cron", "hour": _backup_time.hour, "minute": _backup_time.minute,
+    # Repair follow-up (issue 18): hourly, each assignee gets at most one mail a day from 06:00
+    # in the organization's time zone (followup/service.py).
+    ("follow-up-mail", send_follow_up_mails, {"trigger": "cron", "minute": 5}),
       "run_at_start": backups.backup_overdue}),
     ("backup-verify", backups.verify_pending, {"trigger": "interval", "minutes": 15}),
     ("backup-rotate", backups.rotate_backups, {"trigger": "interval", "hours": 1}),

@@ -171,7 +171,13 @@ def test_tag_sheet(world, admin, login):
     assert resp.status_code == 200
     assert 'data-testid="tag-0815"' in page and 'data-testid="tag-816"' in page
     assert page.count('<svg') == 2 and 'class="qr"' in page
-    assert "style=" not in page and "<script" not in page  # CSP: no inline styles/scripts
+    # CSP: no inline styles or scripts; the print button's script is a static file (issue 18).
+    assert "style=" not in page
+    scripts = re.findall(r"<script[^>]*>", page)
+    assert scripts and all(re.fullmatch(r'<script src="/static/[^"]+">', s) for s in scripts)
+    assert 'data-print' in page and 'data-testid="print"' in page
+    assert 'class="nowrap" data-testid="tag-date"' in page  # dates do not break across lines
+    assert "css/tagsheet.css" in page  # the print sheet hides banners and messages
 
 
 def test_location_survey_and_settings_forms(world, admin, login):

@@ -340,10 +340,35 @@ def compute(actor, *, today: dt.date | None = None) -> Dashboard:
         else:
             d.fixed.add(n, rate, f)
             row.fixed.add(n, rate, f)
+    _subtract_remeasured(actor, d, by_site, sites, resolver)
     d.by_site = sorted(by_site.values(), key=lambda r: (-r.open.cost_year, r.label))
     d.by_component = sorted(by_component.items(), key=lambda kv: (-kv[1].cost_year, kv[0]))
     d.trend = [(m, agg.found[m], agg.repaired[m]) for m in months]
     return d
+
+
+def _subtract_remeasured(actor, d: Dashboard, by_site: dict, sites: dict, resolver) -> None:
+    """Savings from measured values (issue 18): a repaired leak re-measured after the repair
+    saved rate − after (leaks/calc.py saved_lpm), so the re-measured rates come off the
+    fixed figures, which the per-day counts hold with the whole rate. The figures are
+    linear in the rate; a re-measurement above the rate found makes the saving negative and
+    it is summed as such. Only re-measured leaks are read (grouped by site and day found)."""
+    day = pw.fn.DATE(Leak.found_at)
+    rows = (authz.scope(actor, Leak, "view",
+                        Leak.select(Leak.site_id, day, pw.fn.SUM(Leak.after_lpm)))
+            .where(Leak.after_lpm.is_null(False) & Leak.status.in_(sorted(FIXED_STATUSES)))
+            .group_by(Leak.site_id, day).order_by().tuples())
+    for site_id, found_day, after in rows:
+        found_day = (found_day if isinstance(found_day, dt.date)
+                     else dt.date.fromisoformat(str(found_day)[:10]))
+        params = resolver.at(site_id, found_day)
+        minus = -_dec(after)
+        f = calc.figures(minus, params)
+        d.fixed.add(0, minus, f)
+        if site_id not in by_site:
+            loc = sites.get(site_id)
+            by_site[site_id] = SiteRow(site_id, loc.label if loc else "")
+        by_site[site_id].fixed.add(0, minus, f)
 
 
 def site_label(row: SiteRow, labels: dict) -> str:

@@ -9,6 +9,7 @@ from flask_babel import gettext as _
 
 from .. import authz
 from ..core.pages import member_required
+from ..core.templating import org_tz
 from ..identity.login import current_actor
 from ..leaks import service as leaks
 from . import service
@@ -41,4 +42,5 @@ def index():
     data["trend"]["months"] = [month_label(m) for m in data["trend"]["months"]]
     return render_template("dashboard/index.html", d=d, data=data,
                            site_names=[service.site_label(s, labels) for s in d.by_site],
-                           component_labels=leaks.COMPONENT_LABELS)
+                           component_labels=leaks.COMPONENT_LABELS,
+                           overdue=leaks.overdue_count(actor, tzname=org_tz()))

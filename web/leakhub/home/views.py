@@ -6,7 +6,9 @@ from flask_login import current_user, login_required
 from .. import authz
 from ..core import migrations
 from ..core.db import database
+from ..core.templating import org_tz
 from ..identity.login import current_actor
+from ..leaks import service as leaks
 from ..surveys.models import Survey
 
 bp = Blueprint("home", __name__)
@@ -35,7 +37,8 @@ def index():
     actor = current_actor()
     return render_template("home/index.html", org=current_user.organization,
                            user=current_user.user, surveys=my_surveys(actor),
-                           can_record=authz.can_create_somewhere(actor))
+                           can_record=authz.can_create_somewhere(actor),
+                           follow_up=leaks.follow_up_counts(actor, tzname=org_tz()))
 
 
 @bp.route("/healthz")

@@ -110,6 +110,19 @@ def expected(value, control_factor) -> Decimal:
     return _d(value) * _d(control_factor)
 
 
+def saved_lpm(rate_lpm, after_lpm=None) -> Decimal:
+    """The leak rate a repair removed: the rate found minus the rate re-measured when the
+    repair was verified (`after_lpm`), or the whole rate when it was not re-measured.
+
+    Never negative unless the re-measurement is higher than the rate found: then the result
+    is negative (the repair made it worse, or the first reading was too low) and is shown and
+    summed as it is — a negative saving, never hidden or clipped to zero."""
+    rate = _d(rate_lpm)
+    if after_lpm is None:
+        return rate
+    return rate - _d(after_lpm)
+
+
 def figures(rate_lpm, params: EnergyParams) -> LeakFigures:
     return LeakFigures(
         flow_m3_min=flow_m3_per_min(rate_lpm),

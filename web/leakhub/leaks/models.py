@@ -57,11 +57,18 @@ class Leak(OrgScoped):
     spare_part = pw.CharField(max_length=200, default="")
     status = pw.CharField(max_length=16, default="open")
     due_date = pw.DateField(null=True)
+    # Repair follow-up (migration 0019): who repairs it, the maintenance order number.
+    assignee = pw.ForeignKeyField(User, null=True, on_delete="SET NULL",
+                                  backref="assigned_leaks", column_name="assignee_id")
+    order_number = pw.CharField(max_length=64, default="")
     repaired_at = pw.DateField(null=True)
     repaired_by = pw.CharField(max_length=200, default="")
     repair_cost = pw.DecimalField(max_digits=12, decimal_places=2, null=True, auto_round=True)
     verified_at = pw.DateField(null=True)
     verification_note = pw.TextField(default="")
+    # The rate re-measured when the repair was verified (None: not re-measured). Savings are
+    # then rate_lpm − after_lpm (leaks/calc.py saved_lpm), else the whole rate_lpm.
+    after_lpm = pw.DecimalField(max_digits=12, decimal_places=3, null=True, auto_round=True)
     previous_leak = pw.ForeignKeyField("self", null=True, on_delete="SET NULL")
     source = pw.CharField(max_length=16, default="manual")  # manual | import | device | demo
     # The UUID a tablet gave the leak when it was recorded offline ("" otherwise): unique per

@@ -20,7 +20,13 @@ from .. import authz
 from ..audit import writer
 from ..core.db import database, utcnow
 from ..core.errors import Conflict
-from ..core.validation import Fields, ValidationError, local_to_utc, parse_decimal
+from ..core.validation import (
+    Fields,
+    ValidationError,
+    local_to_utc,
+    parse_decimal,
+    utc_to_local,
+)
 from ..identity.models import User
 from ..locations.models import Location
 from ..locations.service import resolve_location, subtree_condition
@@ -156,7 +162,8 @@ EDIT_FIELDS = ("location", "survey", "found_at", "found_by_user", "found_by", "d
                "rate_inputs",
                "pressure_bar", "gas", "component", "priority", "description",
                "recommended_action", "spare_part", "due_date", "repaired_at", "repaired_by",
-               "repair_cost", "verification_note", "previous_leak")
+               "repair_cost", "verification_note", "previous_leak", "assignee",
+               "order_number", "after_lpm")
 
 
 def parse_leak_form(data, *, tzname: str | None, creating: bool) -> dict:
@@ -188,6 +195,9 @@ def parse_leak_form(data, *, tzname: str | None, creating: bool) -> dict:
         "repair_cost": f.decimal("repair_cost", min_value=0, max_value=10**9, places=2),
         "verification_note": f.text("verification_note", max_length=10000),
         "previous_leak": f.integer("previous_leak"),
+        "assignee": f.integer("assignee"),
+        "order_number": f.text("order_number", max_length=64),
+        "after_lpm": f.decimal("after_lpm", min_value=0, max_value=100000, places=3),
     }
     # Inputs of a calculated rate (methods "orifice" and "detector"): flat fields in forms,
     # the import and the API; check_values keeps those of the chosen method.
@@ -278,7 +288,7 @@ def calculated_rate(actor, method: str, inputs: dict, pressure_bar) -> tuple[Dec
     return rate, used
 
 
-REFERENCES = ("location", "survey", "found_by_user", "previous_leak")
+REFERENCES = ("location", "survey", "found_by_user", "previous_leak", "assignee")
 
 
 def _ref_id(value):
@@ -349,6 +359,19 @@ def check_values(actor, values: dict, *, leak: Leak | None = None) -> dict:
         v["previous_leak"] = prev
     else:
         v["previous_leak"] = None
+    if "assignee" in kept:
+        pass
+    elif v.get("assignee") not in (None, ""):
+        uid = v["assignee"].id if isinstance(v["assignee"], User) else v["assignee"]
+        v["assignee"] = (User.select().where((User.id == uid)
+                                             & (User.organization == actor.organization.id)
+                                             & User.role.is_null(False)
+                                             & (User.enabled == True))  # noqa: E712
+                         .first())
+        if v["assignee"] is None or not authz.role_allows(_actor_of(v["assignee"]), "edit"):
+            errors["assignee"] = _("Choose a user of this organization who may edit leaks.")
+    else:
+        v["assignee"] = None
     method = v.get("method") or "device"
     v["method"] = method
     inputs = rate_inputs_of(v.get("rate_inputs") or "")
@@ -384,7 +407,7 @@ def check_values(actor, values: dict, *, leak: Leak | None = None) -> dict:
     if errors:
         raise ValidationError(errors)
     for k in ("found_by", "device_serial", "description", "recommended_action", "spare_part",
-              "repaired_by", "verification_note"):
+              "repaired_by", "verification_note", "order_number"):
         v[k] = v.get(k) or ""
     v["gas"] = v.get("gas") or "air"
     v["component"] = v.get("component") or "other"
@@ -393,6 +416,23 @@ def check_values(actor, values: dict, *, leak: Leak | None = None) -> dict:
 
 
 # ------------------------------------------------------------------ writing
+
+def _actor_of(user: User) -> authz.Actor:
+    """The user as an actor of their organization (to ask what they may do)."""
+    return authz.Actor(organization=user.organization, kind="user", user=user)
+
+
+def _check_assignee(leak: Leak) -> None:
+    """The assignee must be able to edit the leak where it is (their role and grants): run
+    inside the write's transaction, after the write, so a refusal saves nothing."""
+    if leak.assignee_id is None:
+        return
+    user = User.get_by_id(leak.assignee_id)
+    if not authz.can(_actor_of(user), "edit", leak):
+        raise ValidationError(_("%(name)s may not edit this leak (its location or survey is "
+                                "not granted to them); choose someone who may.",
+                                name=user.display_name), "assignee")
+
 
 def _history(actor, leak: Leak, from_status, to_status, note="") -> None:
     writer.create(actor, LeakStatusChange, leak=leak, from_status=from_status,
@@ -485,6 +525,7 @@ def create_leak(actor, /, **values) -> Leak:
             use_tag = tag if tag is not None else str(next_tag_number(actor))
             leak = writer.create(actor, Leak, tag=use_tag, tag_number=tag_number_of(use_tag),
                                  **fields)
+            _check_assignee(leak)
             _history(actor, leak, None, status)
     except pw.IntegrityError:
         # Only a writer that bypasses writer.begin (a hand-made SQL insert) can get here.
@@ -517,9 +558,15 @@ def update_leak(actor, leak: Leak, /, *, expected_version: int | None, **values)
             raise _tag_error(tag)
         changes.update(tag=tag, tag_number=tag_number_of(tag))
     changes["updated_at"] = utcnow()
+    recheck = (_ref_id(v.get("assignee")) != leak.assignee_id
+               or _ref_id(v["location"]) != leak.location_id
+               or _ref_id(v.get("survey")) != leak.survey_id)
     try:
         with database.atomic():
-            return writer.update(actor, leak, changes, expected_version=expected_version)
+            updated = writer.update(actor, leak, changes, expected_version=expected_version)
+            if recheck:
+                _check_assignee(updated)
+            return updated
     except pw.IntegrityError:
         raise _tag_error(tag) from None
 
@@ -534,6 +581,7 @@ def parse_status_form(data) -> dict:
         "repaired_by": f.text("repaired_by", max_length=200) or None,
         "repair_cost": f.decimal("repair_cost", min_value=0, max_value=10**9, places=2),
         "verification_note": f.text("verification_note", max_length=10000) or None,
+        "after_lpm": f.decimal("after_lpm", min_value=0, max_value=100000, places=3),
     }
     f.check()
     return out
@@ -541,9 +589,11 @@ def parse_status_form(data) -> dict:
 
 def change_status(actor, leak: Leak, to_status: str, *, expected_version: int | None = None,
                   note: str = "", due_date=None, repaired_at=None, repaired_by=None,
-                  repair_cost=None, verification_note=None, today: dt.date | None = None) -> Leak:
+                  repair_cost=None, verification_note=None, after_lpm=None,
+                  today: dt.date | None = None) -> Leak:
     """Move a leak along the workflow; illegal moves raise ValidationError on "status".
-    Repair and verification data given with the move are stored with it."""
+    Repair and verification data given with the move are stored with it; `after_lpm`, the
+    rate re-measured when verifying, makes the savings rate − after (calc.saved_lpm)."""
     authz.require(actor, "edit", leak)
     check_transition(leak.status, to_status, tag=leak.tag)
     if to_status == "deferred" and not (note or "").strip():
@@ -563,6 +613,8 @@ def change_status(actor, leak: Leak, to_status: str, *, expected_version: int | 
         changes["verified_at"] = today
         if verification_note is not None:
             changes["verification_note"] = verification_note
+        if after_lpm is not None:
+            changes["after_lpm"] = after_lpm
     if changes.get("repaired_at") and changes["repaired_at"] < leak.found_at.date():
         raise ValidationError(_("The repair date must not be before the leak was found."),
                               "repaired_at")
@@ -641,6 +693,8 @@ class LeakFilter:
     date_from: dt.date | None = None
     date_to: dt.date | None = None
     q: str = ""
+    overdue: bool = False
+    assignee: int | None = None
     sort: str = "-found"
     page: int = 1
     per_page: int = 50
@@ -652,7 +706,9 @@ class LeakFilter:
                "priority": self.priority, "component": self.component,
                "date_from": self.date_from.isoformat() if self.date_from else None,
                "date_to": self.date_to.isoformat() if self.date_to else None,
-               "q": self.q or None, "sort": self.sort if self.sort != "-found" else None,
+               "q": self.q or None, "overdue": "1" if self.overdue else None,
+               "assignee": self.assignee,
+               "sort": self.sort if self.sort != "-found" else None,
                "page": self.page if self.page != 1 else None,
                "per_page": self.per_page if self.per_page != 50 else None}
         out.update(override)
@@ -677,6 +733,8 @@ def parse_filter(args) -> LeakFilter:
         date_from=f.date("date_from"),
         date_to=f.date("date_to"),
         q=(f.text("q", max_length=100) or ""),
+        overdue=bool(f.boolean("overdue")),
+        assignee=f.integer("assignee", min_value=1),
         page=f.integer("page", min_value=1, max_value=10**6, default=1) or 1,
         per_page=f.choice("per_page", PER_PAGE, default=50) or 50,
     )
@@ -732,6 +790,10 @@ def _apply(actor, query, flt: LeakFilter, tzname):
         query = query.where(Leak.survey == flt.survey)
     if flt.priority:
         query = query.where(Leak.priority == flt.priority)
+    if flt.overdue:
+        query = query.where(overdue_condition(local_today(tzname)))
+    if flt.assignee:
+        query = query.where(Leak.assignee == flt.assignee)
     if flt.component:
         query = query.where(Leak.component == flt.component)
     if flt.date_from:
@@ -753,6 +815,69 @@ def _apply(actor, query, flt: LeakFilter, tzname):
             cond = cond | Leak.location.in_(loc_ids)
         query = query.where(cond)
     return query
+
+
+# ------------------------------------------------------------------ follow-up
+
+# A leak is overdue when its due date has passed and it still waits for a repair. Deferred
+# leaks are not overdue: deferring is a recorded decision (with its reason) not to repair now.
+FOLLOW_UP_STATUSES = ("to_review", "open", "repair_planned")
+DUE_SOON_DAYS = 7  # "due": due today or within this many days (the daily mail, the home page)
+
+
+def local_today(tzname: str | None, now: dt.datetime | None = None) -> dt.date:
+    """Today in the organization's time zone (a due date is a local date)."""
+    return utc_to_local(now or utcnow(), tzname).date()
+
+
+def overdue_condition(today: dt.date):
+    return ((Leak.due_date < today) & Leak.status.in_(FOLLOW_UP_STATUSES))
+
+
+def due_condition(today: dt.date, days: int = DUE_SOON_DAYS):
+    """Due from today up to `days` ahead, still waiting for a repair (not overdue yet)."""
+    return ((Leak.due_date >= today) & (Leak.due_date <= today + dt.timedelta(days=days))
+            & Leak.status.in_(FOLLOW_UP_STATUSES))
+
+
+def is_overdue(leak: Leak, today: dt.date) -> bool:
+    return (leak.due_date is not None and leak.due_date < today
+            and leak.status in FOLLOW_UP_STATUSES)
+
+
+def overdue_count(actor, *, tzname: str | None = None, assignee=None,
+                  today: dt.date | None = None) -> int:
+    """Overdue leaks the actor sees (of one assignee when given)."""
+    query = authz.scope(actor, Leak, "view", Leak.select(Leak.id)).where(
+        overdue_condition(today or local_today(tzname)))
+    if assignee is not None:
+        query = query.where(Leak.assignee == _ref_id(assignee))
+    return query.count()
+
+
+def follow_up_counts(actor, *, tzname: str | None = None,
+                     today: dt.date | None = None) -> dict:
+    """The home page's repair counts: overdue leaks the actor sees; the actor's own overdue
+    leaks and those due within DUE_SOON_DAYS (as assignee)."""
+    today = today or local_today(tzname)
+    visible = authz.scope(actor, Leak, "view", Leak.select(Leak.id))
+    out = {"overdue": visible.where(overdue_condition(today)).count(), "mine_overdue": 0,
+           "mine_due": 0, "days": DUE_SOON_DAYS}
+    if actor.user is not None:
+        mine = visible.where(Leak.assignee == actor.user.id)
+        out["mine_overdue"] = mine.where(overdue_condition(today)).count()
+        out["mine_due"] = mine.where(due_condition(today)).count()
+    return out
+
+
+def assignee_options(actor) -> list[tuple[int, str]]:
+    """Users to pick as the repair's assignee: enabled users of the organization whose role
+    may edit leaks, among those the actor may list (an assignee without a grant for the
+    leak's place is refused on saving, naming the field)."""
+    return [(u.id, u.display_name) for u in authz.scope(actor, User, "view")
+            .where(User.role.is_null(False) & (User.enabled == True))  # noqa: E712
+            .order_by(User.name, User.email)
+            if authz.role_allows(authz.Actor(organization=actor.organization, user=u), "edit")]
 
 
 SEARCH_COLUMNS = ("tag", "description", "spare_part", "found_by", "recommended_action")

@@ -27,7 +27,7 @@ from ..photos import service as photos
 from ..security.events import record_http_error
 from ..surveys.models import Survey, SurveyScope
 from . import calc, service
-from .models import CALCULATED_METHODS, COMPONENTS, STATUSES, Leak
+from .models import CALCULATED_METHODS, COMPONENTS, FIXED_STATUSES, STATUSES, Leak
 
 bp = Blueprint("leaks", __name__)
 
@@ -56,12 +56,22 @@ def _user_options(actor):
     return options
 
 
+def _assignee_filter_options(actor, flt):
+    """Assignees to filter by: those the actor may list, and always the actor himself."""
+    options = service.assignee_options(actor)
+    me = actor.user if actor.kind == "user" else None
+    if me is not None and me.id not in {uid for uid, _label in options}:
+        options.insert(0, (me.id, me.display_name))
+    return options
+
+
 def _form_options(actor):
     lb = _labels()
     return {
         "location_options": locations.tree_options(actor),
         "survey_options": _survey_options(actor),
         "user_options": _user_options(actor),
+        "assignee_options": service.assignee_options(actor),
         "method_options": list(lb["methods"].items()),
         "estimate_options": list(lb["estimates"].items()),
         "component_options": [(c, lb["components"][c]) for c in COMPONENTS],
@@ -77,7 +87,7 @@ FORM_FIELDS = ("tag", "location", "survey", "found_at", "found_by_user", "found_
                "device_serial", "method", "estimate_class", "rate_lpm", "rate_low_lpm",
                "rate_high_lpm", "pressure_bar", "gas", "component", "priority", "description",
                "recommended_action", "spare_part", "due_date", "repaired_at", "repaired_by",
-               "repair_cost", "verification_note")
+               "repair_cost", "verification_note", "assignee", "order_number", "after_lpm")
 
 
 def _unseen_references(actor, leak: Leak | None) -> dict:
@@ -87,7 +97,7 @@ def _unseen_references(actor, leak: Leak | None) -> dict:
     if leak is None:
         return {}
     out = {}
-    for name in ("location", "survey", "found_by_user"):
+    for name in ("location", "survey", "found_by_user", "assignee"):
         if getattr(leak, name + "_id") is not None and not authz.can(actor, "view",
                                                                       getattr(leak, name)):
             out[name] = True
@@ -130,6 +140,8 @@ def index():
     return render_template(
         "leaks/index.html", page=page, flt=flt, location=location, totals=totals,
         location_options=locations.tree_options(actor), survey_options=_survey_options(actor),
+        assignee_options=_assignee_filter_options(actor, flt),
+        is_overdue=service.is_overdue, today=service.local_today(org_tz()),
         bulk_statuses=[(s, service.STATUS_LABELS[s]) for s in STATUSES if s != "to_review"],
         can_edit=authz.can(actor, "edit"), can_create=authz.can_create_somewhere(actor),
         **_labels())
@@ -265,6 +277,14 @@ def _render_detail(actor, leak: Leak, status_errors=None, status_form=None, code
               if leak.survey_id else None)
     url = current_app.config["LEAKHUB"].public_url.rstrip("/") + url_for(
         "leaks.detail", leak_id=leak.id)
+    saved_lpm = calc.saved_lpm(leak.rate_lpm, leak.after_lpm)
+    # The assignee by name when the reader may list users, else as "assigned" (no user data
+    # beyond what the reader may see), except the reader himself.
+    assignee_label = ""
+    if leak.assignee_id:
+        assignee_label = (leak.assignee.display_name
+                          if (actor.user is not None and actor.user.id == leak.assignee_id)
+                          or authz.can(actor, "view", leak.assignee) else _("assigned"))
     return render_template(
         "leaks/detail.html", leak=leak, location=location,
         ancestors=locations.ancestors(actor, location), survey=survey, params=params,
@@ -274,6 +294,9 @@ def _render_detail(actor, leak: Leak, status_errors=None, status_form=None, code
                      for s in service.allowed_transitions(leak.status)],
         qr=qr_svg(url, label=_("Leak %(tag)s", tag=leak.tag)),
         status_errors=status_errors or {}, status_form=status_form or {},
+        fixed=leak.status in FIXED_STATUSES, saved_lpm=saved_lpm,
+        saved=calc.figures(saved_lpm, params), assignee_label=assignee_label,
+        overdue=service.is_overdue(leak, service.local_today(org_tz())),
         can_edit=authz.can(actor, "edit", leak), **_labels()), code
 
 
@@ -292,7 +315,9 @@ def _conflict_fields():
             ("recommended_action", _("Recommended action")), ("spare_part", _("Spare part")),
             ("due_date", _("Due date")), ("repaired_at", _("Repair date")),
             ("repaired_by", _("Repaired by")), ("repair_cost", _("Repair cost")),
-            ("verification_note", _("Verification note"))]
+            ("verification_note", _("Verification note")),
+            ("assignee", _("Assignee")), ("order_number", _("Maintenance order number")),
+            ("after_lpm", _("Leak rate after the repair"))]
 
 
 def _normalize_for_compare(name, value):
@@ -301,6 +326,7 @@ def _normalize_for_compare(name, value):
         return ""
     value = str(value).strip()
     if name in ("rate_lpm", "rate_low_lpm", "rate_high_lpm", "pressure_bar", "repair_cost",
+                "after_lpm",
                 *service.RATE_INPUTS):
         try:
             return input_num(parse_decimal(value))

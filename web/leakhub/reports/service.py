@@ -82,7 +82,9 @@ def _collect(actor, data: ReportData, query) -> ReportData:
         if lk.status in OPEN_STATUSES:
             data.open.add(1, lk.rate_lpm, f)
         elif lk.status in FIXED_STATUSES:
-            data.fixed.add(1, lk.rate_lpm, f)
+            # Savings from the measured values when the repair was re-measured (calc.saved_lpm).
+            saved = calc.saved_lpm(lk.rate_lpm, lk.after_lpm)
+            data.fixed.add(1, saved, f if lk.after_lpm is None else calc.figures(saved, params))
     data.currency = next(iter(currencies)) if len(currencies) == 1 else ""
     data.settings = _settings_used(actor, used_sites, min(dates) if dates else None, paths)
     data.photos = photos_by_leak(actor, [r.leak.id for r in data.rows])

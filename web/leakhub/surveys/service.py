@@ -11,8 +11,10 @@ from ..audit import writer
 from ..core.db import database, utcnow
 from ..core.validation import Fields, ValidationError
 from ..identity.models import User
+from ..leaks import calc
 from ..leaks.models import FIXED_STATUSES, OPEN_STATUSES, Leak
 from ..locations.models import Location
+from ..locations.settings import SettingsResolver
 from .models import STATUSES, Survey, SurveyScope
 
 
@@ -176,6 +178,23 @@ class Comparison:
     repaired: list = field(default_factory=list)
     counts: dict = field(default_factory=dict)
     limit: int = 200
+    # What each survey found (leaks not "not a leak"): l/min, energy, cost and CO2 per year,
+    # each leak with the settings valid at its site and date; `change` = now − before.
+    found_now: calc.Totals = field(default_factory=calc.Totals)
+    found_before: calc.Totals = field(default_factory=calc.Totals)
+
+    @property
+    def change(self) -> dict:
+        now, before = self.found_now, self.found_before
+        return {"rate_lpm": now.rate_lpm - before.rate_lpm,
+                "kwh_year": now.kwh_year - before.kwh_year,
+                "cost_year": now.cost_year - before.cost_year,
+                "co2_kg_year": now.co2_kg_year - before.co2_kg_year}
+
+    @property
+    def currency(self) -> str:
+        cur = (self.found_now.currencies or set()) | (self.found_before.currencies or set())
+        return next(iter(cur)) if len(cur) == 1 else ""
 
 
 def compare(actor, survey: Survey, previous: Survey | None, *, limit: int = 200) -> Comparison:
@@ -209,6 +228,12 @@ def compare(actor, survey: Survey, previous: Survey | None, *, limit: int = 200)
             result.repaired.append(b)
         elif b.status in OPEN_STATUSES or b.status == "to_review":
             result.still_open.append(b)
+    resolver = SettingsResolver(actor)
+    for rows, totals in ((current, result.found_now), (before, result.found_before)):
+        totals.currencies = set()
+        for lk in rows:
+            totals.add(lk.rate_lpm, calc.figures(lk.rate_lpm, resolver.at(lk.site_id,
+                                                                           lk.found_at)))
     for name in ("new", "recurring", "still_open", "repaired"):
         rows = getattr(result, name)
         result.counts[name] = len(rows)
