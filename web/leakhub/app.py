@@ -37,6 +37,7 @@ from .leaks.views import bp as leaks_bp
 from .locations.views import bp as locations_bp
 from .ops.views import bp as ops_bp
 from .photos.views import bp as photos_bp
+from .plans.views import bp as plans_bp
 from .privacy.views import bp as privacy_bp
 from .reports.views import bp as reports_bp
 from .security import events as security_events
@@ -48,7 +49,7 @@ from .users.views import bp as users_bp
 BLUEPRINTS = (home_bp, identity_bp, locations_bp, surveys_bp, leaks_bp, audit_bp, photos_bp,
               dashboard_bp, exports_bp, imports_bp, reports_bp, devices_api_bp, api_bp,
               users_bp, devices_bp, backups_bp, ops_bp, security_bp, directory_bp, privacy_bp,
-              capture_bp)
+              capture_bp, plans_bp)
 
 
 def _locale():

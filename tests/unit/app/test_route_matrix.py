@@ -100,6 +100,12 @@ MATRIX: dict[str, dict[str, dict]] = {
     "locations.energy_edit": {"GET": row("200 403 403 403 403 403 login 404"),
                               "POST": row("422 403 403 403 403 403 login 404")},
     "reports.location": {"GET": row(ID_READ)},
+    # Floor plans (issue 18): the world's site has none (image 404); POSTs carry no file/leak.
+    "plans.show": {"GET": row(ID_READ)},
+    "plans.image": {"GET": row("404 404 404 404 404 403 login 404")},
+    "plans.upload": {"POST": row("422 422 422 403 404 403 login 404")},
+    "plans.delete": {"POST": row("3xx 3xx 3xx 403 404 403 login 404")},
+    "plans.pin": {"POST": row("422 422 422 422 404 403 login 404")},
     # ---------------------------------------------------------------- surveys
     "surveys.index": {"GET": row(MEMBER_READ)},
     # A new survey is reached by no grant: only roles that create everywhere (issue 18).

@@ -42,6 +42,9 @@ ACTION_LABELS = {
     "directory.oidc_created": _l("External sign-in added"),
     "directory.oidc_changed": _l("External sign-in changed"),
     "directory.oidc_removed": _l("External sign-in removed"),
+    "floor_plan.replaced": _l("Floor plan replaced"),
+    "floor_plan.pins_kept": _l("Pins kept on the new floor plan"),
+    "floor_plan.pins_cleared": _l("Pins cleared for the new floor plan"),
 }
 # Record types (audit entity_type: a model's AUDIT_TYPE or table name) on the audit log.
 ENTITY_LABELS = {
@@ -51,6 +54,7 @@ ENTITY_LABELS = {
     "grant": _l("Access grant"), "user": _l("User"), "organization": _l("Organization"),
     "security_finding": _l("Security finding"), "backup": _l("Backup"),
     "deployment": _l("Deployment"), "detector_rate_row": _l("Detector table"),
+    "floor_plan": _l("Floor plan"), "import_preset": _l("Import preset"),
     "export": _l("Export"), "group": _l("Group (department)"),
     "group_member": _l("Group membership"),
 }

@@ -12,6 +12,7 @@ from ..identity.models import User
 from ..leaks.models import DetectorRateRow, Leak, LeakStatusChange
 from ..locations.models import EnergySettings, Location
 from ..photos.models import Photo
+from ..plans.models import FloorPlan
 from ..security.models import Finding, SecurityEvent
 from ..surveys.models import Survey, SurveyScope
 from .models import Grant, UserGroup, UserGroupMember
@@ -50,6 +51,8 @@ def _table() -> dict:
         IngestReceipt: Link(ungranted=True),
     }
     table[Photo] = Link(via="leak")
+    # A location's floor plan: seen and replaced with the location.
+    table[FloorPlan] = Link(location="location")
     table[SecurityEvent] = Link(ungranted=True)
     table[Finding] = Link(ungranted=True)
     # Counts of a whole site (`site_id`: the site's location id, 0 for none): readable where

@@ -74,6 +74,11 @@ class Leak(OrgScoped):
     # The UUID a tablet gave the leak when it was recorded offline ("" otherwise): unique per
     # organization when set (migration 0017), so a replayed sync finds it instead of a copy.
     client_id = pw.CharField(max_length=36, default="")
+    # The pin on the location's floor plan (migration 0018): fractions 0..1 of the plan's
+    # width and height, and the plan version it was placed on (None: not placed).
+    plan_x = pw.FloatField(null=True)
+    plan_y = pw.FloatField(null=True)
+    plan_version = pw.IntegerField(null=True)
     version = pw.IntegerField(default=1)
     created_at = pw.DateTimeField(default=utcnow)
     updated_at = pw.DateTimeField(default=utcnow)

@@ -12,10 +12,21 @@ from reportlab.lib import colors
 from reportlab.lib.pagesizes import A4
 from reportlab.lib.styles import ParagraphStyle, getSampleStyleSheet
 from reportlab.lib.units import mm
+from reportlab.lib.utils import ImageReader
 from reportlab.pdfgen import canvas as pdfcanvas
-from reportlab.platypus import Image, Paragraph, SimpleDocTemplate, Spacer, Table, TableStyle
+from reportlab.platypus import (
+    Flowable,
+    Image,
+    KeepTogether,
+    Paragraph,
+    SimpleDocTemplate,
+    Spacer,
+    Table,
+    TableStyle,
+)
 
 from ..photos.storage import photo_storage
+from ..plans.service import SHAPE_LABELS, STATUS_STYLE, plan_storage
 from . import service
 
 CHUNK = 60
@@ -186,6 +197,30 @@ def render(data: service.ReportData, *, compress: bool = True) -> bytes:
         story.append(_table([header] + body[i:i + CHUNK], widths, numeric_from=3,
                             numeric_to=4, font_size=7.5))
 
+    # Floor plans with their pins (colour and shape by status, tags beside, a legend).
+    if data.plans:
+        story.append(Paragraph(escape(_("Floor plans")), h2))
+        store = plan_storage(org)
+        for pp in data.plans:
+            try:
+                raw = store.read(pp.plan.sha256)
+            except (FileNotFoundError, ValueError):
+                continue
+            title = Paragraph(escape(f"{pp.location.label} ({len(pp.pins)})"), base)
+            story.append(KeepTogether([title, Spacer(1, 1 * mm),
+                                       PlanFlowable(raw, pp, 180 * mm, 200 * mm)]))
+        legend = [[MarkerFlowable(colour, shape),
+                   p(f"{service.status_label(status)} ({SHAPE_LABELS[shape]})", small)]
+                  for status, (colour, shape) in STATUS_STYLE.items()]
+        grid = [legend[i:i + 4] for i in range(0, len(legend), 4)]
+        grid[-1] += [["", ""]] * (4 - len(grid[-1]))
+        rows = [[c for pair in r for c in pair] for r in grid]
+        lt = Table(rows, colWidths=[6 * mm, 39 * mm] * 4, hAlign="LEFT")
+        lt.setStyle(TableStyle([("VALIGN", (0, 0), (-1, -1), "MIDDLE"),
+                                ("LEFTPADDING", (0, 0), (-1, -1), 1)]))
+        story.append(Spacer(1, 2 * mm))
+        story.append(lt)
+
     # Photo appendix: a grid of thumbnails, four per row, each captioned with its leak.
     with_photos = [r for r in data.rows if data.photos.get(r.leak.id)]
     if with_photos:
@@ -224,6 +259,67 @@ def render(data: service.ReportData, *, compress: bool = True) -> bytes:
                             else 0, invariant=0)
     doc.build(story, canvasmaker=_numbered_canvas(org.name, data.title, footer))
     return buf.getvalue()
+
+
+def draw_marker(canv, shape: str, x: float, y: float, r: float, colour: str) -> None:
+    """A pin at (x, y) in PDF coordinates (y up): filled, white edge."""
+    canv.saveState()
+    canv.setFillColor(colors.HexColor(colour))
+    canv.setStrokeColor(colors.white)
+    canv.setLineWidth(r / 4)
+    if shape == "square":
+        canv.rect(x - r, y - r, 2 * r, 2 * r, stroke=1, fill=1)
+    elif shape in ("diamond", "triangle"):
+        pts = ([(x, y + r * 1.3), (x + r * 1.3, y), (x, y - r * 1.3), (x - r * 1.3, y)]
+               if shape == "diamond" else
+               [(x, y + r * 1.2), (x + r * 1.1, y - r * 0.9), (x - r * 1.1, y - r * 0.9)])
+        path = canv.beginPath()
+        path.moveTo(*pts[0])
+        for pt in pts[1:]:
+            path.lineTo(*pt)
+        path.close()
+        canv.drawPath(path, stroke=1, fill=1)
+    else:
+        canv.circle(x, y, r, stroke=1, fill=1)
+    canv.restoreState()
+
+
+class MarkerFlowable(Flowable):
+    def __init__(self, colour: str, shape: str, size: float = 3.2 * mm):
+        super().__init__()
+        self.colour, self.shape, self.size = colour, shape, size
+        self.width = self.height = size
+
+    def draw(self):
+        draw_marker(self.canv, self.shape, self.size / 2, self.size / 2, self.size / 3,
+                    self.colour)
+
+
+class PlanFlowable(Flowable):
+    """A floor plan image scaled into (max_w, max_h) with its pins and their tags."""
+
+    def __init__(self, raw: bytes, plan_pins, max_w: float, max_h: float):
+        super().__init__()
+        self.reader = ImageReader(io.BytesIO(raw))
+        self.pp = plan_pins
+        plan = plan_pins.plan
+        scale = min(max_w / max(plan.width, 1), max_h / max(plan.height, 1))
+        self.width, self.height = plan.width * scale, plan.height * scale
+
+    def draw(self):
+        c = self.canv
+        c.drawImage(self.reader, 0, 0, width=self.width, height=self.height)
+        c.setStrokeColor(LINE)
+        c.rect(0, 0, self.width, self.height, stroke=1, fill=0)
+        r = 2 * mm
+        for pin in self.pp.pins:
+            x, y = pin.x * self.width, (1 - pin.y) * self.height
+            draw_marker(c, pin.shape, x, y, r, pin.colour)
+            c.saveState()
+            c.setFont("Helvetica-Bold", 7)
+            c.setFillColor(NAVY)
+            c.drawString(x + r * 1.5, y - 1, pin.leak.tag[:16])
+            c.restoreState()
 
 
 def _table(rows, widths, *, header=True, numeric_from=None, numeric_to=None, font_size=8.5):

@@ -21,6 +21,7 @@ from ..locations.models import EnergySettings, Location
 from ..locations.service import subtree_condition
 from ..locations.settings import DEFAULTS, SettingsResolver
 from ..photos.service import photos_by_leak
+from ..plans.service import plans_for_leaks
 from ..surveys.models import Survey
 from ..surveys.service import scope_locations
 
@@ -56,6 +57,7 @@ class ReportData:
     by_status: Counter = field(default_factory=Counter)
     settings: list = field(default_factory=list)
     photos: dict = field(default_factory=dict)  # leak id → [Photo]
+    plans: list = field(default_factory=list)  # [plans.service.PlanPins]
     currency: str = ""
     truncated: bool = False
 
@@ -88,6 +90,7 @@ def _collect(actor, data: ReportData, query) -> ReportData:
     data.currency = next(iter(currencies)) if len(currencies) == 1 else ""
     data.settings = _settings_used(actor, used_sites, min(dates) if dates else None, paths)
     data.photos = photos_by_leak(actor, [r.leak.id for r in data.rows])
+    data.plans = plans_for_leaks(actor, [r.leak for r in data.rows])
     return data
 
 

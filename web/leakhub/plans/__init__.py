@@ -1,0 +1,1 @@
+"""Floor plans of locations with leak pins (issue 18 part 5)."""
