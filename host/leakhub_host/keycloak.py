@@ -104,6 +104,20 @@ def save_keycloak_build(layout: Layout, pristine: Path, build: dict) -> None:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+def cluster_settings(bind: str) -> dict:
+    """Keycloak settings of one node of a cluster (bench/rehearsal_multinode.py): distributed
+    Infinispan caches, nodes finding each other through the JDBC_PING table in Keycloak's own
+    PostgreSQL database (Keycloak 26's default `jdbc-ping` stack, so no multicast), the cluster
+    transport bound to `bind` ("ADDR:PORT" on loopback: several nodes on one host need
+    distinct ports). Runtime options: no rebuild."""
+    address, sep, port = bind.rpartition(":")
+    if not sep or not address or not port.isdigit():
+        raise StackError(f"--keycloak-cluster takes ADDR:PORT, got {bind!r}", "keycloak")
+    return {"KC_CACHE": "ispn", "KC_CACHE_STACK": "jdbc-ping",
+            "KC_CACHE_EMBEDDED_NETWORK_BIND_ADDRESS": address,
+            "KC_CACHE_EMBEDDED_NETWORK_BIND_PORT": port}
+
+
 def keycloak_env(layout: Layout) -> tuple[dict, dict]:
     """(build options, full runtime environment) for kc.sh."""
     settings = read_env_file(KEYCLOAK_ENV_FILE)
@@ -128,6 +142,8 @@ def keycloak_env(layout: Layout) -> tuple[dict, dict]:
         settings["KC_DB"] = "dev-file"
         for key in ("KC_DB_URL", "KC_DB_USERNAME", "KC_DB_PASSWORD"):
             settings.pop(key, None)
+    if layout.keycloak_cluster:
+        settings.update(cluster_settings(layout.keycloak_cluster))
     build = {k: v for k, v in settings.items() if k in KC_BUILD_OPTIONS}
     env = {k: v for k, v in os.environ.items() if not k.startswith("KC_")}
     env.update(settings)

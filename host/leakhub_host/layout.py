@@ -69,6 +69,10 @@ class Layout:
     hostname: str = "localhost"
     ports: dict = field(default_factory=lambda: dict(DEFAULT_PORTS))
     repo: Path = REPO               # the code tree (release) setup, web and worker run from
+    # Keycloak with clustered caches (`up --keycloak-cluster ADDR:PORT`, PostgreSQL only): the
+    # address its cluster transport binds to; None (the default) is one node with local caches.
+    # Only the start of Keycloak reads it; it is not kept in stack.json.
+    keycloak_cluster: str | None = None
 
     @property
     def venv_bin(self) -> Path:

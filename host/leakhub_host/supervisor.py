@@ -418,6 +418,11 @@ def cmd_up(args) -> int:
 
 def _up_locked(args, home: Path) -> int:
     layout, ports_mode = resolve_layout(args, home)
+    if args.keycloak_cluster:
+        if layout.db != "postgres":
+            say("--keycloak-cluster needs --db postgres (the nodes meet in its database)")
+            return 2
+        layout.keycloak_cluster = args.keycloak_cluster
     stack = Stack(layout, ports_mode)
     for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
         signal.signal(sig, _raise_interrupted)
@@ -607,6 +612,10 @@ def main(argv=None) -> int:
                                    "and worker from (default: this one)")
     up.add_argument("--only", help="start just these services (web,worker) in the running "
                                    "detached stack, e.g. after `down --only` (updates)")
+    up.add_argument("--keycloak-cluster", metavar="ADDR:PORT",
+                    help="run Keycloak as the first node of a cluster (distributed caches, "
+                         "discovery through its PostgreSQL; needs --db postgres), its cluster "
+                         "transport on ADDR:PORT; bench/rehearsal_multinode.py adds the others")
     down = sub.add_parser("down", parents=[common], help="stop the stack of --home")
     down.add_argument("--only", help="stop just these services (web,worker); the rest runs on")
     sub.add_parser("status", parents=[common], help="show processes and health")
