@@ -2,6 +2,7 @@
 e-mail to assignees, re-measurement when verifying (savings from measured values), the survey
 comparison's change and its default, the printable tag sheet."""
 import datetime as dt
+import json
 from decimal import Decimal as D
 
 import pytest
@@ -14,8 +15,7 @@ from leakhub.core.validation import ValidationError
 from leakhub.dashboard import service as dashboard
 from leakhub.followup import service as followup
 from leakhub.followup.models import FollowUpMail
-from leakhub.leaks import calc
-from leakhub.leaks import service
+from leakhub.leaks import calc, service
 from leakhub.leaks.models import Leak
 from leakhub.locations.settings import SettingsResolver
 from leakhub.reports import service as reports
@@ -352,3 +352,34 @@ def test_pages_show_follow_up(actor, tree, login, make_user):
         "csrf_token": "t", "version": str(late.version), "location": str(tree["area"].id),
         "rate_lpm": "20", "assignee": str(make_user("viewer").id)})
     assert r.status_code == 422 and 'data-testid="error-assignee"' in r.get_data(as_text=True)
+
+
+# ---------------------------------------------------------------- API
+
+def test_api_takes_and_shows_the_follow_up_fields(client, actor, tree, make_user, monkeypatch):
+    from leakhub.api import auth
+
+    admin, editor, viewer = make_user("admin"), make_user("editor"), make_user("viewer")
+    monkeypatch.setattr(auth, "authenticate", lambda: Actor(
+        organization=admin.organization, kind="user", user=admin))
+
+    def call(method, path, body=None):
+        return client.open("/api/v1" + path, method=method, data=json.dumps(body or {}),
+                           content_type="application/json")
+
+    r = call("POST", "/leaks", {"location": tree["area"].id, "found_at": "2024-03-01T09:00:00Z",
+                                "rate_lpm": 40, "assignee": editor.id, "order_number": "IH-9",
+                                "due_date": "2024-04-01"})
+    assert r.status_code == 201, r.get_data(as_text=True)
+    leak = r.get_json()
+    assert (leak["assignee"], leak["order_number"], leak["saved_lpm"]) == (editor.id, "IH-9",
+                                                                            None)
+    r = call("PATCH", f"/leaks/{leak['id']}", {"assignee": viewer.id,
+                                               "version": leak["version"]})
+    assert r.status_code == 422 and "assignee" in r.get_data(as_text=True)
+    call("POST", f"/leaks/{leak['id']}/status", {"status": "repaired"})
+    r = call("POST", f"/leaks/{leak['id']}/status", {"status": "verified", "after_lpm": 45})
+    assert r.status_code == 200, r.get_data(as_text=True)
+    body = call("GET", f"/leaks/{leak['id']}").get_json()
+    # Re-measured higher than found: the saving is negative, and shown so.
+    assert D(str(body["after_lpm"])) == D("45") and D(str(body["saved_lpm"])) == D("-5")

@@ -154,6 +154,13 @@ LEAK = component("Leak", {
         "repaired_by": {"type": "string"}, "repair_cost": _NUM_OR_NULL,
         "verified_at": _nullable(DATE), "verification_note": {"type": "string"},
         "previous_leak": {"type": ["integer", "null"]},
+        "assignee": {"type": ["integer", "null"], "description": "The user who repairs it."},
+        "order_number": {"type": "string", "description": "Maintenance order number."},
+        "after_lpm": dict(_NUM_OR_NULL, description=(
+            "Leak rate re-measured when the repair was verified (null: not re-measured).")),
+        "saved_lpm": dict(_NUM_OR_NULL, description=(
+            "Repaired or verified: the rate the repair removed, rate_lpm - after_lpm (the "
+            "whole rate when not re-measured; negative when re-measured higher). Else null.")),
         "source": {"type": "string"}, "version": {"type": "integer"},
         "client_id": {"type": "string", "description": (
             "The UUID the recording device gave the leak (offline capture), else \"\".")},
@@ -178,6 +185,9 @@ _LEAK_INPUT = {
     "spare_part": _text(200), "due_date": _nullable(DATE), "repaired_at": _nullable(DATE),
     "repaired_by": _text(200), "repair_cost": _nullable(_dec(0, 10**9, 2)),
     "verification_note": _text(10000), "previous_leak": _nullable(ID_SCHEMA),
+    "assignee": _nullable(dict(ID_SCHEMA, description=(
+        "The user who repairs it: a user of the organization who may edit this leak."))),
+    "order_number": _text(64), "after_lpm": _nullable(_dec(0, 100000, 3)),
     # Inputs of the calculated methods; the rate is then computed (rate_lpm is ignored).
     "orifice_diameter_mm": _nullable(_dec(0, 100, 3, description=(
         "Method orifice: hole diameter in mm; with pressure_bar (gauge)."))),
@@ -217,6 +227,9 @@ STATUS_CHANGE = component("StatusChange", {
         "due_date": _nullable(DATE), "repaired_at": _nullable(DATE),
         "repaired_by": _nullable(_text(200)), "repair_cost": _nullable(_dec(0, 10**9, 2)),
         "verification_note": _nullable(_text(10000)),
+        "after_lpm": _nullable(_dec(0, 100000, 3, description=(
+            "When verifying: the leak rate re-measured after the repair; savings are then "
+            "rate_lpm - after_lpm."))),
         "version": dict(VERSION, description="Optional: the version you saw (or If-Match)."),
     },
     "required": ["status"],

@@ -13,8 +13,9 @@ from flask import url_for
 
 from .. import authz
 from ..core.times import utc_iso
+from ..leaks import calc
 from ..leaks import service as leaks
-from ..leaks.models import Leak
+from ..leaks.models import FIXED_STATUSES, Leak
 from ..locations.models import Location
 from ..surveys.models import Survey, SurveyScope
 
@@ -100,6 +101,10 @@ def leak_json(leak: Leak, figures) -> dict:
         "repaired_at": _day(leak.repaired_at), "repaired_by": leak.repaired_by,
         "repair_cost": _num(leak.repair_cost), "verified_at": _day(leak.verified_at),
         "verification_note": leak.verification_note, "previous_leak": leak.previous_leak_id,
+        "assignee": leak.assignee_id, "order_number": leak.order_number,
+        "after_lpm": _num(leak.after_lpm),
+        "saved_lpm": (_num(calc.saved_lpm(leak.rate_lpm, leak.after_lpm))
+                      if leak.status in FIXED_STATUSES else None),
         "source": leak.source, "client_id": leak.client_id, "version": leak.version,
         "created_at": _ts(leak.created_at),
         "updated_at": _ts(leak.updated_at), "figures": figures_json(figures),
