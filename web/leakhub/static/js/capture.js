@@ -164,7 +164,12 @@
     var p = form.querySelector("[data-error-for=" + name + "]");
     if (p) { p.hidden = !text; p.textContent = text || ""; }
   }
-  function number(text) { return text.trim().replace(",", "."); }
+  // "12,5" or "12.5" → 12.5; null when it is not a number.
+  function number(text) {
+    var t = text.trim().replace(",", ".");
+    var v = Number(t);
+    return t !== "" && isFinite(v) ? v : null;
+  }
 
   form.addEventListener("submit", function (ev) {
     ev.preventDefault();
@@ -175,6 +180,12 @@
       fieldError(name, missing ? T.tRequired : "");
       bad = bad || missing;
     });
+    ["rate_lpm", "pressure_bar"].forEach(function (name) {
+      if (f[name].value.trim() && number(f[name].value) === null) {
+        fieldError(name, T.tNumber);
+        bad = true;
+      }
+    });
     if (bad) { return; }
     var fields = {location: parseInt(f.location.value, 10),
                   survey: f.survey.value ? parseInt(f.survey.value, 10) : null,
@@ -184,6 +195,7 @@
                   description: f.description.value};
     if (data && data.user) { fields.found_by_user = data.user.id; }
     if (f.pressure_bar.value.trim()) { fields.pressure_bar = number(f.pressure_bar.value); }
+    ["location", "rate_lpm", "pressure_bar"].forEach(function (name) { fieldError(name, ""); });
     var photos = Array.prototype.map.call(f.photos.files, function (file) {
       return {client_id: uuid(), name: file.name, blob: file};
     });
