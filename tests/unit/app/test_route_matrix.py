@@ -39,6 +39,7 @@ from leakhub.authz import Actor as _Actor
 from leakhub.devices.models import Device
 from leakhub.exports import jobs as export_jobs
 from leakhub.exports.models import ExportJob
+from leakhub.imports.models import ImportPreset
 from leakhub.leaks.models import Leak as _Leak
 from leakhub.surveys import service as _surveys
 from leakhub.surveys.models import Survey as _Survey
@@ -136,6 +137,8 @@ MATRIX: dict[str, dict[str, dict]] = {
     "exports.job": {"GET": row("200 404 404 404 404 403 login 404")},
     "exports.download": {"GET": row("200 404 404 404 404 403 login 404")},
     "imports.upload": {"GET": row(CREATE_FORM), "POST": row("422 422 422 403 422 403 login 422")},
+    # A saved mapping preset (issue 18): who saved it (nobody here) or an administrator deletes.
+    "imports.delete_preset": {"POST": row("3xx 403 403 403 403 403 login 404")},
     "imports.review": {"GET": row("200 200 200 403 200 403 login 404"),
                        "POST": row("200 200 200 403 200 403 login 404")},
     # ---------------------------------------------------------------- photos
@@ -329,6 +332,8 @@ def make_world(people) -> dict:
                            model=mark[:100])
     csv = f"tag,location,found_at,rate_lpm\nX{n},{mark},2024-03-01,5\n".encode()
     key = staging(people["a"]).put(csv)
+    preset = ImportPreset.create(organization=people["a"], name=f"P {mark}",
+                                 mapping='{"Tag": "tag"}')
     export = ExportJob.create(uid=uuid.uuid4().hex, organization=people["a"],
                               user=people["users"]["admin"], fmt="csv", status="done",
                               rows_done=1, rows_total=1, file_name=f"{n}-{mark}.csv")
@@ -336,7 +341,7 @@ def make_world(people) -> dict:
     return {"export": export, "mark": mark, "site": site, "hall": hall, "survey": survey,
             "leak": leak, "photo": photo, "settings": settings, "finding": finding,
             "import_key": key, "target": target, "grant": grant, "backup": people["backup"],
-            "device": device}
+            "device": device, "preset": preset}
 
 
 def url_arguments(world, rule) -> dict:
@@ -347,7 +352,7 @@ def url_arguments(world, rule) -> dict:
               "tag": world["leak"].tag, "user_id": world["target"].id,
               "grant_id": world["grant"].id, "backup_id": world["backup"].id,
               "device_id": world["device"].id, "job_id": world["export"].uid, "slug": "acme",
-              "filename": "css/leakhub.css"}
+              "filename": "css/leakhub.css", "preset_id": world["preset"].id}
     missing = set(rule.arguments) - set(values)
     assert not missing, f"{rule.endpoint}: no test value for {missing}: add one in url_arguments"
     return {name: values[name] for name in rule.arguments}

@@ -9,6 +9,7 @@ from ..dashboard.models import LeakDaily, LeakRepairedDaily
 from ..devices.models import Device, IngestReceipt
 from ..exports.models import ExportJob
 from ..identity.models import User
+from ..imports.models import ImportPreset
 from ..leaks.models import DetectorRateRow, Leak, LeakStatusChange
 from ..locations.models import EnergySettings, Location
 from ..photos.models import Photo
@@ -53,6 +54,8 @@ def _table() -> dict:
     table[Photo] = Link(via="leak")
     # A location's floor plan: seen and replaced with the location.
     table[FloorPlan] = Link(location="location")
+    # Saved import column mappings: shared in the organization (imports.service presets).
+    table[ImportPreset] = Link(members_read=True)
     table[SecurityEvent] = Link(ungranted=True)
     table[Finding] = Link(ungranted=True)
     # Counts of a whole site (`site_id`: the site's location id, 0 for none): readable where

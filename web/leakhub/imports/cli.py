@@ -1,4 +1,5 @@
-"""`leakctl import leaks --org SLUG FILE [--mapping JSON] [--dry-run]`: the web import's service."""
+"""`leakctl import leaks --org SLUG FILE [--mapping JSON | --preset NAME] [--dry-run]`: the web
+import's service."""
 from __future__ import annotations
 
 import json
@@ -10,6 +11,7 @@ from flask_babel import Babel
 
 from ..authz import Actor
 from ..core.clikit import CliError, Group, OrgParam, json_option, load
+from ..core.validation import ValidationError
 from ..orgs.models import Organization
 from . import mapping, service
 
@@ -32,12 +34,16 @@ def import_group():
                    'tag, location (a path SITE/BUILDING/AREA), site, building, area, survey, '
                    'found_at, rate_lpm, pressure_bar, component, status, description, … '
                    '(all of them in the error for an unknown one).')
+@click.option("--preset", "preset", default=None, metavar="NAME",
+              help="Use the organization's saved column mapping NAME (saved in the web "
+                   "import's review step; not together with --mapping).")
 @click.option("--dry-run", is_flag=True, help="Validate and report; write nothing.")
 @click.option("--update-existing", is_flag=True,
               help="Update leaks whose tag exists with other data (default: conflict).")
 @click.option("--create-locations", is_flag=True, help="Create missing locations.")
 @json_option
-def import_leaks(org, file, mapping_arg, dry_run, update_existing, create_locations, as_json):
+def import_leaks(org, file, mapping_arg, preset, dry_run, update_existing, create_locations,
+                 as_json):
     """Import leaks from a CSV or XLSX file (all or nothing).
 
     \b
@@ -45,6 +51,8 @@ def import_leaks(org, file, mapping_arg, dry_run, update_existing, create_locati
                --mapping '{"Standort": "location", "Bemerkung": "ignore"}'
     """
     load()
+    if preset is not None and mapping_arg:
+        raise CliError("--preset and --mapping: choose one")
     data = file.read_bytes()
     column_map = None
     if mapping_arg:
@@ -72,6 +80,15 @@ def import_leaks(org, file, mapping_arg, dry_run, update_existing, create_locati
     app = Flask("leakctl")  # gettext needs an app context; messages stay English
     Babel(app)
     with app.app_context():
+        if preset is not None:
+            try:
+                _fmt, headers = service.headers_of(data, file.name)
+            except service.formats.FormatError as exc:
+                raise CliError(f"{file.name}: {service.format_error(exc)}") from None
+            try:
+                column_map = service.preset_column_map(actor, preset.strip(), headers)
+            except ValidationError as exc:
+                raise CliError("--preset: " + str(next(iter(exc.errors.values())))) from None
         result = service.run_import(
             actor, data, file.name, column_map=column_map, dry_run=dry_run,
             options=service.Options(update_existing=update_existing,

@@ -22,18 +22,27 @@
 """
 from __future__ import annotations
 
+import json
+
+from flask_babel import gettext as _
+
 from .. import authz
+from ..audit import writer
+from ..core.db import utcnow
+from ..core.validation import ValidationError
 from . import formats, mapping
 from .classify import TargetCheck, classify
 from .columns import map_columns
+from .models import ImportPreset
 from .outcome import Conflict, Options, Result, RowError, RowErrors
 from .places import LocationIndex, site_warnings
 from .read import file_number_locale, format_error, headers_of, read_table
 from .validate import validate
 from .write import write
 
-__all__ = ["Conflict", "Options", "Result", "RowError", "file_number_locale",
-           "format_error", "formats", "headers_of", "parse_mapping_form", "run_import"]
+__all__ = ["BUILTIN_PRESETS", "Conflict", "Options", "Result", "RowError", "delete_preset",
+           "file_number_locale", "format_error", "formats", "headers_of", "list_presets",
+           "parse_mapping_form", "preset_column_map", "run_import", "save_preset"]
 
 
 def run_import(actor, data: bytes, filename: str, *, column_map: dict | None = None,
@@ -86,3 +95,90 @@ def parse_mapping_form(form, headers: list[str]) -> dict[int, str]:
         if value in mapping.FIELDS:
             out[i] = value
     return out
+
+
+# ---------------------------------------------------------------- presets (issue 18 part 6)
+
+# Built-in presets for the export columns of detector software: {name: {header: field}}.
+# Only columns confirmed from the vendor's public documentation belong here (docs/
+# import-presets.md lists what was checked); none could be confirmed so far, so the
+# organization's own saved presets are the only ones offered.
+BUILTIN_PRESETS: dict[str, dict[str, str]] = {}
+PRESET_NAME_MAX = 80
+
+
+def list_presets(actor) -> list[ImportPreset]:
+    """The organization's saved presets, by name (every member who may import sees them)."""
+    return list(authz.scope(actor, ImportPreset, "view").order_by(ImportPreset.name))
+
+
+def find_preset(actor, name: str) -> dict[str, str] | None:
+    """The mapping {header: field} of the preset `name` (the organization's own first, then
+    a built-in one), or None."""
+    row = authz.scope(actor, ImportPreset, "view").where(ImportPreset.name == name).first()
+    if row is not None:
+        return json.loads(row.mapping)
+    return BUILTIN_PRESETS.get(name)
+
+
+def _preset_name(raw) -> str:
+    name = " ".join(str(raw or "").split())
+    if not name:
+        raise ValidationError({"preset_name": _("Enter a name for the preset.")})
+    if len(name) > PRESET_NAME_MAX:
+        raise ValidationError({"preset_name": _("The preset name may have at most %(n)d "
+                                                "characters.", n=PRESET_NAME_MAX)})
+    return name
+
+
+def save_preset(actor, name, headers: list[str], column_map: dict[int, str]) -> ImportPreset:
+    """Save the mapping shown in the import review under `name` (replacing the preset of the
+    same name). Every column is recorded, unmapped ones as "ignore", so applying the preset
+    to a file with the same columns gives exactly this mapping."""
+    authz.require(actor, "create")
+    name = _preset_name(name)
+    by_header: dict[str, str] = {}
+    for i, header in enumerate(headers):
+        if header and header not in by_header:
+            by_header[header] = column_map.get(i) or "ignore"
+    if not any(f != "ignore" for f in by_header.values()):
+        raise ValidationError({"preset_name": _("Map at least one column before saving a "
+                                                "preset.")})
+    text = json.dumps(by_header, ensure_ascii=False, sort_keys=True)
+    existing = authz.scope(actor, ImportPreset, "view").where(ImportPreset.name == name).first()
+    if existing is not None:
+        return writer.update(actor, existing, {"mapping": text}, permission="create")
+    return writer.create(actor, ImportPreset, name=name, mapping=text,
+                         created_by=actor.user if actor.kind == "user" else None,
+                         created_at=utcnow())
+
+
+def delete_preset(actor, preset_id) -> None:
+    """Who saved it or an administrator deletes a preset."""
+    preset = authz.get_or_404(actor, ImportPreset, preset_id)
+    if preset.created_by_id != getattr(actor.user, "id", None):
+        authz.require(actor, "manage")
+    writer.delete(actor, preset, permission="create")
+
+
+def preset_column_map(actor, name: str, headers: list[str]) -> dict[int, str]:
+    """Column index → field for `headers` from the preset `name`: the preset's columns as
+    saved, other columns as suggested. ValidationError naming the preset when it is unknown
+    or names a mapped column the file does not have."""
+    by_header = find_preset(actor, name)
+    if by_header is None:
+        raise ValidationError({"preset": _("There is no preset “%(name)s”.", name=name)})
+    present = {mapping.norm(h) for h in headers}
+    missing = [h for h, f in by_header.items()
+               if f not in mapping.IGNORE and mapping.norm(h) not in present]
+    if missing:
+        raise ValidationError({"preset": _(
+            "The file has no column %(cols)s, which the preset “%(name)s” maps.",
+            cols=", ".join(f"“{h}”" for h in missing), name=name)})
+    usable = {h: f for h, f in by_header.items() if mapping.norm(h) in present}
+    try:
+        return mapping.with_overrides(headers, usable)
+    except (ValueError, KeyError) as exc:
+        raise ValidationError({"preset": _("The preset “%(name)s” cannot be used: %(e)s",
+                                           name=name, e=exc.args[0] if exc.args else exc)}
+                              ) from None

@@ -14,6 +14,8 @@ from flask_babel import gettext as _
 from .. import authz
 from ..core.db import utcnow
 from ..core.pages import member_required
+from ..core.validation import ValidationError
+from ..core.web import safe_next
 from ..identity.login import current_actor
 from ..photos.storage import FileStorage, uploads_root
 from . import formats, mapping, service
@@ -61,20 +63,29 @@ def _options(form) -> service.Options:
 def upload():
     actor = current_actor()
     authz.require(actor, "create")
+    presets = service.list_presets(actor)
+
+    def page(error=None):
+        return render_template("imports/upload.html", formats=formats.REGISTRY, error=error,
+                               presets=presets, builtin=sorted(service.BUILTIN_PRESETS),
+                               can_manage=authz.can(actor, "manage"))
     if request.method == "GET":
-        return render_template("imports/upload.html", formats=formats.REGISTRY)
+        return page()
     f = request.files.get("file")
     data = f.read() if f else b""
     name = (f.filename or "upload") if f else ""
     if not data:
-        return render_template("imports/upload.html", formats=formats.REGISTRY,
-                               error=_("Choose a CSV or XLSX file.")), 422
+        return page(_("Choose a CSV or XLSX file.")), 422
     try:
-        service.headers_of(data, name)  # the format and its header row are readable
+        _fmt, headers = service.headers_of(data, name)  # format and header row readable
     except formats.FormatError as exc:
-        return render_template("imports/upload.html", formats=formats.REGISTRY,
-                               error=_("%(name)s cannot be imported: %(e)s", name=name,
-                                       e=_reason(exc))), 422
+        return page(_("%(name)s cannot be imported: %(e)s", name=name, e=_reason(exc))), 422
+    preset = (request.form.get("preset") or "").strip()
+    if preset:
+        try:
+            service.preset_column_map(actor, preset, headers)
+        except ValidationError as exc:
+            return page(next(iter(exc.errors.values()))), 422
     store = staging(actor.organization)
     _purge(store)
     key = store.put(data)
@@ -82,7 +93,7 @@ def upload():
     staged = dict(list(staged.items())[-4:])  # a few at most
     staged[key] = {"org": actor.organization.id, "filename": name[:200]}
     session[SESSION_KEY] = staged
-    return redirect(url_for("imports.review", key=key))
+    return redirect(url_for("imports.review", key=key, preset=preset or None))
 
 
 @bp.route("/leaks/import/<key>", methods=["GET", "POST"])
@@ -97,13 +108,24 @@ def review(key):
     except formats.FormatError as exc:
         flash(_("%(name)s cannot be imported: %(e)s", name=filename, e=_reason(exc)), "error")
         return redirect(url_for("imports.upload"))
+    action = request.form.get("action") if request.method == "POST" else None
+    preset = (request.values.get("preset") or "").strip()
+    preset_error, saved = None, None
     if request.method == "POST":
         column_map = service.parse_mapping_form(request.form, headers)
         options = _options(request.form)
     else:
         column_map = mapping.suggest(headers)
         options = service.Options()
-    commit = request.method == "POST" and request.form.get("action") == "commit"
+    try:
+        if preset and action in (None, "apply_preset"):
+            column_map = service.preset_column_map(actor, preset, headers)
+        elif action == "save_preset":
+            saved = service.save_preset(actor, request.form.get("preset_name"), headers,
+                                        column_map)
+    except ValidationError as exc:
+        preset_error = next(iter(exc.errors.values()))
+    commit = action == "commit"
     result = service.run_import(actor, data, filename, column_map=column_map, options=options,
                                 dry_run=not commit)
     if result.committed:
@@ -116,5 +138,23 @@ def review(key):
               "success")
         return redirect("/leaks")
     code = 200 if result.ok or not commit else 422
+    if preset_error:
+        code = 422
+    if saved is not None:
+        flash(_("Preset “%(name)s” saved.", name=saved.name), "success")
     return render_template("imports/review.html", key=key, filename=filename, headers=headers,
-                           result=result, fields=mapping.FIELDS, options=options), code
+                           result=result, fields=mapping.FIELDS, options=options,
+                           presets=service.list_presets(actor),
+                           builtin=sorted(service.BUILTIN_PRESETS), preset=preset,
+                           preset_error=preset_error,
+                           preset_name=request.form.get("preset_name", "")), code
+
+
+@bp.route("/leaks/import/presets/<int:preset_id>/delete", methods=["POST"])
+@member_required
+def delete_preset(preset_id):
+    actor = current_actor()
+    authz.require(actor, "create")
+    service.delete_preset(actor, preset_id)
+    flash(_("Preset deleted."), "success")
+    return redirect(safe_next(request.form.get("next"), default=url_for("imports.upload")))
