@@ -23,6 +23,7 @@ from .layout import (
     read_secret,
     say,
 )
+from .pitr import PitrError, Site, enabled, retention_days
 from .procs import Service, pid_alive, run_logged, stop_pid
 
 
@@ -102,6 +103,13 @@ def start_postgres(layout: Layout) -> Service:
                        "timezone = 'UTC'\n")
         say("postgres: initialized " + str(pgdata))
 
+    # Point-in-time recovery (pgBackRest): archive settings before the start, stanza after.
+    site = pitr_site(layout, run_as)
+    if site is not None:
+        site.write_files()
+    elif (pgdata / "leakhub-pitr.conf").exists():
+        Site(pgdata=pgdata, port=0, repo=pgdata, base=pgdata).disable_files()
+
     if (pgdata / "postmaster.pid").exists():
         # A crash or SIGKILL left it behind; pg_ctl start copes when the pid is gone.
         pid = _postmaster_pid(pgdata)
@@ -132,7 +140,28 @@ def start_postgres(layout: Layout) -> Service:
     except StackError:
         stop_postgres(layout, svc)
         raise
+    if site is not None:
+        try:
+            site.stanza_create()
+        except PitrError as exc:
+            # The stack still serves; `leakctl status` reports archiving as failing.
+            say(f"postgres: point-in-time recovery not ready: {exc}")
     return svc
+
+
+def pitr_site(layout: Layout, run_as: dict | None = None) -> Site | None:
+    """The pgBackRest stanza of this home's cluster, None when PITR is off (LEAKHUB_PITR=off
+    or pgBackRest not installed)."""
+    if not enabled():
+        return None
+    try:
+        days = retention_days()
+    except PitrError as exc:
+        raise StackError(str(exc), "postgres") from None
+    return Site(pgdata=layout.pg_dir, port=layout.ports["postgres"],
+                repo=layout.backup_dir / "pgbackrest", base=layout.home / "pgbackrest",
+                password=read_secret(layout, "postgres-superuser-password"),
+                retention_days=days, run_as=pg_run_as() if run_as is None else run_as)
 
 
 def _postmaster_pid(pgdata: Path) -> int | None:

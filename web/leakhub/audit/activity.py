@@ -26,6 +26,7 @@ ACTION_LABELS = {
     "backup.deleted": _l("Backup deleted"), "backup.downloaded": _l("Backup downloaded"),
     "backup.requested": _l("Backup requested"),
     "backup.restored": _l("Backup restored"), "dashboard.recount": _l("Dashboard recounted"),
+    "backup.restored_to_time": _l("Databases restored to a point in time"),
     "deployment.recorded": _l("Deployment recorded"), "export": _l("Exported"),
     "import": _l("Imported"), "report": _l("Report created"), "grant.given": _l("Access granted"),
     "grant.revoked": _l("Access revoked"), "organization.created": _l("Organization created"),

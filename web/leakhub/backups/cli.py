@@ -9,12 +9,13 @@ import click
 from ..core.clikit import CliError, Group, echo_json, json_option, load
 from ..core.files import atomic_write
 from ..core.times import utc_iso
+from . import pitr
 from .create import create_backup
 from .inventory import reconcile, records
 from .keys import export_identity
 from .restore import rehost, restore_backup
 from .rotation import rotate
-from .service import BackupError, Progress
+from .service import BackupError, Progress, operator_org
 from .verify import verify_backup
 
 
@@ -143,7 +144,12 @@ def verify_cmd(backup, identities, as_json):
 
 
 @backup_group.command("restore")
-@click.argument("backup")
+@click.argument("backup", required=False)
+@click.option("--to-time", "to_time", metavar='"YYYY-MM-DD HH:MM[:SS]"',
+              help="Point-in-time recovery instead of an archive: the PostgreSQL cluster "
+                   "(Leakhub and Keycloak) as it was at this time (pgBackRest).")
+@click.option("--tz", "tz", metavar="ZONE",
+              help="Time zone of --to-time (default: the operator organization's, else UTC).")
 @click.option("--identity", "identities", multiple=True, type=click.Path(dir_okay=False),
               help="Age identity file(s) to decrypt with (e.g. the exported appliance key, "
                    "needed on a fresh installation).")
@@ -155,15 +161,27 @@ def verify_cmd(backup, identities, as_json):
                    "identities (e.g. decrypted with a customer key only).")
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
 @json_option
-def restore_cmd(backup, identities, stop_services, allow_unsigned, yes, as_json):
-    """Replace this installation's data with BACKUP.
+def restore_cmd(backup, to_time, tz, identities, stop_services, allow_unsigned, yes, as_json):
+    """Replace this installation's data with BACKUP, or with its state at --to-time.
 
     Decrypts and checks the whole archive first (wrong key, damage, a newer version: refused,
     nothing changed); refuses while Leakhub runs; then restores the databases (migrating an
     older schema forward), uploads and secrets. Works on a fresh installation too: the native
     stack's PostgreSQL is started for the restore when it is not running.
+
+    With --to-time (and no BACKUP): point-in-time recovery of the PostgreSQL cluster from the
+    pgBackRest repository (WAL archive); uploads and secrets stay as they are.
     """
     config = load()
+    if to_time is not None or tz is not None:
+        if backup is not None:
+            raise CliError("give either BACKUP or --to-time, not both")
+        if to_time is None:
+            raise CliError("--tz needs --to-time")
+        _restore_to_time(config, to_time, tz, stop_services, yes, as_json)
+        return
+    if backup is None:
+        raise CliError("name a BACKUP archive (see `leakctl backup list`) or give --to-time")
 
     def confirm(manifest):
         if yes:
@@ -198,6 +216,65 @@ def restore_cmd(backup, identities, stop_services, allow_unsigned, yes, as_json)
     else:
         click.echo("start Leakhub again (setup then points Keycloak's clients at this "
                    "installation's URL)")
+
+
+def _restore_to_time(config, to_time, tz, stop_services, yes, as_json):
+    if tz is None:
+        try:
+            org = operator_org(config)
+        except Exception:       # no database yet
+            org = None
+        tz = org.timezone if org is not None else "UTC"
+    try:
+        target = pitr.parse_target(to_time, tz)
+    except BackupError as exc:
+        _fail(exc)
+
+    def confirm(window):
+        if yes:
+            return True
+        click.echo(f"Restorable from {window.earliest:%Y-%m-%d %H:%M:%S} to "
+                   f"{window.latest:%Y-%m-%d %H:%M:%S} UTC; target {to_time} {tz} = "
+                   f"{target:%Y-%m-%d %H:%M:%S} UTC")
+        try:
+            return click.confirm("Replace ALL data of both databases (Leakhub, Keycloak) with "
+                                 "their state at that time?", default=False)
+        except click.exceptions.Abort:
+            click.echo("", err=True)
+            return False
+
+    say = None if as_json else (lambda m: click.echo(m, err=True))
+    try:
+        report = pitr.restore_to_time(config, target, stop_services=stop_services,
+                                      confirm=confirm, log_fn=say)
+    except BackupError as exc:
+        _fail(exc)
+    if as_json:
+        echo_json(report)
+        return
+    click.echo(f"restored the databases to {target:%Y-%m-%d %H:%M:%S} UTC (recovery "
+               f"{report['recovery_seconds']} s); schema migrated forward by "
+               f"{len(report.get('migrations_applied') or [])} migration(s)")
+    home = report.get("stopped_stack")
+    click.echo("start Leakhub again: "
+               + (f"scripts/stack.py up --home {home}" if home else "scripts/stack.py up"))
+
+
+@backup_group.command("pitr-base")
+@json_option
+def pitr_base_cmd(as_json):
+    """A pgBackRest base backup now (point-in-time recovery; the worker takes one daily)."""
+    config = load()
+    try:
+        message = pitr.base_backup(config, log_fn=None if as_json else
+                                   (lambda m: click.echo(m, err=True)))
+        window = pitr.current_window(config)
+    except BackupError as exc:
+        _fail(exc)
+    if as_json:
+        echo_json({"message": message, "window": window.as_dict()})
+    else:
+        click.echo(message)
 
 
 @backup_group.command("prune")

@@ -95,6 +95,22 @@ def stop_native_stack(home: Path) -> None:
             f"scripts/stack.py down failed: {proc.stderr.strip() or proc.stdout}")
 
 
+def native_layout(config, home: Path) -> host_layout.Layout:
+    """The native stack's layout of `home` (ports from its settings.json) for PostgreSQL."""
+    try:
+        saved = json.loads((home / "settings.json").read_text())
+    except (OSError, ValueError):
+        saved = {}
+    ports = dict(host_layout.DEFAULT_PORTS)
+    ports.update({k: int(v) for k, v in (saved.get("ports") or {}).items()})
+    # The port leakctl was told to use wins (DATABASE_URL from `stack.py env`).
+    port = urlsplit(config.database_url).port
+    if port:
+        ports["postgres"] = port
+    return host_layout.Layout(home=home, db="postgres",
+                              hostname=saved.get("hostname") or "localhost", ports=ports)
+
+
 class NativePostgres:
     """Start the native stack's PostgreSQL alone (for a restore), stop it again afterwards."""
 
@@ -105,19 +121,7 @@ class NativePostgres:
         self.service = None
 
     def start(self) -> None:
-        try:
-            saved = json.loads((self.home / "settings.json").read_text())
-        except (OSError, ValueError):
-            saved = {}
-        ports = dict(host_layout.DEFAULT_PORTS)
-        ports.update({k: int(v) for k, v in (saved.get("ports") or {}).items()})
-        # The port leakctl was told to use wins (DATABASE_URL from `stack.py env`).
-        port = urlsplit(self.config.database_url).port
-        if port:
-            ports["postgres"] = port
-        self.layout = host_layout.Layout(home=self.home, db="postgres",
-                                         hostname=saved.get("hostname") or "localhost",
-                                         ports=ports)
+        self.layout = native_layout(self.config, self.home)
         self.layout.logs_dir.mkdir(parents=True, exist_ok=True)
         try:
             self.service = start_postgres(self.layout)

@@ -229,6 +229,15 @@ def restore_backup(config, name_or_path: str, *, identity_files=(), stop_service
     return report
 
 
+def migrate_live_database(config, log_fn=None) -> list:
+    """Migrate the configured database forward (after a point-in-time restore), leaving the
+    app's database handle on it, connected."""
+    applied = _migrate_database(config, config.database_url, log_fn)
+    init_database(config)
+    database.connect(reuse_if_open=True)
+    return applied
+
+
 def _migrate_database(config, url: str, log_fn) -> list:
     db = open_database(url, password_file=Path(config.secrets_dir) / "postgres-leakhub-password")
     database.initialize(db)

@@ -26,7 +26,7 @@ from ..audit import writer
 from ..core.db import database, utcnow
 from ..identity.login import current_actor
 from ..jobs.models import JobRun
-from . import archive
+from . import archive, pitr
 from .inventory import reconcile, records, staleness
 from .jobs import REQUEST, open_request, request_backup
 from .lock import lock_is_free
@@ -83,12 +83,26 @@ def index():
     last_run = {job: JobRun.select().where(JobRun.job == job)
                 .order_by(JobRun.started_at.desc()).first()
                 for job in ("backup", "backup-verify", "backup-rotate", REQUEST)}
+    last_run["pitr-base"] = (JobRun.select().where(JobRun.job == "pitr-base")
+                             .order_by(JobRun.started_at.desc()).first())
     downloads = list(BackupDownload.select().order_by(BackupDownload.at.desc()).limit(50))
     return render_template(
         "backups/index.html", records=records(), last_run=last_run,
         downloads=downloads, settings=settings, warning=staleness(config),
         busy=not lock_is_free(config), requested=open_request(),
-        backup_dir=config.backup_dir)
+        backup_dir=config.backup_dir, pitr=_pitr_state(config))
+
+
+def _pitr_state(config) -> dict:
+    """The restorable window for the page: {"window": Window} or {"off": reason code}."""
+    try:
+        return {"window": pitr.current_window(config)}
+    except pitr.PitrError as exc:
+        text = str(exc)
+        return {"off": "sqlite" if text.startswith("PITR needs PostgreSQL")
+                else "elsewhere" if text.startswith("PITR is set up by") else "error"}
+    except Exception:   # the page must show the archives whatever pgBackRest says
+        return {"off": "error"}
 
 
 @bp.route("/admin/backups/create", methods=["POST"])

@@ -9,6 +9,7 @@ from dataclasses import asdict, dataclass
 import peewee as pw
 import requests
 
+from ..backups import pitr
 from ..backups.inventory import newest_usable
 from ..backups.settings import get_settings
 from ..core import migrations
@@ -135,6 +136,41 @@ def check_backups(config, now: dt.datetime | None = None) -> Check:
     return Check("backups", True, detail)
 
 
+def check_pitr(config, now: dt.datetime | None = None) -> Check | None:
+    """Point-in-time recovery: WAL archiving health and the restorable window (None where
+    PITR does not apply: SQLite, or a database the native stack does not run)."""
+    try:
+        site = pitr.site_for(config)
+    except pitr.PitrError as exc:
+        text = str(exc)
+        if text.startswith(("PITR needs PostgreSQL", "PITR is set up by")):
+            return None
+        return Check("point-in-time recovery", False, text)
+    now = now or utcnow()
+    try:
+        w = pitr.window(site, pitr.archiver_stats())
+    except (pitr.PitrError, pw.DatabaseError) as exc:
+        return Check("point-in-time recovery", False, str(exc)[:300])
+    last = (f"last archived WAL {w.last_archived_wal} "
+            f"{int((now - w.last_archived_at).total_seconds())} s ago"
+            if w.last_archived_at else "no WAL archived yet")
+    errors = (f"; {w.failed_count} archiving failure(s), last {w.last_failed_wal} at "
+              f"{w.last_failed_at:%Y-%m-%d %H:%M:%S} UTC" if w.failed_count else "")
+    if w.archiving_failing:
+        return Check("point-in-time recovery", False, "WAL archiving FAILS: " + last + errors)
+    if w.earliest is None:
+        return Check("point-in-time recovery", False,
+                     f"no base backup yet (the worker takes one daily; now: leakctl backup "
+                     f"pitr-base); {last}{errors}")
+    detail = (f"restorable {w.earliest:%Y-%m-%d %H:%M:%S} – {w.latest:%Y-%m-%d %H:%M:%S} UTC "
+              f"({w.base_backups} base backup(s), retention {w.retention_days} days); "
+              f"{last}{errors}")
+    if now - w.newest_base > dt.timedelta(hours=36):
+        return Check("point-in-time recovery", False, detail + "; newest base backup older "
+                                                            "than 36 h")
+    return Check("point-in-time recovery", True, detail)
+
+
 def organizations() -> Check:
     return Check("organizations", True, str(Organization.select().count()))
 
@@ -156,5 +192,8 @@ def all_checks(config) -> list[Check]:
         checks.append(cert)
     if checks[0].ok:
         checks += [check_worker(), check_jobs(), organizations(), check_backups(config)]
+        pitr_check = check_pitr(config)
+        if pitr_check is not None:
+            checks.append(pitr_check)
     checks += check_disk(config)
     return checks
