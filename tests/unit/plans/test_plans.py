@@ -206,3 +206,17 @@ def test_pins_are_drawn_in_the_location_pdf(actor, places, login):
     rgb = tuple(int(red[i:i + 2], 16) for i in (1, 3, 5))
     px = img.getpixel((round(cx), round(cy)))
     assert all(abs(px[i] - rgb[i]) <= 12 for i in range(3)), (px, rgb)
+
+
+def test_leak_page_links_to_its_plan(actor, places, login):
+    leak = new_leak(actor, places["area"])
+    c = login(actor.user)
+    page = c.get(f"/leaks/{leak.id}", base_url=BASE).get_data(as_text=True)
+    assert 'data-testid="plan-link"' not in page
+    service.upload_plan(actor, places["hall"], "p.png", plan_png())
+    page = c.get(f"/leaks/{leak.id}", base_url=BASE).get_data(as_text=True)
+    assert f'/locations/{places["hall"].id}/plan?leak={leak.id}' in page
+    assert "Place on the floor plan" in page
+    plan_page = c.get(f"/locations/{places['hall'].id}/plan?leak={leak.id}",
+                      base_url=BASE).get_data(as_text=True)
+    assert f'<option value="{leak.id}" selected>' in plan_page

@@ -139,6 +139,14 @@ def plan_leaks(actor, location: Location) -> list[Leak]:
     return list(query)
 
 
+def plan_for_leak(actor, leak: Leak) -> FloorPlan | None:
+    """The plan a leak belongs to: that of its nearest location (itself or above) with one."""
+    ids = leak.location.ancestor_ids
+    plans = {p.location_id: p for p in authz.scope(actor, FloorPlan, "view").where(
+        FloorPlan.location.in_(ids))}
+    return next((plans[i] for i in reversed(ids) if i in plans), None)
+
+
 def is_pinned(leak: Leak, plan: FloorPlan | None) -> bool:
     return (plan is not None and leak.plan_x is not None and leak.plan_y is not None
             and leak.plan_version == plan.version)

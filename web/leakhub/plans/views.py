@@ -27,6 +27,19 @@ def _legend():
             for status, (colour, shape) in service.STATUS_STYLE.items()]
 
 
+@bp.app_template_global()
+def leak_plan(leak):
+    """For the leak page: (plan page URL, pinned?) of the leak's floor plan, or None."""
+    try:
+        plan = service.plan_for_leak(current_actor(), leak)
+    except Exception:  # noqa: BLE001 - a plan problem must not break the leak page
+        return None
+    if plan is None:
+        return None
+    return (url_for("plans.show", loc_id=plan.location_id, leak=leak.id),
+            service.is_pinned(leak, plan))
+
+
 @bp.route("/locations/<int:loc_id>/plan")
 @member_required
 def show(loc_id, error=None, status=200):
