@@ -916,9 +916,13 @@ def list_leaks(actor, flt: LeakFilter, *, tzname: str | None = None) -> Page:
            .offset((page - 1) * flt.per_page).tuples()]
     # A list of ids, not a sub-select: with the permission filter PostgreSQL would otherwise
     # plan a semi-join over every visible leak instead of reading the page's rows by id.
+    # Put in the page's order here: with ORDER BY, SQLite walked the whole sort index to
+    # find the 50 ids (15-20 ms at 100,000 leaks) instead of reading them by id.
     leaks = list(authz.scope(actor, Leak, "view", Leak.select(Leak, Location)
                              .join(Location, on=(Leak.location == Location.id)))
-                 .where(Leak.id.in_(ids)).order_by(*order)) if ids else []
+                 .where(Leak.id.in_(ids)).order_by()) if ids else []
+    position = {leak_id: n for n, leak_id in enumerate(ids)}
+    leaks.sort(key=lambda lk: position[lk.id])
     resolver = SettingsResolver(actor)
     rows = [Row(lk, calc.figures(lk.rate_lpm, resolver.for_leak(lk))) for lk in leaks]
     return Page(rows=rows, total=total, page=page, per_page=flt.per_page)
