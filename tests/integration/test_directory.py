@@ -302,3 +302,69 @@ def test_brokered_sign_in_through_an_external_oidc_provider(stack, external_real
     assert audit == [("directory.oidc_created",)]
     assert "removed" in stack.leakctl("directory", "oidc", "remove", "--org", slug,
                                       "--alias", "entra").stdout
+
+
+def test_an_ldap_group_maps_to_a_leakhub_group_whose_grant_applies(stack, slapd, tmp_path):
+    """Departments (issue 15 part 2): the LDAP group "maintenance" reaches Leakhub as the
+    Keycloak group /maintenance in the ID token's `groups` claim; the Leakhub group mapped to
+    it gets anna as a member at sign-in, and its grant applies. An administrator's removal
+    takes effect at the next request; the directory's removal at the next sign-in."""
+    slug, _email, _otp = new_org(stack, "g")
+    csv = tmp_path / "leaks.csv"
+    csv.write_text("Tag,Location,Found at,Leak rate l/min\n701,BER/H1,2024-03-01,12.5\n")
+    stack.leakctl("import", "leaks", "--org", slug, "--create-locations", "--json", str(csv))
+    _federate(stack, slug, slapd, tmp_path)
+    stack.leakctl("group", "create", "--org", slug, "--name", "Instandhaltung",
+                  "--kc-group", f"/{ldap.GROUP}")
+    stack.leakctl("group", "grant", "--org", slug, "--name", "Instandhaltung",
+                  "--location", "BER", "--level", "view")
+    mail = ldap.PEOPLE["anna"]["mail"]
+
+    def anna():
+        http = stack.requests_session()
+        resp = submit_password(http, start_login(http, stack, slug), "anna",
+                               ldap.PEOPLE["anna"]["password"])
+        assert _signed_in(resp, stack), resp.url
+        return http
+
+    def members():
+        return json.loads(stack.leakctl("group", "members", "--org", slug, "--name",
+                                        "Instandhaltung", "--json").stdout)
+
+    def sees_leak(http) -> bool:
+        resp = http.get(f"{stack.public_url}/leaks/tag/701", allow_redirects=True)
+        assert resp.status_code in (200, 404), resp.status_code
+        return resp.status_code == 200 and "701" in resp.text
+
+    http = anna()
+    assert members() == [{"email": mail, "source": "directory"}]
+    stack.leakctl("user", "set-role", "--org", slug, "--email", mail, "--role", "external")
+    assert sees_leak(http)  # only the group's grant gives an external user anything
+    explained = json.loads(stack.leakctl("user", "access", "--org", slug, "--email", mail,
+                                         "--leak", "701", "--json").stdout)
+    assert explained["decisions"][0]["allowed"] is True
+    assert "Instandhaltung" in explained["decisions"][0]["reason"]
+
+    # an administrator removes her: the very next request is refused
+    stack.leakctl("group", "remove-member", "--org", slug, "--name", "Instandhaltung",
+                  "--email", mail)
+    assert not sees_leak(http)
+    # the directory still has her in the group: the next sign-in brings her back
+    http = anna()
+    assert sees_leak(http)
+    # the directory drops her from the group: the next sign-in removes the membership
+    group_dn = f"cn={ldap.GROUP},{ldap.GROUPS_DN}"
+    slapd.modify(f"dn: {group_dn}\nchangetype: modify\nreplace: member\n"
+                 f"member: uid=bert,{ldap.PEOPLE_DN}\n")
+    try:
+        http = anna()
+        assert members() == []
+        assert not sees_leak(http)
+    finally:
+        slapd.modify(f"dn: {group_dn}\nchangetype: modify\nreplace: member\n"
+                     f"member: uid=anna,{ldap.PEOPLE_DN}\n")
+    audit = sql(stack, "SELECT a.action FROM audit_entry a JOIN organization o "
+                       "ON o.id = a.organization_id WHERE o.slug = %s AND a.action LIKE "
+                       "'group.%%' ORDER BY a.seq", slug)
+    assert [a for (a,) in audit] == ["group.member_added", "group.member_removed",
+                                     "group.member_added", "group.member_removed"]

@@ -25,6 +25,7 @@ from .core.db import close_all_connections, database, init_database
 from .core.i18n import select_locale
 from .core.secrets import read_secret
 from .dashboard.views import bp as dashboard_bp
+from .departments.views import bp as departments_bp
 from .devices.views import pages as devices_bp
 from .exports.views import bp as exports_bp
 from .home.views import bp as home_bp
@@ -49,7 +50,7 @@ from .users.views import bp as users_bp
 BLUEPRINTS = (home_bp, identity_bp, locations_bp, surveys_bp, leaks_bp, audit_bp, photos_bp,
               dashboard_bp, exports_bp, imports_bp, reports_bp, devices_api_bp, api_bp,
               users_bp, devices_bp, backups_bp, ops_bp, security_bp, directory_bp, privacy_bp,
-              capture_bp, plans_bp)
+              capture_bp, plans_bp, departments_bp)
 
 
 def _locale():

@@ -36,6 +36,7 @@ from pathlib import Path
 import pytest
 
 from leakhub.authz import Actor as _Actor
+from leakhub.authz.models import UserGroup
 from leakhub.devices.models import Device
 from leakhub.exports import jobs as export_jobs
 from leakhub.exports.models import ExportJob
@@ -161,6 +162,16 @@ MATRIX: dict[str, dict[str, dict]] = {
                            "POST": row("422 403 403 403 403 403 login 422")},
     # one's own sessions: every signed-in user, pending ones too
     "users.my_sessions": {"GET": row("200 200 200 200 200 200 login 200")},
+    # Departments (issue 15): the organization's administrators only; POSTs carry no values.
+    "departments.index": {"GET": row(ADMIN_ONLY), "POST": row("422 403 403 403 403 403 login 422")},
+    "departments.detail": {"GET": row("200 403 403 403 403 403 login 404"),
+                           "POST": row("422 403 403 403 403 403 login 404")},
+    "departments.delete": {"POST": row("3xx 403 403 403 403 403 login 404")},
+    "departments.add_member": {"POST": row("422 403 403 403 403 403 login 404")},
+    # the target user is no member; the world's grant belongs to a user, not the group
+    "departments.remove_member": {"POST": row("404 403 403 403 403 403 login 404")},
+    "departments.add_grant": {"POST": row("422 403 403 403 403 403 login 404")},
+    "departments.revoke_grant": {"POST": row("404 403 403 403 403 403 login 404")},
     "users.end_session": {"POST": row("3xx 3xx 3xx 3xx 3xx 3xx login 3xx")},
     "users.end_all_sessions": {"POST": row("3xx 3xx 3xx 3xx 3xx 3xx login 3xx")},
     "users.my_language": {"POST": row("3xx 3xx 3xx 3xx 3xx 3xx login 3xx")},
@@ -328,6 +339,7 @@ def make_world(people) -> dict:
                          email=f"target-{n}@a.test", name=f"Target {mark}")
     grant = Grant.create(organization=people["a"], user=target, location=site, level="view",
                          note=mark[:40])
+    group = UserGroup.create(organization=people["a"], name=f"Group {mark}")
     device = Device.create(organization=people["a"], name=f"D{n}", client_id=f"device-d{n}",
                            model=mark[:100])
     csv = f"tag,location,found_at,rate_lpm\nX{n},{mark},2024-03-01,5\n".encode()
@@ -341,7 +353,7 @@ def make_world(people) -> dict:
     return {"export": export, "mark": mark, "site": site, "hall": hall, "survey": survey,
             "leak": leak, "photo": photo, "settings": settings, "finding": finding,
             "import_key": key, "target": target, "grant": grant, "backup": people["backup"],
-            "device": device, "preset": preset}
+            "device": device, "group": group, "preset": preset}
 
 
 def url_arguments(world, rule) -> dict:
@@ -352,6 +364,7 @@ def url_arguments(world, rule) -> dict:
               "tag": world["leak"].tag, "user_id": world["target"].id,
               "grant_id": world["grant"].id, "backup_id": world["backup"].id,
               "device_id": world["device"].id, "job_id": world["export"].uid, "slug": "acme",
+              "group_id": world["group"].id,
               "filename": "css/leakhub.css", "preset_id": world["preset"].id}
     missing = set(rule.arguments) - set(values)
     assert not missing, f"{rule.endpoint}: no test value for {missing}: add one in url_arguments"

@@ -28,6 +28,7 @@ from leakhub.orgs.models import Organization
 from leakhub.users import service as users
 
 _n = itertools.count()
+BASE = "https://localhost"
 
 
 @pytest.fixture
@@ -348,3 +349,46 @@ def test_leakctl_group_commands(w):
     run("remove-member", "--name", "Instandhaltung", "--email", ext.email)
     run("delete", "--name", "Instandhaltung", "--yes")
     assert "no groups" in run("list")
+
+
+# ------------------------------------------------------------------ pages
+
+def test_group_pages_and_a_department_admin_on_the_users_pages(w, dept, login, app):
+    admin = login(w["admin_user"], app.test_client())
+    resp = admin.post("/groups", data={"csrf_token": "t", "name": ""}, base_url=BASE)
+    assert resp.status_code == 422 and b'aria-invalid="true"' in resp.data
+    resp = admin.post("/groups", data={"csrf_token": "t", "name": "Maintenance",
+                                       "kc_group": "/Maintenance"}, base_url=BASE)
+    assert resp.status_code == 302
+    group = UserGroup.get(UserGroup.name == "Maintenance")
+    url = f"/groups/{group.id}"
+    assert admin.post(f"{url}/members", data={"csrf_token": "t", "user": dept["in_b"].id},
+                      base_url=BASE).status_code == 302
+    resp = admin.post(f"{url}/grants", data={"csrf_token": "t", "target": "location",
+                                             "location": w["b"].id, "level": "view"},
+                      base_url=BASE)
+    assert resp.status_code == 302
+    page = admin.get(url, base_url=BASE).data.decode()
+    assert "in-b@acme.test" in page and "Plant B" in page
+    # the user page lists the membership
+    assert "Maintenance" in admin.get(f"/users/{dept['in_b'].id}", base_url=BASE).data.decode()
+
+    boss = login(dept["boss"].user, app.test_client())
+    assert boss.get("/groups", base_url=BASE).status_code == 403
+    listing = boss.get("/users", base_url=BASE)
+    assert listing.status_code == 200
+    assert "in-a@acme.test" in listing.data.decode()
+    assert "in-b@acme.test" not in listing.data.decode()
+    assert boss.get(f"/users/{dept['in_b'].id}", base_url=BASE).status_code == 404
+    resp = boss.get(f"/users/{dept['in_a'].id}", base_url=BASE)
+    assert resp.status_code == 200
+    detail = resp.data.decode()
+    assert 'data-testid="save-role"' not in detail       # roles stay with the admins
+    assert "Plant B" not in detail                       # only his subtree is offered
+    resp = boss.post(f"/users/{dept['in_a'].id}/grants",
+                     data={"csrf_token": "t", "target": "location", "location": w["b"].id,
+                           "level": "edit"}, base_url=BASE)
+    assert resp.status_code == 422
+    assert boss.post(f"/users/{dept['in_a'].id}/role", data={"csrf_token": "t", "role": "admin"},
+                     base_url=BASE).status_code in (403, 404)
+    assert boss.get("/organization/settings", base_url=BASE).status_code == 403

@@ -24,12 +24,14 @@ from ..authz.grants import get_grant, grant_active, grant_target, grant_valid_th
 from ..authz.models import LEVEL_LABELS, LEVELS
 from ..core.pages import member_required
 from ..core.validation import ValidationError
+from ..departments import service as departments
 from ..identity import signout
 from ..identity.login import current_actor, current_actor_allowed
 from ..identity.models import ROLE_HINTS, ROLE_LABELS, ROLES
 from ..identity.sessions import describe_agent, live_sessions, session_ref
 from ..identity.signout import sign_out_everywhere
 from ..locations import service as locations
+from ..locations.models import Location
 from ..orgs import tokens as token_settings
 from ..orgs.models import LANGUAGE_LABELS, LANGUAGES, MODE_HINTS, MODE_LABELS
 from ..orgs.settings import timezones, update_settings
@@ -57,8 +59,12 @@ def users_nav_links():
     if not current_user.is_authenticated:
         return []
     links = []
-    if not current_user.is_pending and authz.can(current_actor(), "manage"):
+    actor = None if current_user.is_pending else current_actor()
+    if actor is not None and authz.can(actor, "manage_users"):
+        # the organization's administrators, and department administrators (their subtree)
         links.append((url_for("users.index"), _("Users"), "nav-users"))
+    if actor is not None and authz.can(actor, "manage"):
+        links.append((url_for("departments.index"), _("Groups"), "nav-groups"))
         links.append((url_for("users.org_settings"), _("Organization settings"),
                       "nav-org-settings"))
     links.append((url_for("users.my_sessions"), _("My sessions"), "nav-sessions"))
@@ -70,7 +76,7 @@ def users_nav_links():
 @bp.route("/users")
 @member_required
 def index():
-    actor = current_actor_allowed("manage")
+    actor = current_actor_allowed("manage_users")
     return render_template("users/index.html", users=service.list_users(actor),
                            pending=service.pending_users(actor), **_labels())
 
@@ -78,13 +84,15 @@ def index():
 @bp.route("/users/invite", methods=["GET", "POST"])
 @member_required
 def invite():
-    actor = current_actor_allowed("manage")
-    form, errors = {"role": "viewer"}, {}
+    actor = current_actor_allowed("manage_users")
+    form, errors = {"role": "viewer", "level": "view"}, {}
     if request.method == "POST":
         form = request.form.to_dict()
         try:
             result = service.invite(_config(), actor, email=form.get("email", ""),
-                                    role=form.get("role", ""), name=form.get("name", ""))
+                                    role=form.get("role", ""), name=form.get("name", ""),
+                                    location_id=form.get("location") or None,
+                                    level=form.get("level") or "view")
         except ValidationError as exc:
             errors = exc.errors
         except service.UserError as exc:
@@ -94,8 +102,23 @@ def invite():
             return render_template("users/invited.html", result=result,
                                    login_url=f"{_config().public_url}/login/"
                                              f"{actor.organization.slug}", **_labels())
-    return render_template("users/invite.html", form=form, errors=errors, **_labels()), \
+    labels = _labels()
+    labels["roles"] = [(r, ROLE_LABELS[r]) for r in service.invite_roles(actor)]
+    return render_template("users/invite.html", form=form, errors=errors,
+                           delegated=not authz.org_wide_admin(actor),
+                           locations=_grant_locations(actor), **labels), \
         (422 if errors else 200)
+
+
+def _grant_locations(actor):
+    """The locations the actor may give grants on (a department administrator: his
+    subtrees), as <select> options."""
+    options = locations.tree_options(actor)
+    if authz.org_wide_admin(actor):
+        return options
+    allowed = set(authz.scope(actor, Location, "manage_users")
+                  .select(Location.id).tuples())
+    return [(i, label) for i, label in options if (i,) in allowed]
 
 
 def _detail(actor, user, *, grant_form=None, grant_errors=None, role_errors=None,
@@ -106,8 +129,10 @@ def _detail(actor, user, *, grant_form=None, grant_errors=None, role_errors=None
         "users/detail.html", user=user,
         grants=[(g, grant_target(g), grant_active(g),
                  grant_valid_through(g, tz)) for g in grants],
-        locations=locations.tree_options(actor),
-        surveys=[(s.id, s.name) for s in authz.scope(actor, Survey, "view")
+        memberships=departments.groups_of(actor, user),
+        org_admin=authz.org_wide_admin(actor),
+        locations=_grant_locations(actor),
+        surveys=[(s.id, s.name) for s in authz.scope(actor, Survey, "manage_users")
                  .order_by(Survey.period_start.desc(), Survey.name)],
         grant_form=grant_form or {"level": "view"}, grant_errors=grant_errors or {},
         role_errors=role_errors or {}, access=access, access_form=access_form or {},
@@ -119,7 +144,7 @@ def _detail(actor, user, *, grant_form=None, grant_errors=None, role_errors=None
 @bp.route("/users/<int:user_id>")
 @member_required
 def detail(user_id):
-    actor = current_actor_allowed("manage")
+    actor = current_actor_allowed("manage_users")
     return _detail(actor, service.get_user(actor, user_id))
 
 
@@ -193,7 +218,7 @@ def sign_out_user(user_id):
 @bp.route("/users/<int:user_id>/grants", methods=["POST"])
 @member_required
 def add_grant(user_id):
-    actor = current_actor_allowed("manage")
+    actor = current_actor_allowed("manage_users")
     user = service.get_user(actor, user_id)
     form = request.form.to_dict()
     target = form.get("target", "location")
@@ -212,7 +237,7 @@ def add_grant(user_id):
 @bp.route("/users/<int:user_id>/grants/<int:grant_id>/revoke", methods=["POST"])
 @member_required
 def revoke_grant(user_id, grant_id):
-    actor = current_actor_allowed("manage")
+    actor = current_actor_allowed("manage_users")
     user = service.get_user(actor, user_id)
     grant = get_grant(actor, grant_id)
     if grant.user_id != user.id:
@@ -226,7 +251,7 @@ def revoke_grant(user_id, grant_id):
 @bp.route("/users/<int:user_id>/access")
 @member_required
 def access(user_id):
-    actor = current_actor_allowed("manage")
+    actor = current_actor_allowed("manage_users")
     user = service.get_user(actor, user_id)
     form = {"leak": (request.args.get("leak") or "").strip()[:32],
             "leak_id": (request.args.get("leak_id") or "").strip()[:18]}
