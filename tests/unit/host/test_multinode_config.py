@@ -76,6 +76,8 @@ def test_one_node_default_is_unchanged(tmp_path):
         assert lb.get("try_duration", 0) == 0
         assert lb["retry_match"] == [{"method": ["GET", "HEAD"]}]
         assert "passive" not in proxy["health_checks"]   # 2.6: `fail_duration 0s` = all down
+        # idle upstream connections closed before gunicorn's 2 s keep-alive closes them
+        assert proxy["transport"]["keep_alive"]["idle_timeout"] == 1_000_000_000
     assert proxies[1]["health_checks"]["active"]["uri"] == "/healthz"
 
 
