@@ -30,7 +30,7 @@ from flask_babel import gettext as _
 from .. import authz
 from ..audit import writer
 from ..audit.models import AuditEntry
-from ..authz.models import Grant
+from ..authz.models import Grant, UserGroupMember
 from ..backups.models import BackupDownload
 from ..core.db import database, utcnow
 from ..core.errors import Invalid
@@ -270,6 +270,8 @@ def pseudonymise(org: Organization, user: User) -> dict:
                 erased_at=utcnow()).where(User.id == uid).execute()
     counts["sessions"] = WebSession.delete().where(WebSession.user == uid).execute()
     counts["grants"] = Grant.delete().where(Grant.user == uid).execute()
+    counts["group_memberships"] = UserGroupMember.delete().where(
+        UserGroupMember.user == uid).execute()
     found = naming(Leak, Leak.found_by, same_org(Leak))
     counts["leaks_found"] = Leak.update(found_by=p).where(
         same_org(Leak) & ((Leak.found_by_user == uid) | Leak.id.in_(found))).execute()
@@ -372,6 +374,10 @@ def export_user(actor: authz.Actor, user: User) -> dict:
                     "expires_at": utc_iso(g.expires_at), "note": g.note,
                     "created_at": utc_iso(g.created_at)}
                    for g in Grant.select().where(Grant.user == user.id).order_by(Grant.id)],
+        "groups": [{"group": m.group.name, "source": m.source,
+                    "created_at": utc_iso(m.created_at)}
+                   for m in UserGroupMember.select().where(UserGroupMember.user == user.id)
+                   .order_by(UserGroupMember.id)],
         "sessions": [{"created_at": utc_iso(s.created_at), "last_seen_at": utc_iso(s.last_seen_at),
                       "expires_at": utc_iso(s.expires_at), "ip": s.ip, "user_agent": s.user_agent}
                      for s in WebSession.select().where(WebSession.user == user.id)],
