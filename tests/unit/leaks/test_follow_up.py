@@ -383,3 +383,23 @@ def test_api_takes_and_shows_the_follow_up_fields(client, actor, tree, make_user
     body = call("GET", f"/leaks/{leak['id']}").get_json()
     # Re-measured higher than found: the saving is negative, and shown so.
     assert D(str(body["after_lpm"])) == D("45") and D(str(body["saved_lpm"])) == D("-5")
+
+
+def test_planning_the_repair_sets_due_date_assignee_and_order(actor, tree, make_user, login):
+    editor, viewer, admin = make_user("editor"), make_user("viewer"), make_user("admin")
+    leak = new_leak(actor, tree["area"])
+    with pytest.raises(ValidationError) as exc:
+        service.change_status(actor, leak, "repair_planned", assignee=viewer.id)
+    assert list(exc.value.errors) == ["assignee"]
+    assert Leak.get_by_id(leak.id).status == "open"
+    c = login(admin)
+    page = c.get(f"/leaks/{leak.id}").get_data(as_text=True)
+    assert 'name="assignee"' in page and 'name="order_number"' in page
+    r = c.post(f"/leaks/{leak.id}/status", data={
+        "csrf_token": "t", "version": str(Leak.get_by_id(leak.id).version),
+        "status": "repair_planned", "due_date": "2026-12-24", "assignee": str(editor.id),
+        "order_number": "IH-2026-17"})
+    assert r.status_code == 302, r.get_data(as_text=True)
+    leak = Leak.get_by_id(leak.id)
+    assert (leak.status, leak.due_date, leak.assignee_id, leak.order_number) == (
+        "repair_planned", dt.date(2026, 12, 24), editor.id, "IH-2026-17")

@@ -230,6 +230,9 @@ STATUS_CHANGE = component("StatusChange", {
         "after_lpm": _nullable(_dec(0, 100000, 3, description=(
             "When verifying: the leak rate re-measured after the repair; savings are then "
             "rate_lpm - after_lpm."))),
+        "assignee": _nullable(dict(ID_SCHEMA, description=(
+            "When planning the repair: the user who repairs it (who may edit the leak)."))),
+        "order_number": _nullable(_text(64)),
         "version": dict(VERSION, description="Optional: the version you saw (or If-Match)."),
     },
     "required": ["status"],

@@ -316,6 +316,19 @@ def kept_references(leak: Leak | None, values: dict) -> dict:
     return kept
 
 
+def resolve_assignee(actor, value) -> User:
+    """An assignee id → an enabled user of the actor's organization whose role may edit
+    leaks; whether they may edit the very leak is checked on writing (_check_assignee)."""
+    uid = value.id if isinstance(value, User) else _ref_id(value)
+    user = (User.select().where((User.id == uid) & (User.organization == actor.organization.id)
+                                & User.role.is_null(False) & (User.enabled == True))  # noqa: E712
+            .first()) if uid is not None else None
+    if user is None or not authz.role_allows(_actor_of(user), "edit"):
+        raise ValidationError(_("Choose a user of this organization who may edit leaks."),
+                              "assignee")
+    return user
+
+
 def check_values(actor, values: dict, *, leak: Leak | None = None) -> dict:
     """Rules across fields and references to other rows; ids → rows of this organization.
     Editing (`leak` given): a reference left unchanged is kept as it is (kept_references)."""
@@ -362,14 +375,10 @@ def check_values(actor, values: dict, *, leak: Leak | None = None) -> dict:
     if "assignee" in kept:
         pass
     elif v.get("assignee") not in (None, ""):
-        uid = v["assignee"].id if isinstance(v["assignee"], User) else v["assignee"]
-        v["assignee"] = (User.select().where((User.id == uid)
-                                             & (User.organization == actor.organization.id)
-                                             & User.role.is_null(False)
-                                             & (User.enabled == True))  # noqa: E712
-                         .first())
-        if v["assignee"] is None or not authz.role_allows(_actor_of(v["assignee"]), "edit"):
-            errors["assignee"] = _("Choose a user of this organization who may edit leaks.")
+        try:
+            v["assignee"] = resolve_assignee(actor, v["assignee"])
+        except ValidationError as exc:
+            errors.update(exc.errors)
     else:
         v["assignee"] = None
     method = v.get("method") or "device"
@@ -582,6 +591,8 @@ def parse_status_form(data) -> dict:
         "repair_cost": f.decimal("repair_cost", min_value=0, max_value=10**9, places=2),
         "verification_note": f.text("verification_note", max_length=10000) or None,
         "after_lpm": f.decimal("after_lpm", min_value=0, max_value=100000, places=3),
+        "assignee": f.integer("assignee", min_value=1),
+        "order_number": f.text("order_number", max_length=64) or None,
     }
     f.check()
     return out
@@ -589,8 +600,8 @@ def parse_status_form(data) -> dict:
 
 def change_status(actor, leak: Leak, to_status: str, *, expected_version: int | None = None,
                   note: str = "", due_date=None, repaired_at=None, repaired_by=None,
-                  repair_cost=None, verification_note=None, after_lpm=None,
-                  today: dt.date | None = None) -> Leak:
+                  repair_cost=None, verification_note=None, after_lpm=None, assignee=None,
+                  order_number=None, today: dt.date | None = None) -> Leak:
     """Move a leak along the workflow; illegal moves raise ValidationError on "status".
     Repair and verification data given with the move are stored with it; `after_lpm`, the
     rate re-measured when verifying, makes the savings rate − after (calc.saved_lpm)."""
@@ -601,8 +612,14 @@ def change_status(actor, leak: Leak, to_status: str, *, expected_version: int | 
         raise ValidationError(_("Give the reason for deferring the repair."), "note")
     today = today or utcnow().date()
     changes: dict = {"status": to_status, "updated_at": utcnow()}
-    if to_status == "repair_planned" and due_date is not None:
-        changes["due_date"] = due_date
+    if to_status == "repair_planned":
+        # Planning the repair: when, who, under which maintenance order.
+        if due_date is not None:
+            changes["due_date"] = due_date
+        if assignee is not None:
+            changes["assignee"] = resolve_assignee(actor, assignee)
+        if order_number is not None:
+            changes["order_number"] = order_number
     if to_status == "repaired":
         changes["repaired_at"] = repaired_at or today
         changes["repaired_by"] = repaired_by if repaired_by is not None else (
@@ -622,6 +639,8 @@ def change_status(actor, leak: Leak, to_status: str, *, expected_version: int | 
     with database.atomic():
         writer.update(actor, leak, changes, expected_version=expected_version,
                       action="status_change")
+        if "assignee" in changes:
+            _check_assignee(leak)
         _history(actor, leak, from_status, to_status, note)
     return leak
 

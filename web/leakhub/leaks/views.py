@@ -295,6 +295,9 @@ def _render_detail(actor, leak: Leak, status_errors=None, status_form=None, code
         qr=qr_svg(url, label=_("Leak %(tag)s", tag=leak.tag)),
         status_errors=status_errors or {}, status_form=status_form or {},
         fixed=leak.status in FIXED_STATUSES, saved_lpm=saved_lpm,
+        assignee_options=(service.assignee_options(actor)
+                          if "repair_planned" in service.allowed_transitions(leak.status)
+                          else []),
         saved=calc.figures(saved_lpm, params), assignee_label=assignee_label,
         overdue=service.is_overdue(leak, service.local_today(org_tz())),
         can_edit=authz.can(actor, "edit", leak), **_labels()), code
