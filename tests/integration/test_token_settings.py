@@ -2,12 +2,13 @@
 reaches the realm, an access token's lifetime matches, the sign-in page offers "Remember me",
 and a refresh token is good for one use only (rotation)."""
 import base64
+import hashlib
 import json
 
 from leakhub.identity.keycloak_admin import KeycloakAdmin
 
 from support.kc import new_org, service_secret
-from support.tokens import client_secret, code_flow
+from support.tokens import b64url, client_secret, code_flow
 
 
 def kc_admin(stack) -> KeycloakAdmin:
@@ -44,7 +45,11 @@ def test_org_token_settings_reach_the_realm_and_the_tokens(stack):
     http = stack.requests_session()
     page = http.get(f"{stack.public_url}/auth/realms/{slug}/protocol/openid-connect/auth",
                     params={"client_id": "leakhub", "response_type": "code", "scope": "openid",
-                            "redirect_uri": f"{stack.public_url}/oidc/callback/{slug}"})
+                            "redirect_uri": f"{stack.public_url}/oidc/callback/{slug}",
+                            "state": "s" * 16, "nonce": "n" * 16,
+                            "code_challenge": b64url(hashlib.sha256(b"v" * 48).digest()),
+                            "code_challenge_method": "S256"})
+    assert page.status_code == 200, page.text[:300]
     assert 'name="rememberMe"' in page.text
 
     tokens, _password = code_flow(stack, slug, email, otp)
