@@ -1,7 +1,8 @@
 """Offline capture end to end (issue 18 part 1) in Chromium on a tablet viewport with touch,
 through Caddy (HTTPS, the stack's CA pinned: service workers need a trusted origin) and the
 real Keycloak login: offline, three leaks with photos are queued in IndexedDB; the page
-survives a reload and being closed and reopened offline (service worker); back online, the
+survives a reload, its tab and the whole browser being closed and reopened offline (service
+worker, the browser profile on disk); back online, the
 session has meanwhile ended: the page asks to sign in again and keeps the queue; after signing
 in each leak exists once with its photos and the audit trail names the auditor. Replaying the
 same queue from a second browser context creates nothing."""
@@ -137,7 +138,13 @@ def test_offline_capture_queue_survives_and_syncs_once(stack, tmp_path, monkeypa
 
         page.reload()                       # offline: served by the service worker
         waiting(page, 3)
-        page.close()                        # closed and opened again, still offline
+        page.close()                        # the tab closed and opened again, still offline
+        page = ctx.new_page()
+        page.goto(f"{url}/capture")
+        waiting(page, 3)
+        ctx.close()                         # the whole browser closed and started again
+        ctx = launch(p, stack.ca_dir, tmp_path / "tablet", viewport=TABLET, has_touch=True)
+        offline(ctx, True)
         page = ctx.new_page()
         page.goto(f"{url}/capture")
         waiting(page, 3)
@@ -154,10 +161,12 @@ def test_offline_capture_queue_survives_and_syncs_once(stack, tmp_path, monkeypa
         expect(page.get_by_test_id("capture-signin")).to_be_visible(timeout=30_000)
         waiting(page, 3)
         page.get_by_test_id("capture-signin-link").tap()
-        if "/auth/realms/" in page.url and page.locator("#password").count():
-            page.fill("#username", email)
-            page.fill("#password", "Leak-hub-2026!")
-            page.locator("#kc-login").click()
+        # The browser was restarted: Keycloak's session cookie is gone too, the password is
+        # asked for.
+        page.wait_for_url(lambda u: "/auth/realms/" in u)
+        page.fill("#username", email)
+        page.fill("#password", "Leak-hub-2026!")
+        page.locator("#kc-login").click()
         page.wait_for_url(f"{url}/capture")
         waiting(page, 0)
         expect(page.get_by_test_id("synced-leak")).to_have_count(3)
