@@ -8,8 +8,24 @@ from click.testing import CliRunner
 
 from leakhub.backups import pitr
 from leakhub.cli import cli
+from leakhub.core.config import Config
+from leakhub.core.secrets import ensure_all
 from leakhub.ops import status
 from leakhub_host import pitr as host_pitr
+
+from support.reporting_data import BASE
+
+
+@pytest.fixture
+def config(tmp_path):
+    """The operator organization is the test organization (the Backups page is theirs)."""
+    cfg = Config.from_env({"LEAKHUB_HOME": str(tmp_path), "LEAKHUB_TESTING": "1",
+                           "LEAKHUB_PUBLIC_URL": "https://leakhub.test",
+                           "LEAKHUB_INTERNAL_URL": "http://127.0.0.1:9",
+                           "KEYCLOAK_URL": "http://127.0.0.1:9/auth",
+                           "LEAKHUB_ORG_SLUG": "acme"})
+    ensure_all(cfg.secrets_dir)
+    return cfg
 
 
 def test_parse_target_in_a_time_zone():
@@ -94,3 +110,15 @@ def test_host_config_files(tmp_path):
     with pytest.raises(host_pitr.PitrError, match="1-365"):
         host_pitr.retention_days({"LEAKHUB_PITR_RETENTION_DAYS": "0"})
     assert host_pitr.enabled({"LEAKHUB_PITR": "off"}) is False
+
+
+def test_backups_page_shows_the_window(app, config, login, make_user, monkeypatch):
+    page = login(make_user("admin")).get("/admin/backups", base_url=BASE)
+    assert 'data-testid="pitr-off"' in page.get_data(as_text=True)     # SQLite here
+    w = pitr.Window(earliest=dt.datetime(2026, 7, 1, 2), latest=dt.datetime(2026, 7, 8, 11),
+                    base_backups=7, last_archived_wal="00000001000000000000002A",
+                    last_archived_at=dt.datetime(2026, 7, 8, 11))
+    monkeypatch.setattr(pitr, "current_window", lambda config: w)
+    text = login(make_user("admin")).get("/admin/backups", base_url=BASE).get_data(as_text=True)
+    assert 'data-testid="pitr-window"' in text and "00000001000000000000002A" in text
+    assert "pitr-failing" not in text
