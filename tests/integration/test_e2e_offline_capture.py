@@ -5,11 +5,13 @@ survives a reload, its tab and the whole browser being closed and reopened offli
 worker, the browser profile on disk); back online, the
 session has meanwhile ended: the page asks to sign in again and keeps the queue; after signing
 in each leak exists once with its photos and the audit trail names the auditor. Replaying the
-same queue from a second browser context creates nothing."""
+same queue from a second browser context creates nothing; a leak the server refuses stays
+queued with its error shown."""
 from __future__ import annotations
 
 import io
 import time
+import uuid
 
 import pytest
 from PIL import Image
@@ -196,8 +198,13 @@ def test_offline_capture_queue_survives_and_syncs_once(stack, tmp_path, monkeypa
         page2.locator("#kc-login").click()
         page2.wait_for_url(f"{url}/capture")
         expect(page2.locator("#capture[data-ready='1']")).to_be_attached(timeout=30_000)
-        assert page2.evaluate(LOAD_QUEUE, queue) == 3
+        # ... with one leak the server refuses (its location is gone): shown with its error,
+        # kept; the others are found, not made again.
+        bad = dict(queue[0], client_id=str(uuid.uuid4()), photos=[],
+                   fields=dict(queue[0]["fields"], location=999_999_999), created=0)
+        assert page2.evaluate(LOAD_QUEUE, [*queue, bad]) == 4
         page2.get_by_test_id("sync-now").tap()
-        waiting(page2, 0)
+        waiting(page2, 1)
+        expect(page2.get_by_test_id("queued-error")).to_contain_text("location")
         assert capture_rows(stack, slug) == rows
         ctx2.close()
