@@ -167,21 +167,26 @@ def upload_plan(actor, location: Location, filename: str, data: bytes, *,
                   width=img.width, height=img.height, original_filename=name,
                   uploaded_by=actor.user if actor.kind == "user" else None,
                   uploaded_at=utcnow())
-    with database.atomic():
-        old = plan_of(actor, location)
-        if old is None:
-            return writer.create(actor, FloorPlan, permission="edit", location=location,
-                                 version=1, **fields)
-        old_key = old.sha256
-        pinned = [lk for lk in plan_leaks(actor, location) if is_pinned(lk, old)]
-        plan = writer.update(actor, old, fields, action="floor_plan.replaced")
-        if keep_pins:
-            writer.update_many(actor, pinned, {"plan_version": plan.version})
-        else:
-            writer.update_many(actor, pinned, {"plan_x": None, "plan_y": None,
-                                               "plan_version": None})
-        writer.event(actor, "floor_plan.pins_kept" if keep_pins else "floor_plan.pins_cleared",
-                     entity=plan, details={"pins": len(pinned), "version": plan.version})
+    try:
+        with database.atomic():
+            old = plan_of(actor, location)
+            if old is None:
+                return writer.create(actor, FloorPlan, permission="edit", location=location,
+                                     version=1, **fields)
+            old_key = old.sha256
+            pinned = [lk for lk in plan_leaks(actor, location) if is_pinned(lk, old)]
+            plan = writer.update(actor, old, fields, action="floor_plan.replaced")
+            if keep_pins:
+                writer.update_many(actor, pinned, {"plan_version": plan.version})
+            else:
+                writer.update_many(actor, pinned, {"plan_x": None, "plan_y": None,
+                                                   "plan_version": None})
+            writer.event(actor, "floor_plan.pins_kept" if keep_pins
+                         else "floor_plan.pins_cleared",
+                         entity=plan, details={"pins": len(pinned), "version": plan.version})
+    except Exception:
+        _release(actor.organization, key)  # all or nothing: no file without its row
+        raise
     if old_key != key:
         _release(actor.organization, old_key)
     return plan
