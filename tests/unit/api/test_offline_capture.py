@@ -3,15 +3,20 @@ signed-in browser session with its CSRF token in a header; the capture page, its
 worker and manifest."""
 from __future__ import annotations
 
+import datetime as dt
 import io
 import json
 import uuid
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from leakhub.audit.models import AuditEntry
 from leakhub.authz import Actor
+from leakhub.leaks import service as leaks
 from leakhub.leaks.models import Leak
+from leakhub.orgs.models import Organization
 from leakhub.photos.models import Photo
 
 from support.reporting_data import make_tree, png_bytes
@@ -163,3 +168,40 @@ def test_page_service_worker_and_manifest(session, client):
     assert doc["start_url"] == "/capture" and doc["display"] == "standalone"
     for icon in doc["icons"]:
         assert client.get(icon["src"]).status_code == 200
+
+
+# ---------------------------------------------------------------- property: replays
+
+POOL = [str(uuid.UUID(int=n + 1)) for n in range(4)]
+
+
+def test_any_sequence_of_replays_makes_one_leak_per_client_id(app, make_user):
+    """Whatever order and however often the ids come (a flaky network replays any prefix of
+    the queue), each id makes exactly one leak, created on its first call only."""
+    counter = {"n": 0}
+
+    @settings(max_examples=25, deadline=None,
+              suppress_health_check=[HealthCheck.function_scoped_fixture])
+    @given(st.lists(st.sampled_from(POOL + [""]), min_size=1, max_size=12))
+    def run(ids):
+        counter["n"] += 1
+        org = Organization.create(slug=f"p{counter['n']}", name="P", oidc_client_secret="x")
+        user = make_user("editor", organization=org)
+        actor = Actor(organization=org, kind="user", user=user)
+        site = make_tree(Actor(organization=org, kind="user",
+                               user=make_user("admin", organization=org)))["site"]
+        seen: dict = {}
+        for cid in ids:
+            leak, created = leaks.record_leak_once(
+                actor, cid, location=site.id, found_at=dt.datetime(2026, 3, 1), rate_lpm=1)
+            if cid and cid in seen:
+                assert not created and leak.id == seen[cid]
+            else:
+                assert created
+                if cid:
+                    seen[cid] = leak.id
+        made = Leak.select().where(Leak.organization == org.id)
+        assert made.count() == len(seen) + ids.count("")
+        assert sorted(x.client_id for x in made if x.client_id) == sorted(seen)
+
+    run()
