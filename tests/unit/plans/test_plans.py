@@ -1,6 +1,7 @@
 """Floor plans (issue 18 part 5): upload (PNG, JPEG, a PDF's first page), bad files as clear
 4xx, pins by fractions, replacing a plan keeps pins only when asked (audited), and the pins
 drawn in the location PDF report at the expected spot (page rendered with pypdfium2)."""
+import datetime as dt
 import io
 import struct
 import zlib
@@ -15,6 +16,7 @@ from leakhub.core import crypto
 from leakhub.leaks.models import Leak
 from leakhub.plans import service
 from leakhub.plans.models import FloorPlan
+from leakhub.surveys import service as surveys
 
 from support.reporting_data import BASE, make_tree, new_leak
 
@@ -220,3 +222,32 @@ def test_leak_page_links_to_its_plan(actor, places, login):
     plan_page = c.get(f"/locations/{places['hall'].id}/plan?leak={leak.id}",
                       base_url=BASE).get_data(as_text=True)
     assert f'<option value="{leak.id}" selected>' in plan_page
+
+
+def test_survey_pdf_has_the_plan_and_unpinned_leaks_are_not_drawn(actor, places, login):
+    s = surveys.create_survey(actor, name="Begehung", period_start=dt.date(2024, 3, 1),
+                              scope=[places["site"].id])
+    service.upload_plan(actor, places["hall"], "p.png", plan_png((400, 200)))
+    pinned = new_leak(actor, places["area"], survey=s.id, status="to_review")
+    new_leak(actor, places["area"], survey=s.id)  # not placed: no pin
+    service.set_pin(actor, places["hall"], pinned.id, "0.75", "0.25")
+    c = login(actor.user)
+    resp = c.get(f"/surveys/{s.id}/report.pdf", base_url=BASE)
+    assert resp.status_code == 200
+    pdf = pdfium.PdfDocument(resp.data)
+    for i in range(len(pdf)):
+        img = pdf[i].render(scale=2).to_pil().convert("RGB")
+        try:
+            x0, y0, x1, y1 = _find_box(img, PLAN_RGB)
+        except AssertionError:
+            continue
+        blue = service.STATUS_STYLE["to_review"][0]
+        rgb = tuple(int(blue[k:k + 2], 16) for k in (1, 3, 5))
+        px = img.getpixel((round(x0 + 0.75 * (x1 - x0)), round(y0 + 0.25 * (y1 - y0))))
+        assert all(abs(px[k] - rgb[k]) <= 12 for k in range(3)), (px, rgb)
+        red = service.STATUS_STYLE["open"][0]
+        assert not any(abs(p[0] - int(red[1:3], 16)) <= 6 and abs(p[1] - int(red[3:5], 16)) <= 6
+                       for p in img.crop((x0, y0, x1, y1)).getdata()), "unplaced leak drawn"
+        break
+    else:
+        pytest.fail("the plan is not in the survey report")
