@@ -87,7 +87,7 @@ def _render_pdf(data: bytes, shown: str) -> bytes:
         bitmap = page.render(scale=scale, fill_color=(255, 255, 255, 255))
         img = bitmap.to_pil()
         out = io.BytesIO()
-        img.convert("RGB").save(out, "PNG")
+        img.convert("RGB").save(out, "PNG", compress_level=1)  # re-encoded by clean_image
         return out.getvalue()
     except pdfium.PdfiumError:
         raise PlanError(_("%(name)s could not be rendered.", name=shown), 422) from None
