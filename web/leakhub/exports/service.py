@@ -38,6 +38,7 @@ from ..leaks.models import Leak
 from ..locations.models import Location
 from ..locations.settings import SettingsResolver
 from ..surveys.models import Survey
+from . import xlsx
 
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 FORMATS = ("csv", "xlsx")
@@ -250,20 +251,10 @@ def write_csv(actor, flt, *, tzname, opts: Options, out, progress=None,
 
 
 def write_xlsx(actor, flt, *, tzname, out, progress=None, every: int = BATCH) -> int:
-    from openpyxl import Workbook
-    from openpyxl.cell import WriteOnlyCell
-    from openpyxl.styles import Font
-
-    wb = Workbook(write_only=True)
-    ws = wb.create_sheet(_("Leaks")[:31])
-    bold = Font(bold=True)
-    header = []
-    for _k, h, _t in COLUMNS:
-        c = WriteOnlyCell(ws, value=str(h))
-        c.font = bold
-        header.append(c)
-    ws.append(header)
-    ws.freeze_panes = "B2"
+    """One sheet, streamed (exports/xlsx.py): numbers as numbers, dates as dates, texts
+    neutralised, the header bold, panes frozen at B2."""
+    sheet = xlsx.SheetWriter(out, _("Leaks")[:31], len(COLUMNS))
+    sheet.header([str(h) for _k, h, _t in COLUMNS])
     kinds = [kind for _k, _h, kind in COLUMNS]
     n = 0
     for row in rows(actor, flt, tzname=tzname):
@@ -279,11 +270,11 @@ def write_xlsx(actor, flt, *, tzname, out, progress=None, every: int = BATCH) ->
                 out_row.append(v)
             else:
                 out_row.append(neutralize(str(v)))
-        ws.append(out_row)
+        sheet.append(out_row)
         n += 1
         if progress is not None and n % every == 0:
             progress(n)
-    wb.save(out)
+    sheet.close()
     return n
 
 
