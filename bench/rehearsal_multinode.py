@@ -1,6 +1,7 @@
 """The multi-node rehearsal of issue 17, natively on loopback: one PostgreSQL, two web nodes
 (gunicorn on two ports) behind Caddy (round robin, active health checks on /readyz, a request
-no node accepted tried on the other, idempotent ones also when a node died handling them), two workers (one holds the scheduler lock), a
+no node accepted tried on the other, idempotent ones also when a node died handling them), two
+workers (one holds the scheduler lock), a
 two-node Keycloak cluster (Keycloak 26's jdbc-ping cache stack on the shared PostgreSQL), one
 uploads directory. Under a bounded load of signed-in clients (mixed reads and writes), it
 kills, one after the other:
@@ -404,6 +405,9 @@ def main() -> int:
     home.chmod(0o755)
     started = time.monotonic()
     cluster = Cluster(home)
+    # SIGTERM/SIGHUP end the run like Ctrl-C: the `finally` below stops what was started.
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, lambda signum, _frame: sys.exit(128 + signum))
     claims: list[tuple[str, bool, str]] = []
     try:
         try:
