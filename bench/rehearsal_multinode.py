@@ -1,10 +1,9 @@
 """The multi-node rehearsal of issue 17, natively on loopback: one PostgreSQL, two web nodes
 (gunicorn on two ports) behind Caddy (round robin, active health checks on /readyz, a request
 no node accepted tried on the other, idempotent ones also when a node died handling them), two
-workers (one holds the scheduler lock), a
-two-node Keycloak cluster (Keycloak 26's jdbc-ping cache stack on the shared PostgreSQL), one
-uploads directory. Under a bounded load of signed-in clients (mixed reads and writes), it
-kills, one after the other:
+workers (one holds the scheduler lock), a two-node Keycloak cluster (Keycloak 26's jdbc-ping
+cache stack on the shared PostgreSQL), one uploads directory. Under a bounded load of signed-in
+clients (mixed reads and writes), it kills, one after the other:
 
   1. one web node (kill -9 of its whole process group): counts failed reads (claim: 0) and
      follows every write that did not get its success answer into the database (claim: each
