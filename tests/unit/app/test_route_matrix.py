@@ -42,6 +42,7 @@ from leakhub.exports import jobs as export_jobs
 from leakhub.exports.models import ExportJob
 from leakhub.imports.models import ImportPreset
 from leakhub.leaks.models import Leak as _Leak
+from leakhub.plans import service as _plans
 from leakhub.surveys import service as _surveys
 from leakhub.surveys.models import Survey as _Survey
 
@@ -102,9 +103,9 @@ MATRIX: dict[str, dict[str, dict]] = {
     "locations.energy_edit": {"GET": row("200 403 403 403 403 403 login 404"),
                               "POST": row("422 403 403 403 403 403 login 404")},
     "reports.location": {"GET": row(ID_READ)},
-    # Floor plans (issue 18): the world's site has none (image 404); POSTs carry no file/leak.
+    # Floor plans (issue 18): the world's site has one; POSTs carry no file/leak.
     "plans.show": {"GET": row(ID_READ)},
-    "plans.image": {"GET": row("404 404 404 404 404 403 login 404")},
+    "plans.image": {"GET": row(ID_READ)},
     "plans.upload": {"POST": row("422 422 422 403 404 403 login 404")},
     "plans.delete": {"POST": row("3xx 3xx 3xx 403 404 403 login 404")},
     "plans.pin": {"POST": row("422 422 422 422 404 403 login 404")},
@@ -324,6 +325,7 @@ def make_world(people) -> dict:
                              found_at=dt.datetime(2024, 3, 2, 9), rate_lpm=D("20"),
                              description=f"Leak {mark}")
     photo = photos.add_photos(a, leak, [(f"{mark}.png", png_bytes())])[0]
+    _plans.upload_plan(a, site, f"{mark}.png", png_bytes())
     settings = locations.create_settings(
         a, valid_from=dt.date(2000, 1, 1) + dt.timedelta(days=n), price_per_kwh=D("0.2"),
         currency="EUR", specific_power=D("6.4"), operating_hours=8000, co2_factor=D("0.4"),
