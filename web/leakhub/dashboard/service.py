@@ -180,9 +180,10 @@ def _leaks_by_bucket(actor, boundaries):
     if is_postgres():
         month = pw.fn.to_char(Leak.found_at, "YYYY-MM")
         day = pw.fn.to_char(Leak.found_at, "YYYY-MM-DD")
-    else:  # ISO text "YYYY-MM-DD HH:MM:SS…"
-        month = pw.fn.SUBSTR(Leak.found_at, 1, 7)
-        day = pw.fn.SUBSTR(Leak.found_at, 1, 10)
+    else:  # ISO text "YYYY-MM-DD HH:MM:SS…"; literal positions, as in the expression index
+        # of migration 0021, so SQLite groups in that index's order instead of sorting
+        month = pw.fn.SUBSTR(Leak.found_at, pw.SQL("1"), pw.SQL("7"))
+        day = pw.fn.SUBSTR(Leak.found_at, pw.SQL("1"), pw.SQL("10"))
     split = sorted({b.isoformat()[:7] for b in boundaries if b.day != 1})
     bucket = pw.Case(None, [(month.in_(split), day)], month) if split else month
     return (authz.scope(actor, Leak, "view",
