@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import datetime as dt
 import itertools
+import json
 from decimal import Decimal
+from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
@@ -392,3 +394,16 @@ def test_group_pages_and_a_department_admin_on_the_users_pages(w, dept, login, a
     assert boss.post(f"/users/{dept['in_a'].id}/role", data={"csrf_token": "t", "role": "admin"},
                      base_url=BASE).status_code in (403, 404)
     assert boss.get("/organization/settings", base_url=BASE).status_code == 403
+
+
+def test_the_realm_template_sends_the_groups_claim():
+    """New realms, and existing ones through setup's update_app_client, get the mapper that
+    puts the user's Keycloak groups (full paths) into the ID token and userinfo."""
+    template = json.loads((Path(__file__).resolve().parents[3] / "compose"
+                           / "realm-template.json").read_text())
+    client = next(c for c in template["clients"] if c["clientId"] == "leakhub")
+    mapper = next(m for m in client["protocolMappers"]
+                  if m["protocolMapper"] == "oidc-group-membership-mapper")
+    assert mapper["config"]["claim.name"] == "groups"
+    assert mapper["config"]["full.path"] == "true"
+    assert mapper["config"]["id.token.claim"] == "true"
