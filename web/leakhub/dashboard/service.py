@@ -186,10 +186,13 @@ def _leaks_by_bucket(actor, boundaries):
         day = pw.fn.SUBSTR(Leak.found_at, pw.SQL("1"), pw.SQL("10"))
     split = sorted({b.isoformat()[:7] for b in boundaries if b.day != 1})
     bucket = pw.Case(None, [(month.in_(split), day)], month) if split else month
+    # PostgreSQL sees the bucket's parameters in SELECT and GROUP BY as different
+    # expressions ($1 vs $5) and refuses; grouping by the column's position names the same one.
+    grouped_bucket = pw.SQL("4") if is_postgres() else bucket
     return (authz.scope(actor, Leak, "view",
                         Leak.select(Leak.site_id, Leak.status, Leak.component, bucket,
                                     pw.fn.COUNT(pw.SQL("*")), pw.fn.SUM(Leak.rate_lpm)))
-            .group_by(Leak.site_id, Leak.status, Leak.component, bucket).order_by())
+            .group_by(Leak.site_id, Leak.status, Leak.component, grouped_bucket).order_by())
 
 
 def _leaks_repaired_per_day(actor, since: dt.date):
