@@ -73,9 +73,9 @@ FIELD_LABELS = {
     "enabled": _l("Enabled"), "email": _l("E-mail"), "code": _l("Code"), "notes": _l("Notes"),
     "valid_from": _l("Valid from"), "ack_comment": _l("Comment"),
     "kc_group": _l("Directory group"), "source": _l("Source"),
-}
     "assignee": _l("Assignee"), "order_number": _l("Maintenance order number"),
     "after_lpm": _l("Leak rate after the repair"),
+}
 _ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 _ISO_DATETIME = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d+)?)?$")
 _DECIMAL = re.compile(r"^-?\d+\.\d+$")
