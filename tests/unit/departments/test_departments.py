@@ -245,19 +245,20 @@ grant_specs = st.lists(st.tuples(st.booleans(), st.integers(0, 6),
                        max_size=6)
 
 
-@settings(max_examples=40, deadline=None,
+@settings(max_examples=100, deadline=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(shape=tree_shapes, specs=grant_specs, member=st.booleans(),
-       mode=st.sampled_from([2, 3]), action=st.sampled_from(["view", "edit"]))
+       mode=st.sampled_from([2, 3]), action=st.sampled_from(["view", "edit"]),
+       role=st.sampled_from(["editor", "viewer", "external"]))
 def test_no_grant_path_exposes_a_leak_outside_the_granted_subtrees(w, shape, specs, member,
-                                                                     mode, action):
+                                                                     mode, action, role):
     with database.atomic() as txn:
         org = Organization.create(slug=f"p{next(_n)}", name="P", oidc_client_secret="z",
                                   security_mode=mode)
         nodes = _build_tree(org, shape)
         leaks = [Leak.create(organization=org, tag=str(i), location=n, rate_lpm=Decimal("1"))
                  for i, n in enumerate(nodes)]
-        u = User.create(organization=org, sub=f"s{next(_n)}", email="e@p.test", role="editor")
+        u = User.create(organization=org, sub=f"s{next(_n)}", email="e@p.test", role=role)
         stranger = User.create(organization=org, sub=f"s{next(_n)}", email="s@p.test",
                                role="editor")
         group = UserGroup.create(organization=org, name="G")
@@ -276,7 +277,9 @@ def test_no_grant_path_exposes_a_leak_outside_the_granted_subtrees(w, shape, spe
         Grant.create(organization=org, user=stranger, location=nodes[0], level="edit")
         a = authz.Actor(organization=org, kind="user", user=u)
         seen = {lk.tag for lk in authz.scope(a, Leak, action)}
-        if mode == 2 and action == "view":
+        if role == "viewer" and action == "edit":
+            expected = set()  # the role caps every grant, own or a group's
+        elif mode == 2 and action == "view" and role != "external":
             expected = {lk.tag for lk in leaks}
         else:
             expected = {lk.tag for lk in leaks
@@ -288,7 +291,7 @@ def test_no_grant_path_exposes_a_leak_outside_the_granted_subtrees(w, shape, spe
         txn.rollback()
 
 
-@settings(max_examples=40, deadline=None,
+@settings(max_examples=100, deadline=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(shape=tree_shapes, admin_at=st.lists(st.integers(0, 6), min_size=1, max_size=2),
        target=st.integers(0, 6), via_group=st.booleans(),
@@ -318,8 +321,7 @@ def test_a_department_admin_never_creates_a_grant_outside_his_subtree(
         except ValidationError as exc:
             assert not allowed and "location" in exc.errors
         else:
-            assert allowed and _inside(Location.get_by_id(g.location_id), tops[0]) or any(
-                _inside(Location.get_by_id(g.location_id), t) for t in tops)
+            assert allowed and g.location_id == loc.id
         # whatever he managed to give, every grant he can see lies inside his subtrees
         for g in authz.scope(a, Grant, "manage_users"):
             assert any(_inside(Location.get_by_id(g.location_id), t) for t in tops)
