@@ -75,6 +75,18 @@ def location_by_code(actor: authz.Actor, code: str) -> Location:
     return rows[0]
 
 
+def add_grant_from_form(actor: authz.Actor, form: dict, *, user: User | None = None,
+                        group: UserGroup | None = None) -> Grant:
+    """The grant form of the user and the group pages (target, location or survey, level,
+    expiry, note): one reading of it for both holders."""
+    target = form.get("target", "location")
+    return add_grant(
+        actor, user, group=group, level=form.get("level", ""), expires=form.get("expires", ""),
+        note=form.get("note", ""),
+        location_id=form.get("location") if target == "location" else None,
+        survey_id=form.get("survey") if target == "survey" else None)
+
+
 def add_grant(actor: authz.Actor, user: User | None = None, *, group: UserGroup | None = None,
               location_id=None, survey_id=None, level: str = "view", expires=None,
               note: str = "") -> Grant:

@@ -128,13 +128,8 @@ def add_grant(group_id):
     actor = current_actor_allowed("manage")
     group = service.get_group(actor, group_id)
     form = request.form.to_dict()
-    target = form.get("target", "location")
     try:
-        grant_service.add_grant(
-            actor, group=group, level=form.get("level", ""), expires=form.get("expires", ""),
-            note=form.get("note", ""),
-            location_id=form.get("location") if target == "location" else None,
-            survey_id=form.get("survey") if target == "survey" else None)
+        grant_service.add_grant_from_form(actor, form, group=group)
     except ValidationError as exc:
         return _detail(actor, group, grant_form=form, grant_errors=exc.errors, code=422)
     flash(_("Grant given to the group %(name)s.", name=group.name), "success")

@@ -221,13 +221,8 @@ def add_grant(user_id):
     actor = current_actor_allowed("manage_users")
     user = service.get_user(actor, user_id)
     form = request.form.to_dict()
-    target = form.get("target", "location")
     try:
-        grant_service.add_grant(
-            actor, user, level=form.get("level", ""), expires=form.get("expires", ""),
-            note=form.get("note", ""),
-            location_id=form.get("location") if target == "location" else None,
-            survey_id=form.get("survey") if target == "survey" else None)
+        grant_service.add_grant_from_form(actor, form, user=user)
     except ValidationError as exc:
         return _detail(actor, user, grant_form=form, grant_errors=exc.errors, code=422)
     flash(_("Grant given to %(email)s.", email=user.email), "success")
