@@ -31,6 +31,7 @@ from .. import authz
 from ..audit import writer
 from ..core.db import database, is_postgres
 from ..core.validation import utc_to_local
+from ..identity.models import User
 from ..imports.mapping import EXPORT_ONLY_HEADERS, FIELDS
 from ..leaks import calc
 from ..leaks import service as leaks
@@ -65,14 +66,23 @@ COLUMNS = [
     ("rate_low_lpm", FIELDS["rate_low_lpm"], "number"),
     ("rate_high_lpm", FIELDS["rate_high_lpm"], "number"),
     ("pressure_bar", FIELDS["pressure_bar"], "number"),
+    # The inputs of a calculated rate (method orifice / detector), empty for other methods.
+    ("orifice_diameter_mm", FIELDS["orifice_diameter_mm"], "number"),
+    ("discharge_coefficient", FIELDS["discharge_coefficient"], "number"),
+    ("temperature_c", FIELDS["temperature_c"], "number"),
+    ("detector_db", FIELDS["detector_db"], "number"),
+    ("detector_distance_m", FIELDS["detector_distance_m"], "number"),
     ("gas", FIELDS["gas"], "text"),
     ("description", FIELDS["description"], "text"),
     ("recommended_action", FIELDS["recommended_action"], "text"),
     ("spare_part", FIELDS["spare_part"], "text"),
     ("due_date", FIELDS["due_date"], "date"),
+    ("assignee", FIELDS["assignee"], "text"),
+    ("order_number", FIELDS["order_number"], "text"),
     ("repaired_at", FIELDS["repaired_at"], "date"),
     ("repaired_by", FIELDS["repaired_by"], "text"),
     ("repair_cost", FIELDS["repair_cost"], "number"),
+    ("after_lpm", FIELDS["after_lpm"], "number"),
     ("verified_at", EXPORT_ONLY_HEADERS["verified_at"], "date"),
     ("kwh_year", EXPORT_ONLY_HEADERS["kwh_year"], "number"),
     ("cost_year", EXPORT_ONLY_HEADERS["cost_year"], "number"),
@@ -132,7 +142,9 @@ _SELECT = (Leak.tag, Leak.location, Location.path, Location.name, Leak.survey, L
            Leak.method, Leak.estimate_class, Leak.rate_lpm, Leak.rate_low_lpm, Leak.rate_high_lpm,
            Leak.pressure_bar, Leak.gas, Leak.description, Leak.recommended_action,
            Leak.spare_part, Leak.due_date, Leak.repaired_at, Leak.repaired_by, Leak.repair_cost,
-           Leak.verified_at)
+           Leak.verified_at, Leak.rate_inputs, Leak.assignee, Leak.order_number, Leak.after_lpm)
+_INPUTS = ("orifice_diameter_mm", "discharge_coefficient", "temperature_c", "detector_db",
+           "detector_distance_m")
 
 
 def _dt(v):
@@ -172,12 +184,17 @@ def rows(actor, flt: leaks.LeakFilter, *, tzname: str | None):
     estimate_labels = {k: str(v) for k, v in leaks.ESTIMATE_LABELS.items()}
     priorities = ({k: str(v) for k, v in leaks.PRIORITY_LABELS.items()}
                   if str(get_locale() or "en").startswith("de") else {})
+    # Assignees by e-mail address, as the importer resolves them.
+    emails = dict(User.select(User.id, User.email)
+                  .where(User.organization == actor.organization.id).tuples())
     for batch in _batches(query):
         for (tag, loc_id, loc_path, loc_name, survey_id, found_at, found_by, device_serial,
              status, priority, component, method, estimate_class, rate, low, high, pressure,
              gas, description, action, spare_part, due_date, repaired_at, repaired_by,
-             repair_cost, verified_at) in batch:
+             repair_cost, verified_at, rate_inputs, assignee, order_number,
+             after_lpm) in batch:
             found_at = _dt(found_at)
+            inputs = leaks.rate_inputs_of(rate_inputs) if rate_inputs else {}
             rate = _dec(rate)
             site_id = int(loc_path.split("/")[1]) if loc_path and loc_path.count("/") > 1 \
                 else None
@@ -189,10 +206,12 @@ def rows(actor, flt: leaks.LeakFilter, *, tzname: str | None):
                 priorities.get(priority, priority),
                 component_labels.get(component, component), method_labels.get(method, method),
                 estimate_labels.get(estimate_class, estimate_class or ""),
-                rate, _dec(low), _dec(high), _dec(pressure), gas, description, action,
-                spare_part, _date(due_date), _date(repaired_at), repaired_by, _dec(repair_cost),
-                _date(verified_at), f.kwh_year.quantize(Q1), f.cost_year.quantize(Q2),
-                f.currency, f.co2_kg_year.quantize(Q1),
+                rate, _dec(low), _dec(high), _dec(pressure),
+                *(inputs.get(k) for k in _INPUTS), gas, description, action,
+                spare_part, _date(due_date), emails.get(assignee, "") if assignee else "",
+                order_number, _date(repaired_at), repaired_by, _dec(repair_cost),
+                _dec(after_lpm), _date(verified_at), f.kwh_year.quantize(Q1),
+                f.cost_year.quantize(Q2), f.currency, f.co2_kg_year.quantize(Q1),
             ]
 
 

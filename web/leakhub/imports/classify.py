@@ -24,7 +24,8 @@ from .places import LocationIndex
 _COMPARE = ("location", "survey", "found_at", "found_by", "device_serial", "method",
             "estimate_class", "rate_lpm", "rate_low_lpm", "rate_high_lpm", "pressure_bar", "gas",
             "component", "priority", "description", "recommended_action", "spare_part",
-            "due_date", "repaired_at", "repaired_by", "repair_cost", "verification_note")
+            "due_date", "repaired_at", "repaired_by", "repair_cost", "verification_note",
+            "assignee", "order_number", "after_lpm")
 
 
 @dataclass
@@ -118,6 +119,9 @@ def classify(actor, rows: list, columns: Columns, options: Options, may: TargetC
         f == "location" and {"site", "building", "area"} & mapped)]
     if "estimate_class" in compare_fields and "rate_lpm" not in compare_fields:
         compare_fields.append("rate_lpm")
+    if mapped & set(leaks.RATE_INPUTS):
+        # The inputs of a calculated rate, compared as stored (JSON) and their rate with them.
+        compare_fields += [f for f in ("rate_inputs", "rate_lpm") if f not in compare_fields]
     for parsed in rows:
         rownum, values, status = parsed.rownum, parsed.values, parsed.status
         tag = values["tag"]
@@ -166,6 +170,9 @@ def classify(actor, rows: list, columns: Columns, options: Options, may: TargetC
                 if f_name == "location":
                     old = leak.location.label
                     new = new.label if isinstance(new, Location) else " / ".join(new)
+                elif f_name == "assignee":
+                    old = leak.assignee.email if leak.assignee_id else None
+                    new = new.email if new is not None else None
                 cols.append((col, old, new.name if isinstance(new, Survey) else new))
             out.conflicts.append(Conflict(rownum, leak.tag, cols))
     return out

@@ -58,7 +58,8 @@ def map_columns(headers: list[str], column_map: dict | None,
     missing = [f for f in REQUIRED if f not in fields_mapped]
     if not ({"location", "site", "building", "area"} & set(fields_mapped)):
         missing.append("location")
-    if not ({"rate_lpm", "estimate_class"} & set(fields_mapped)):
+    # A rate, an estimate class, or the inputs a rate is calculated from (method column).
+    if not ({"rate_lpm", "estimate_class", *leaks.RATE_INPUTS} & set(fields_mapped)):
         missing.append("rate_lpm")
     for f_name in missing:
         errors.append(RowError(0, "", _("No column is assigned to “%(f)s”.",

@@ -42,6 +42,17 @@ FIELDS = {
     "repaired_by": _l("Repaired by"),
     "repair_cost": _l("Repair cost"),
     "verification_note": _l("Verification note"),
+    # Follow-up (issue 18 part 7): the assignee by e-mail address (the same rule as the form:
+    # a user who may edit the leak), the maintenance order and the re-measured rate.
+    "assignee": _l("Assignee e-mail"),
+    "order_number": _l("Maintenance order number"),
+    "after_lpm": _l("Rate after repair l/min"),
+    # Inputs of a calculated rate (docs/leak-rates.md), as leaks.service.RATE_INPUTS.
+    "orifice_diameter_mm": _l("Hole diameter mm"),
+    "discharge_coefficient": _l("Discharge coefficient Cd"),
+    "temperature_c": _l("Air temperature °C"),
+    "detector_db": _l("Detector reading dB"),
+    "detector_distance_m": _l("Distance of the reading m"),
 }
 
 # English label text (as exported) for each field; part of the synonyms below.
@@ -55,6 +66,10 @@ EXPORT_HEADERS = {
     "recommended_action": "Recommended action", "spare_part": "Spare part", "status": "Status",
     "due_date": "Due date", "repaired_at": "Repair date", "repaired_by": "Repaired by",
     "repair_cost": "Repair cost", "verification_note": "Verification note",
+    "assignee": "Assignee e-mail", "order_number": "Maintenance order number",
+    "after_lpm": "Rate after repair l/min", "orifice_diameter_mm": "Hole diameter mm",
+    "discharge_coefficient": "Discharge coefficient Cd", "temperature_c": "Air temperature °C",
+    "detector_db": "Detector reading dB", "detector_distance_m": "Distance of the reading m",
 }
 
 # Columns of an export that the importer does not read (the location path and the leak's own
@@ -127,6 +142,22 @@ SYNONYMS = {
     "repaired_by": ["repairedby", "repariertvon", "behobenvon"],
     "repair_cost": ["repaircost", "reparaturkosten", "behebungskosten"],
     "verification_note": ["verificationnote", "pruefvermerk", "verifikation", "nachmessung"],
+    "assignee": ["assigneeemail", "assignee", "zustaendig", "zustaendiger", "verantwortlich",
+                 "zugewiesenan", "assignedto"],
+    "order_number": ["maintenanceordernumber", "ordernumber", "maintenanceorder",
+                     "auftragsnummer", "auftragsnr", "instandhaltungsauftrag", "workorder"],
+    "after_lpm": ["rateafterrepairlmin", "rateafterrepair", "afterlpm",
+                  "leckratenachreparatur", "nachmessunglmin"],
+    "orifice_diameter_mm": ["holediametermm", "holediameter", "orificediametermm",
+                            "lochdurchmessermm", "lochdurchmesser"],
+    "discharge_coefficient": ["dischargecoefficientcd", "dischargecoefficient", "cd",
+                              "ausflusszahl", "durchflusskoeffizient"],
+    "temperature_c": ["airtemperaturec", "airtemperature", "temperaturec", "temperature",
+                      "lufttemperatur", "temperatur"],
+    "detector_db": ["detectorreadingdb", "detectorreading", "db", "pegel", "pegeldb",
+                    "messwertdb", "schallpegel"],
+    "detector_distance_m": ["distanceofthereadingm", "distanceofthereading", "distancem",
+                            "distance", "abstand", "abstandm", "messabstand"],
 }
 
 _UMLAUT = str.maketrans({"ä": "ae", "ö": "oe", "ü": "ue", "ß": "ss", "Ä": "ae", "Ö": "oe",

@@ -38,7 +38,7 @@ from .outcome import Conflict, Options, Result, RowError, RowErrors
 from .places import LocationIndex, site_warnings
 from .read import file_number_locale, format_error, headers_of, read_table
 from .validate import validate
-from .write import write
+from .write import RowRefused, write
 
 __all__ = ["BUILTIN_PRESETS", "Conflict", "Options", "Result", "RowError", "delete_preset",
            "file_number_locale", "format_error", "formats", "headers_of", "list_presets",
@@ -80,10 +80,15 @@ def run_import(actor, data: bytes, filename: str, *, column_map: dict | None = N
     if dry_run or not result.ok:
         return result
     # 5. write
-    write(actor, classified, index, valid.to_create, may, filename, details={
-        "file": filename[:200], "format": importer.name, "rows": result.total,
-        "new": result.new, "updated": len(classified.updates), "unchanged": result.unchanged,
-        "created_locations": result.missing_locations})
+    try:
+        write(actor, classified, index, valid.to_create, may, filename, details={
+            "file": filename[:200], "format": importer.name, "rows": result.total,
+            "new": result.new, "updated": len(classified.updates),
+            "unchanged": result.unchanged, "created_locations": result.missing_locations})
+    except RowRefused as exc:  # rolled back: nothing was written
+        for f_name, msg in exc.errors.items():
+            err(exc.rownum, f_name, msg)
+        return result
     result.committed = True
     return result
 

@@ -12,6 +12,7 @@ from flask_babel import gettext as _
 from .. import authz
 from ..core.i18n import numbers_in
 from ..core.validation import ValidationError
+from ..identity.models import User
 from ..leaks import service as leaks
 from ..leaks.models import STATUSES
 from ..locations.models import Location
@@ -83,6 +84,23 @@ class _RowCheck:
         self.to_create: dict[tuple, tuple] = {}
         self.missing_sites: dict[str, str] = {}
         self.seen_tags: dict[str, int] = {}
+        self._users_by_email: dict[str, list] | None = None
+
+    def assignee_id(self, rownum: int, raw) -> int | None:
+        """An assignee column's e-mail address → the user's id (the form's rule, that the
+        user may edit leaks and this very leak, is checked with the row's other values)."""
+        if self._users_by_email is None:
+            self._users_by_email = {}
+            for uid, email in (User.select(User.id, User.email)
+                               .where(User.organization == self.actor.organization.id)
+                               .tuples()):
+                self._users_by_email.setdefault((email or "").strip().lower(), []).append(uid)
+        ids = self._users_by_email.get(str(raw).strip().lower(), [])
+        if len(ids) != 1:
+            self.err(rownum, "assignee", _("No user of this organization has the e-mail "
+                                           "address “%(v)s”.", v=raw))
+            return None
+        return ids[0]
 
     def row(self, rownum: int, raw: dict) -> tuple[dict | None, str]:
         """(the leak's values or None, status)."""
@@ -112,6 +130,8 @@ class _RowCheck:
                                         v=raw["status"], keys=", ".join(STATUSES)))
                 status = "open"
         data.pop("status", None)
+        if data.get("assignee") is not None:
+            data["assignee"] = self.assignee_id(rownum, data["assignee"])
         if data.get("method") is None and data.get("estimate_class") and not data.get("rate_lpm"):
             data["method"] = "estimate"
         location = self._location(rownum, data)
@@ -164,6 +184,27 @@ class _RowCheck:
                 location = None
         return location
 
+    def _check_assignee(self, rownum: int, values: dict) -> None:
+        """The form's rule: the assignee may edit this leak where the row puts it (a location
+        still to be created: its deepest existing ancestor, whose grant covers it)."""
+        user = values.get("assignee")
+        if user is None:
+            return
+        location = values["location"]
+        if isinstance(location, tuple):
+            location = self.index.resolve(list(location))[0]
+        assignee = leaks.actor_of(user)
+        survey = values.get("survey")
+        # The leak's edit scope: its location's subtree or its survey granted (the write
+        # checks the stored leak once more inside the transaction).
+        allowed = (authz.unrestricted(assignee, "edit") if location is None else
+                   authz.can(assignee, "edit", location)
+                   or (survey is not None and authz.can(assignee, "edit", survey)))
+        if not allowed:
+            self.err(rownum, "assignee", _(
+                "%(name)s may not edit this leak (its location or survey is not granted to "
+                "them); choose someone who may.", name=user.display_name))
+
     def _values(self, rownum: int, data: dict, location, survey) -> dict | None:
         """The form's parser: same types, ranges and messages as the leak form."""
         err, actor = self.err, self.actor
@@ -192,6 +233,7 @@ class _RowCheck:
                 checked["location"] = location
                 checked["survey"] = survey
                 values = checked
+                self._check_assignee(rownum, values)
             except ValidationError as exc:
                 for f_name, msg in exc.errors.items():
                     err(rownum, f_name, msg)

@@ -10,12 +10,22 @@ from werkzeug.exceptions import Forbidden
 from .. import authz
 from ..audit import writer
 from ..core.db import bulk_insert, database, utcnow
+from ..core.validation import ValidationError
 from ..leaks import service as leaks
 from ..leaks.models import Leak, LeakStatusChange
 from ..locations import service as locations
 from ..locations.models import Location
 from .classify import Classified, TargetCheck, Update, status_path
 from .places import LocationIndex, kind_at
+
+
+class RowRefused(Exception):
+    """A row the write refused inside the transaction (everything is rolled back): its
+    spreadsheet row and the field errors, shown like the preview's row errors."""
+
+    def __init__(self, rownum: int, errors: dict):
+        super().__init__(rownum, errors)
+        self.rownum, self.errors = rownum, errors
 
 
 def write(actor, classified: Classified, index: LocationIndex, to_create: dict, may: TargetCheck,
@@ -26,7 +36,10 @@ def write(actor, classified: Classified, index: LocationIndex, to_create: dict, 
         created_locs = _create_locations(actor, index, to_create)
         _insert_new(actor, classified.new, created_locs, filename, may)
         for update in classified.updates:
-            _update_one(actor, update, created_locs)
+            try:
+                _update_one(actor, update, created_locs)
+            except ValidationError as exc:
+                raise RowRefused(update.rownum, exc.errors) from None
         writer.event(actor, "import", details=details)
 
 
@@ -54,7 +67,8 @@ _LEAK_COLUMNS = ("tag", "tag_number", "location", "survey", "found_at", "found_b
                  "rate_low_lpm", "rate_high_lpm", "pressure_bar", "gas", "component", "priority",
                  "description", "recommended_action", "spare_part", "status", "due_date",
                  "repaired_at", "repaired_by", "repair_cost", "verified_at", "verification_note",
-                 "previous_leak", "source", "version", "created_at", "updated_at")
+                 "previous_leak", "source", "version", "created_at", "updated_at", "assignee",
+                 "order_number", "after_lpm", "rate_inputs")
 
 
 def _snapshotter(model):
@@ -98,18 +112,21 @@ def _insert_new(actor, new_rows: list, created_locs, filename, may: TargetCheck)
             organization=org.id, tag=v["tag"], tag_number=leaks.tag_number_of(v["tag"]),
             location=loc.id, survey=v["survey"].id if v.get("survey") else None,
             found_by_user=None, previous_leak=None, status=status, source="import",
+            assignee=v["assignee"].id if v.get("assignee") else None,
             version=1, created_at=now, updated_at=now,
             verified_at=now.date() if status == "verified" else None)
         if status in ("repaired", "verified") and not row.get("repaired_at"):
             row["repaired_at"] = now.date()
         for k in ("found_by", "device_serial", "description", "recommended_action",
-                  "spare_part", "repaired_by", "verification_note"):
+                  "spare_part", "repaired_by", "verification_note", "order_number",
+                  "rate_inputs"):
             row[k] = row.get(k) or ""
         rows.append(row)
     bulk_insert(Leak, rows)
     new_tags = {r["tag"] for r in rows}
     ids: dict[str, int] = {tag: lid for lid, tag in authz.scope(
         actor, Leak, "create", Leak.select(Leak.id, Leak.tag)).tuples() if tag in new_tags}
+    _check_assignees(new_rows, ids)
     label = actor.display[:254]
     user = actor.user if actor.kind == "user" else None
     history = [{"organization": org.id, "leak": ids[r["tag"]], "at": now, "from_status": None,
@@ -140,6 +157,18 @@ def _insert_new(actor, new_rows: list, created_locs, filename, may: TargetCheck)
                       "changes": {k: [None, val] for k, val in snap.items()
                                   if val not in (None, "")}})
     writer.append(actor, "create", batch=batch)
+
+
+def _check_assignees(new_rows: list, ids: dict) -> None:
+    """The form's rule on the stored leaks, inside the transaction: each assignee may edit
+    the leak where it now is (a created location included)."""
+    for parsed in new_rows:
+        if parsed.values.get("assignee") is None:
+            continue
+        try:
+            leaks.check_assignee(Leak.get_by_id(ids[parsed.values["tag"]]))
+        except ValidationError as exc:
+            raise RowRefused(parsed.rownum, exc.errors) from None
 
 
 def _update_one(actor, update: Update, created_locs) -> None:

@@ -443,6 +443,11 @@ def _check_assignee(leak: Leak) -> None:
                                 name=user.display_name), "assignee")
 
 
+# Public names for the import, which applies the same assignee rule row by row.
+actor_of = _actor_of
+check_assignee = _check_assignee
+
+
 def _history(actor, leak: Leak, from_status, to_status, note="") -> None:
     writer.create(actor, LeakStatusChange, leak=leak, from_status=from_status,
                   to_status=to_status, actor_label=actor.display[:254],
