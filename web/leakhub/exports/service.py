@@ -160,11 +160,15 @@ def _date(v):
 
 
 def _dec(v):
-    if v is None or isinstance(v, Decimal):
-        return v
+    """A stored number as entered: PostgreSQL returns NUMERIC(…, 3) as 12.500, SQLite as the
+    float 12.5; the file must not depend on the database (trailing zeros dropped)."""
+    if v is None:
+        return None
     if isinstance(v, float):
-        return Decimal(repr(v))
-    return Decimal(v)
+        v = Decimal(repr(v))
+    elif not isinstance(v, Decimal):
+        v = Decimal(v)
+    return v.quantize(Decimal(1)) if v == v.to_integral_value() else v.normalize()
 
 
 def rows(actor, flt: leaks.LeakFilter, *, tzname: str | None):
