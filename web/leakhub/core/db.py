@@ -8,6 +8,7 @@ import contextlib
 import datetime as dt
 import fcntl
 import hashlib
+import logging
 import random
 import threading
 import time
@@ -51,7 +52,55 @@ def utcnow() -> dt.datetime:
     return dt.datetime.now(dt.UTC).replace(tzinfo=None)
 
 
-class PooledPostgres(PooledPsycopg3Database):
+_after_commit = threading.local()
+
+
+class AfterCommit:
+    """Database mixin: callbacks registered with `after_commit` run once the transaction
+    commits and are dropped when it rolls back (files that belong to rows, e.g. a floor
+    plan's, are removed only when the row's deletion really happened); those registered with
+    `also_on_rollback` run either way (a file written for a row that was not committed)."""
+
+    def commit(self):
+        result = super().commit()
+        _run_pending(rolled_back=False)
+        return result
+
+    def rollback(self):
+        try:
+            return super().rollback()
+        finally:
+            _run_pending(rolled_back=True)
+
+
+def _run_pending(*, rolled_back: bool) -> None:
+    pending, _after_commit.pending = getattr(_after_commit, "pending", []), []
+    for fn, on_rollback in pending:
+        if rolled_back and not on_rollback:
+            continue
+        try:
+            fn()
+        except Exception:  # a cleanup must not turn a committed change into an error
+            logging.getLogger("leakhub.db").exception("after-commit callback failed")
+
+
+def after_commit(fn, *, also_on_rollback: bool = False) -> None:
+    """Run `fn()` after the current transaction commits (now when there is none); with
+    `also_on_rollback` after it rolls back too. A savepoint that rolls back does not drop
+    it: `fn` checks the committed state itself (idempotent)."""
+    if database.obj is None or not database.in_transaction():
+        fn()
+        return
+    if not hasattr(_after_commit, "pending"):
+        _after_commit.pending = []
+    _after_commit.pending.append((fn, also_on_rollback))
+
+
+class Postgres(AfterCommit, Psycopg3Database):
+    """PostgreSQL for command-line tools and the worker (not pooled)."""
+
+
+class PooledPostgres(AfterCommit, PooledPsycopg3Database):
     """The web server's connections, kept between requests: a new PostgreSQL connection costs
     a few ms and its first queries run on a cold backend (the dashboard at 100,000 leaks took
     ~40 ms longer). A pooled connection is checked before each reuse, as PostgreSQL may have
@@ -84,7 +133,7 @@ class DatabaseBusy(Unavailable):
     """The write lock stayed taken for longer than a writer queues (SQLite)."""
 
 
-class WriteLockingSqlite(pw.SqliteDatabase):
+class WriteLockingSqlite(AfterCommit, pw.SqliteDatabase):
     """SQLite whose writers take the write lock before they do anything (`BEGIN IMMEDIATE`).
 
     A deferred transaction that reads and then writes cannot wait for the lock: when another
@@ -147,7 +196,7 @@ def open_database(url: str, *, password_file: Path | None = None,
     if password is None and password_file is not None and password_file.exists():
         password = password_file.read_text().strip()
     kind, pool = (PooledPostgres, {"max_connections": 32, "stale_timeout": 600, "timeout": 30}) \
-        if pooled else (Psycopg3Database, {})
+        if pooled else (Postgres, {})
     return kind(
         parts.path.lstrip("/"),
         **pool,

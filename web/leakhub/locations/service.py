@@ -12,6 +12,7 @@ from ..audit import writer
 from ..core.db import database, utcnow
 from ..core.validation import Fields, ValidationError
 from ..leaks.models import Leak
+from ..plans.service import release_files_of
 from .models import KINDS, PARENT_KINDS, EnergySettings, Location
 
 # ---------------------------------------------------------------- locations: reading
@@ -180,7 +181,9 @@ def delete_location(actor, location: Location) -> None:
         raise ValidationError(_("This location still has locations below it."))
     if authz.scope(actor, Leak, "view").where(Leak.location == location.id).exists():
         raise ValidationError(_("Leaks are recorded at this location; it cannot be deleted."))
-    writer.delete(actor, location)
+    with database.atomic():
+        release_files_of(location)  # after the deletion commits
+        writer.delete(actor, location)
 
 
 # ---------------------------------------------------------------- energy settings

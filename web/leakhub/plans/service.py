@@ -21,7 +21,7 @@ from flask_babel import lazy_gettext as _l
 
 from .. import authz
 from ..audit import writer
-from ..core.db import database, utcnow
+from ..core.db import after_commit, database, utcnow
 from ..leaks.models import Leak
 from ..locations.models import Location
 from ..photos.service import (
@@ -169,6 +169,9 @@ def upload_plan(actor, location: Location, filename: str, data: bytes, *,
                   uploaded_at=utcnow())
     try:
         with database.atomic():
+            # The new file stays only if a committed plan row points at it (an enclosing
+            # transaction or savepoint may still roll this back).
+            after_commit(lambda: _release(actor.organization.id, key), also_on_rollback=True)
             old = plan_of(actor, location)
             if old is None:
                 return writer.create(actor, FloorPlan, permission="edit", location=location,
@@ -184,18 +187,34 @@ def upload_plan(actor, location: Location, filename: str, data: bytes, *,
             writer.event(actor, "floor_plan.pins_kept" if keep_pins
                          else "floor_plan.pins_cleared",
                          entity=plan, details={"pins": len(pinned), "version": plan.version})
+            if old_key != key:
+                release_after_commit(actor.organization, old_key)
     except Exception:
         _release(actor.organization, key)  # all or nothing: no file without its row
         raise
-    if old_key != key:
-        _release(actor.organization, old_key)
     return plan
 
 
 def _release(organization, key: str) -> None:
+    """Remove a plan file no plan row points at (any more)."""
     if not FloorPlan.select().where(FloorPlan.organization == organization,
                                     FloorPlan.sha256 == key).exists():
         plan_storage(organization).delete(key)
+
+
+def release_after_commit(organization, key: str) -> None:
+    """Remove the file of a replaced or deleted plan once the change has committed: a change
+    that rolls back removes nothing (the row still points at its file then)."""
+    org_id = organization if isinstance(organization, int) else organization.id
+    after_commit(lambda: _release(org_id, key))
+
+
+def release_files_of(location: Location) -> None:
+    """Before `location` is deleted (its plan row goes with it, ON DELETE CASCADE): its plan's
+    file is removed after the deletion commits."""
+    for (org_id, key) in FloorPlan.select(FloorPlan.organization, FloorPlan.sha256).where(
+            FloorPlan.location == location.id).tuples():
+        release_after_commit(org_id, key)
 
 
 def delete_plan(actor, location: Location) -> None:
@@ -209,7 +228,7 @@ def delete_plan(actor, location: Location) -> None:
         writer.update_many(actor, pinned, {"plan_x": None, "plan_y": None,
                                            "plan_version": None})
         writer.delete(actor, plan, permission="edit")
-    _release(actor.organization, plan.sha256)
+        release_after_commit(actor.organization, plan.sha256)
 
 
 def parse_fraction(value, field: str) -> float:
