@@ -7,6 +7,7 @@ import io
 
 import pytest
 
+from leakhub.core import crypto, keys
 from leakhub.exports import jobs
 from leakhub.exports.models import ExportJob
 
@@ -81,3 +82,39 @@ def test_the_worker_exports_as_the_user_at_run_time(actor, five_leaks, login, ma
     job = ExportJob.get()
     assert job.status == "failed" and not job.file_name
     assert list(jobs.exports_dir().iterdir()) == []
+
+
+def test_job_files_are_encrypted_at_rest_and_decrypted_on_download(actor, five_leaks, login):
+    """The worker's file on disk is sealed (core.crypto, as uploads are): neither the CSV's
+    text nor its header is in the bytes; the download is the plaintext."""
+    c = login(actor.user)
+    page = c.get("/leaks/export.csv", base_url=BASE).headers["Location"]
+    jobs.run_pending()
+    job = ExportJob.get()
+    on_disk = (jobs.exports_dir() / job.file_name).read_bytes()
+    assert crypto.is_sealed(on_disk)
+    for plain in (b"Tag number", b"Leck 1", "Leck 1".encode("utf-16-le")):
+        assert plain not in on_disk
+    resp = c.get(f"{page}/download", base_url=BASE)
+    assert resp.status_code == 200
+    text = resp.get_data().decode("utf-8-sig")
+    assert text.startswith("Tag number,") and "Leck 1" in text
+    assert job.size == len(resp.get_data())
+    # Copied under another job's name it does not open (the name is bound to the bytes).
+    with pytest.raises(crypto.DataKeyError):
+        crypto.open_for(jobs.get_config(), on_disk, "0" * 32 + ".csv", "copy")
+    assert [p.name for p in jobs.exports_dir().iterdir()] == [job.file_name]
+
+
+def test_key_rotation_reencrypts_export_files(actor, five_leaks, login, config):
+    """`leakctl keys rotate` covers the export folder: after the old data key is dropped the
+    file still downloads."""
+    c = login(actor.user)
+    page = c.get("/leaks/export.xlsx", base_url=BASE).headers["Location"]
+    jobs.run_pending()
+    path = jobs.exports_dir() / ExportJob.get().file_name
+    before = crypto.key_id_of(path.read_bytes())
+    outcome = keys.rotate(config)
+    assert before in outcome.dropped and crypto.key_id_of(path.read_bytes()) == outcome.active
+    resp = c.get(f"{page}/download", base_url=BASE)
+    assert resp.status_code == 200 and resp.get_data()[:2] == b"PK"

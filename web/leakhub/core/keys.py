@@ -32,10 +32,17 @@ def uploads_dir(config) -> Path:
     return Path(config.data_dir) / "uploads"
 
 
+def exports_dir(config) -> Path:
+    """The worker's export files (exports/jobs.py), kept 24 h, encrypted like uploads."""
+    return Path(config.data_dir) / "exports"
+
+
 def stored_files(config):
-    """Every file encryption at rest covers: uploads, then the application's secret files."""
-    root = uploads_dir(config)
-    if root.is_dir():
+    """Every file encryption at rest covers: uploads and export files, then the
+    application's secret files."""
+    for root in (uploads_dir(config), exports_dir(config)):
+        if not root.is_dir():
+            continue
         for dirpath, dirnames, filenames in os.walk(root):
             dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
             for fname in sorted(filenames):

@@ -4,7 +4,10 @@ batches and written as they come, XLSX through openpyxl's write-only mode), repo
 in the row, and the requesting user downloads it from the job's page. No web worker is held
 for the minutes a 100,000-leak export can take on a busy machine.
 
-Files live in <data dir>/exports, are written to a temporary name, fsynced and renamed, and
+Files live in <data dir>/exports, encrypted at rest like uploads (core.crypto: the job's file
+name bound as associated data) and decrypted when downloaded (`read_file`). The worker writes
+the plaintext into an anonymous temporary file in that folder (no name: nothing is left by a
+crash), seals it and writes the sealed bytes under a temporary name, fsynced and renamed. Files
 are deleted with their row after RETENTION. Only the user who asked may download (same
 organization, through authz.scope, then the job's user), and the worker exports as that user
 at run time: a grant revoked meanwhile narrows the export, a disabled user gets none.
@@ -14,16 +17,18 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
-import os
 import secrets
+import tempfile
 from pathlib import Path
 
 import peewee as pw
 
 from .. import authz
 from ..audit import writer
+from ..core import crypto
 from ..core.config import get_config
 from ..core.db import database, utcnow
+from ..core.files import atomic_write
 from ..identity.models import User
 from ..leaks import service as leaks
 from . import service
@@ -80,6 +85,14 @@ def file_path(job: ExportJob) -> Path | None:
     return path if path.is_file() else None
 
 
+def read_file(job: ExportJob) -> bytes | None:
+    """The plaintext of a finished job's file (a file from before encryption as it is)."""
+    path = file_path(job)
+    if path is None:
+        return None
+    return crypto.open_for(get_config(), path.read_bytes(), job.file_name, path)
+
+
 def _set(job: ExportJob, **values) -> None:
     ExportJob.update(**values).where(ExportJob.id == job.id).execute()
 
@@ -98,26 +111,22 @@ def run_job(job: ExportJob) -> None:
                            decimal_comma=bool(args.get("decimal_comma")))
     name = f"{job.uid}.{job.fmt}"
     final = exports_dir() / name
-    part = final.with_name(name + ".part")
 
     def progress(n):
         _set(job, rows_done=n)
 
-    with open(part, "wb") as out:
+    with tempfile.TemporaryFile(dir=exports_dir()) as out:
         n = service.write(actor, flt, fmt=job.fmt, tzname=org.timezone, opts=opts, out=out,
                           progress=progress, every=PROGRESS_EVERY)
-        out.flush()
-        os.fsync(out.fileno())
-    os.replace(part, final)
-    dir_fd = os.open(final.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
+        out.seek(0)
+        plain = out.read()
+    atomic_write(final, crypto.seal_for(get_config(), plain, name), mode=0o600)
+    size = len(plain)
+    del plain
     now = utcnow()
     with database.atomic():
         _set(job, status="done", rows_done=n, rows_total=n, file_name=name,
-             size=final.stat().st_size, finished_at=now, expires_at=now + RETENTION)
+             size=size, finished_at=now, expires_at=now + RETENTION)
         writer.event(actor, "export", details={"format": job.fmt, "rows": n,
                                                "filter": flt.args(), "job": job.uid})
 
@@ -147,7 +156,7 @@ def run_pending(limit: int = 3) -> str:
 
 def clean_up(now: dt.datetime | None = None) -> int:
     """Delete expired exports (file and row), fail jobs whose worker died, and remove files
-    no row points at (a crash between writing and renaming leaves a .part)."""
+    no row points at (a crash between writing and renaming leaves a temporary file)."""
     now = now or utcnow()
     ExportJob.update(status="failed", message="interrupted", finished_at=now,
                      expires_at=now + RETENTION).where(

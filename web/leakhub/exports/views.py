@@ -3,6 +3,8 @@ Up to jobs.DIRECT_MAX_ROWS rows the file is the response; a larger export become
 the worker and the user is sent to its page (progress, then the download link)."""
 from __future__ import annotations
 
+import io
+
 from flask import Blueprint, abort, redirect, render_template, request, send_file, url_for
 from flask_babel import gettext as _
 
@@ -69,10 +71,10 @@ def job(job_id):
 def download(job_id):
     actor = current_actor()
     found = jobs.own_job(actor, job_id)
-    path = jobs.file_path(found) if found is not None else None
-    if path is None:
+    data = jobs.read_file(found) if found is not None else None
+    if data is None:
         abort(404)
-    resp = send_file(path, mimetype=MIMETYPES[found.fmt], as_attachment=True,
+    resp = send_file(io.BytesIO(data), mimetype=MIMETYPES[found.fmt], as_attachment=True,
                      download_name=service.filename(actor.organization, found.fmt,
                                                     found.created_at.date()),
                      conditional=False, etag=False)
