@@ -229,3 +229,62 @@ def test_round_trip_property(app, order, after, diameter, cd, due):
         result = _import(dst, data, options=imports.Options(create_locations=True))
     assert result.committed, [str(e) for e in result.errors]
     _same(Leak.get(Leak.organization == org.id), Leak.get(Leak.organization == other.id))
+
+
+# ---------------------------------------------------------------- deferral reason
+
+DEFER_HEAD = "Tag number,Location path,Found at,Leak rate l/min,Status"
+
+
+def test_a_deferred_row_needs_a_reason_like_the_form(actor):
+    make_tree(actor)
+    no_column = DEFER_HEAD + "\r\n7,BER,2024-03-01 09:00,5,deferred\r\n"
+    result = _import(actor, no_column.encode())
+    assert not result.committed and Leak.select().count() == 0
+    assert [(e.row, e.column) for e in result.errors] == [(2, "Status")]
+    assert "reason" in result.errors[0].message
+    empty = (DEFER_HEAD + ",Deferral reason\r\n7,BER,2024-03-01 09:00,5,deferred,\r\n"
+             "8,BER,2024-03-01 09:00,5,open,\r\n")
+    result = _import(actor, empty.encode())
+    assert [(e.row, e.column) for e in result.errors] == [(2, "Deferral reason")]
+    assert Leak.select().count() == 0
+    given_ = (DEFER_HEAD + ",Deferral reason\r\n"
+              "7,BER,2024-03-01 09:00,5,zurückgestellt,Stillstand im August\r\n")
+    result = _import(actor, given_.encode())
+    assert result.committed, [str(e) for e in result.errors]
+    leak = Leak.get(Leak.tag == "7")
+    assert leak.status == "deferred"
+    assert "Stillstand im August" in leaks.history(actor, leak)[-1].note
+
+
+def test_deferring_an_existing_leak_by_import_needs_the_reason(actor):
+    tree = make_tree(actor)
+    leak = new_leak(actor, tree["site"], tag="7", rate_lpm=D(5))
+    opts = imports.Options(update_existing=True)
+    body = DEFER_HEAD + "\r\n7,BER,2024-03-01 09:00,5,deferred\r\n"
+    result = _import(actor, body.encode(), options=opts)
+    assert [(e.row, e.column) for e in result.errors] == [(2, "Status")]
+    assert Leak.get_by_id(leak.id).status == "open"
+    body = DEFER_HEAD + ",Deferral reason\r\n7,BER,2024-03-01 09:00,5,deferred,Ersatzteil fehlt\r\n"
+    result = _import(actor, body.encode(), options=opts)
+    assert result.committed, [str(e) for e in result.errors]
+    assert Leak.get_by_id(leak.id).status == "deferred"
+    assert leaks.history(actor, Leak.get_by_id(leak.id))[-1].note.endswith("Ersatzteil fehlt")
+
+
+def test_deferred_leaks_round_trip_with_their_reason(app, actor, other_org, make_actor):
+    tree = make_tree(actor)
+    leak = new_leak(actor, tree["area"], tag="5", rate_lpm=D(4))
+    leaks.change_status(actor, leak, "deferred", note="Produktion läuft; =Stillstand")
+    new_leak(actor, tree["area"], tag="6", rate_lpm=D(2))
+    data, _n = _export(app, actor)
+    rows = {r["Tag number"]: r for r in _rows_csv(data)}
+    assert rows["5"]["Deferral reason"] == "Produktion läuft; =Stillstand"
+    assert rows["6"]["Deferral reason"] == ""
+    target = make_actor("admin", organization=other_org)
+    with app.test_request_context():
+        result = _import(target, data, options=imports.Options(create_locations=True))
+    assert result.committed, [str(e) for e in result.errors]
+    copy = Leak.get((Leak.organization == other_org.id) & (Leak.tag == "5"))
+    assert copy.status == "deferred"
+    assert leaks.history(target, copy)[-1].note.endswith("Produktion läuft; =Stillstand")

@@ -35,7 +35,7 @@ from ..identity.models import User
 from ..imports.mapping import EXPORT_ONLY_HEADERS, FIELDS
 from ..leaks import calc
 from ..leaks import service as leaks
-from ..leaks.models import Leak
+from ..leaks.models import Leak, LeakStatusChange
 from ..locations.models import Location
 from ..locations.settings import SettingsResolver
 from ..surveys.models import Survey
@@ -58,6 +58,7 @@ COLUMNS = [
     ("found_by", FIELDS["found_by"], "text"),
     ("device_serial", FIELDS["device_serial"], "text"),
     ("status", FIELDS["status"], "text"),
+    ("deferral_reason", FIELDS["deferral_reason"], "text"),
     ("priority", FIELDS["priority"], "int"),      # a word in German (module docstring)
     ("component", FIELDS["component"], "text"),
     ("method", FIELDS["method"], "text"),
@@ -142,7 +143,8 @@ _SELECT = (Leak.tag, Leak.location, Location.path, Location.name, Leak.survey, L
            Leak.method, Leak.estimate_class, Leak.rate_lpm, Leak.rate_low_lpm, Leak.rate_high_lpm,
            Leak.pressure_bar, Leak.gas, Leak.description, Leak.recommended_action,
            Leak.spare_part, Leak.due_date, Leak.repaired_at, Leak.repaired_by, Leak.repair_cost,
-           Leak.verified_at, Leak.rate_inputs, Leak.assignee, Leak.order_number, Leak.after_lpm)
+           Leak.verified_at, Leak.rate_inputs, Leak.assignee, Leak.order_number, Leak.after_lpm,
+           Leak.id)
 _INPUTS = ("orifice_diameter_mm", "discharge_coefficient", "temperature_c", "detector_db",
            "detector_distance_m")
 
@@ -192,11 +194,12 @@ def rows(actor, flt: leaks.LeakFilter, *, tzname: str | None):
     emails = dict(User.select(User.id, User.email)
                   .where(User.organization == actor.organization.id).tuples())
     for batch in _batches(query):
+        reasons = _deferral_reasons([r[-1] for r in batch if r[8] == "deferred"])
         for (tag, loc_id, loc_path, loc_name, survey_id, found_at, found_by, device_serial,
              status, priority, component, method, estimate_class, rate, low, high, pressure,
              gas, description, action, spare_part, due_date, repaired_at, repaired_by,
              repair_cost, verified_at, rate_inputs, assignee, order_number,
-             after_lpm) in batch:
+             after_lpm, leak_id) in batch:
             found_at = _dt(found_at)
             inputs = leaks.rate_inputs_of(rate_inputs) if rate_inputs else {}
             rate = _dec(rate)
@@ -206,7 +209,7 @@ def rows(actor, flt: leaks.LeakFilter, *, tzname: str | None):
             yield [
                 tag, paths.path(loc_id), loc_name, paths.site_code(loc_id),
                 surveys.get(survey_id, ""), utc_to_local(found_at, tzname), found_by,
-                device_serial, status_labels.get(status, status),
+                device_serial, status_labels.get(status, status), reasons.get(leak_id, ""),
                 priorities.get(priority, priority),
                 component_labels.get(component, component), method_labels.get(method, method),
                 estimate_labels.get(estimate_class, estimate_class or ""),
@@ -217,6 +220,20 @@ def rows(actor, flt: leaks.LeakFilter, *, tzname: str | None):
                 _dec(after_lpm), _date(verified_at), f.kwh_year.quantize(Q1),
                 f.cost_year.quantize(Q2), f.currency, f.co2_kg_year.quantize(Q1),
             ]
+
+
+def _deferral_reasons(leak_ids: list) -> dict:
+    """Deferred leaks' reasons: the note of each one's latest move to "deferred" (the import
+    reads it back; a deferral needs one). One query per batch, only for deferred leaks."""
+    out: dict = {}
+    for i in range(0, len(leak_ids), 500):
+        for leak_id, note in (LeakStatusChange.select(LeakStatusChange.leak,
+                                                      LeakStatusChange.note)
+                              .where(LeakStatusChange.leak.in_(leak_ids[i:i + 500])
+                                     & (LeakStatusChange.to_status == "deferred"))
+                              .order_by(LeakStatusChange.at, LeakStatusChange.id).tuples()):
+            out[leak_id] = note
+    return out
 
 
 def _batches(query):

@@ -129,6 +129,9 @@ def classify(actor, rows: list, columns: Columns, options: Options, may: TargetC
         leak = existing_by_tag.get(tag) or (existing_by_number.get(number)
                                             if number is not None else None)
         if leak is None:
+            if status == "deferred" and not values.get("deferral_reason"):
+                err(rownum, _deferral_column(columns), _deferral_message())
+                continue
             refusal = may.create(values)
             if refusal:
                 err(rownum, columns.loc_or(refusal[0]), refusal[1])
@@ -151,6 +154,10 @@ def classify(actor, rows: list, columns: Columns, options: Options, may: TargetC
                     a=leaks.STATUS_LABELS[leak.status], b=leaks.STATUS_LABELS[status]))
                 continue
             diffs["status"] = status
+            if "deferred" in status_path(leak.status, status) and not values.get(
+                    "deferral_reason"):
+                err(rownum, _deferral_column(columns), _deferral_message())
+                continue
         if not diffs:
             out.unchanged += 1
             continue
@@ -176,6 +183,16 @@ def classify(actor, rows: list, columns: Columns, options: Options, may: TargetC
                 cols.append((col, old, new.name if isinstance(new, Survey) else new))
             out.conflicts.append(Conflict(rownum, leak.tag, cols))
     return out
+
+
+def _deferral_message() -> str:
+    return _("Give the reason for deferring the repair.")
+
+
+def _deferral_column(columns: Columns) -> str:
+    """The field whose column a missing deferral reason names: the reason's column, else
+    the status column (the file has no reason column)."""
+    return "deferral_reason" if "deferral_reason" in columns.column_of else "status"
 
 
 class TargetCheck:

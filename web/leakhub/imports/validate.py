@@ -130,6 +130,10 @@ class _RowCheck:
                                         v=raw["status"], keys=", ".join(STATUSES)))
                 status = "open"
         data.pop("status", None)
+        reason = data.pop("deferral_reason", None)
+        reason = " ".join(str(reason).split()) if reason is not None else ""
+        if len(reason) > 2000:
+            err(rownum, "deferral_reason", _("At most %(n)d characters.", n=2000))
         if data.get("assignee") is not None:
             data["assignee"] = self.assignee_id(rownum, data["assignee"])
         if data.get("method") is None and data.get("estimate_class") and not data.get("rate_lpm"):
@@ -142,7 +146,11 @@ class _RowCheck:
                 err(rownum, "survey", _("Unknown survey “%(v)s”.", v=data["survey"]))
         for f_name in ("location", "site", "building", "area", "survey"):
             data.pop(f_name, None)
-        return self._values(rownum, data, location, survey), status
+        values = self._values(rownum, data, location, survey)
+        if values is not None:
+            # Checked in classify, where it is known whether the row defers a leak.
+            values["deferral_reason"] = reason
+        return values, status
 
     def _location(self, rownum: int, data: dict):
         """The row's Location, the lower-cased path tuple of one to create, or None (error)."""

@@ -129,10 +129,14 @@ def _insert_new(actor, new_rows: list, created_locs, filename, may: TargetCheck)
     _check_assignees(new_rows, ids)
     label = actor.display[:254]
     user = actor.user if actor.kind == "user" else None
+    reasons = {p.values["tag"]: p.values.get("deferral_reason") or "" for p in new_rows}
+    imported = _("imported from %(f)s", f=filename[:150])
     history = [{"organization": org.id, "leak": ids[r["tag"]], "at": now, "from_status": None,
                 "to_status": r["status"], "actor_label": label,
-                "user": user.id if user else None, "note": _("imported from %(f)s",
-                                                             f=filename[:150])}
+                "user": user.id if user else None,
+                "note": (_("%(imported)s: %(reason)s", imported=imported,
+                           reason=reasons[r["tag"]])
+                         if r["status"] == "deferred" else imported)}
                for r in rows]
     bulk_insert(LeakStatusChange, history)
     batch = []
@@ -180,6 +184,9 @@ def _update_one(actor, update: Update, created_locs) -> None:
         leaks.update_leak(actor, leak, expected_version=leak.version, **changes)
     if "status" in diffs:
         for step in status_path(leak.status, diffs["status"]):
-            leaks.change_status(actor, leak, step, note=_("import"),
+            note = _("import")
+            if step == "deferred":
+                note = f"{note}: {values.get('deferral_reason') or ''}".rstrip(": ")
+            leaks.change_status(actor, leak, step, note=note,
                                 repaired_at=values.get("repaired_at"),
                                 repair_cost=values.get("repair_cost"))
