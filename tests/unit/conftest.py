@@ -11,21 +11,59 @@ import pytest
 from leakhub.core.config import Config
 from leakhub.core.secrets import ensure_all
 
+from support import unit_postgres
 from support.reporting_data import make_tree
 from support.session import sign_in
 
 
-@pytest.fixture
-def config(tmp_path):
-    env = {
-        "LEAKHUB_HOME": str(tmp_path),
+def _env(home) -> dict:
+    return {
+        "LEAKHUB_HOME": str(home),
         "LEAKHUB_PUBLIC_URL": "https://leakhub.test",
         "KEYCLOAK_URL": "http://127.0.0.1:9/auth",  # nothing listens: unit tests never call it
         "LEAKHUB_TESTING": "1",
     }
+
+
+@pytest.fixture(scope="session")
+def unit_pg(tmp_path_factory):
+    """With LEAKHUB_TEST_UNIT_DB=postgres: a throwaway PostgreSQL cluster whose template
+    database holds the migrated schema (support/unit_postgres.py); None otherwise (SQLite)."""
+    if not unit_postgres.wanted():
+        yield None
+        return
+    from leakhub.app import create_app
+    from leakhub.core.config import set_config
+    from leakhub.core.db import close_all_connections
+
+    pg = unit_postgres.UnitPostgres()
+    try:
+        pg.start(lambda layout: ensure_all(layout.secrets_dir))
+        home = tmp_path_factory.mktemp("template-home")
+        cfg = Config.from_env({**_env(home), "DATABASE_URL": pg.create_template()})
+        ensure_all(cfg.secrets_dir)
+        create_app(cfg)  # migrates the template
+        close_all_connections()
+        set_config(None)
+        yield pg
+    finally:
+        pg.stop()
+
+
+@pytest.fixture
+def config(tmp_path, unit_pg):
+    env = _env(tmp_path)
+    name = None
+    if unit_pg is not None:
+        name, env["DATABASE_URL"] = unit_pg.fresh_database()
     cfg = Config.from_env(env)
     ensure_all(cfg.secrets_dir)
-    return cfg
+    yield cfg
+    if name is not None:
+        from leakhub.core.db import close_all_connections
+
+        close_all_connections()
+        unit_pg.drop(name)
 
 
 @pytest.fixture

@@ -133,7 +133,7 @@ def _leakctl(config, *args):
     env.update({"LEAKHUB_HOME": str(Path(config.data_dir).parent),
                 "LEAKHUB_PUBLIC_URL": "https://leakhub.test",
                 "KEYCLOAK_URL": "http://127.0.0.1:9/auth", "LEAKHUB_TESTING": "1",
-                "LEAKHUB_LOG_LEVEL": "WARNING"})
+                "LEAKHUB_LOG_LEVEL": "WARNING", "DATABASE_URL": config.database_url})
     return subprocess.run([str(REPO / ".venv" / "bin" / "leakctl"), *args], env=env,
                           capture_output=True, text=True, timeout=120)
 
