@@ -91,6 +91,24 @@ def test_export_writes_the_new_columns(app, actor, make_user):
     assert rec["2"]["Hole diameter mm"] == 1.5
 
 
+def test_an_external_exporter_sees_no_other_users_address(app, actor, make_user):
+    """The users list is closed to an external auditor; the export must not open it."""
+    tree = make_tree(actor)
+    fixer = make_user("editor")
+    auditor = make_user("external")
+    add_grant(actor, auditor, location_id=tree["site"].id, level="edit")
+    new_leak(actor, tree["area"], tag="1", assignee=fixer.id)
+    new_leak(actor, tree["area"], tag="2", assignee=auditor.id)
+    ext = Actor(organization=auditor.organization, kind="user", user=auditor)
+    data, n = _export(app, ext)
+    by_tag = {r["Tag number"]: r for r in _rows_csv(data)}
+    assert n == 2 and fixer.email not in data.decode("utf-8-sig")
+    assert (by_tag["1"]["Assignee e-mail"], by_tag["2"]["Assignee e-mail"]) == ("",
+                                                                                auditor.email)
+    admin_view = {r["Tag number"]: r for r in _rows_csv(_export(app, actor)[0])}
+    assert admin_view["1"]["Assignee e-mail"] == fixer.email
+
+
 def _round_trip(app, actor, other_org, make_actor, fmt, lang="en"):
     data, _n = _export(app, actor, fmt, lang)
     target = make_actor("admin", organization=other_org)

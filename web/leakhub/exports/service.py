@@ -190,9 +190,11 @@ def rows(actor, flt: leaks.LeakFilter, *, tzname: str | None):
     estimate_labels = {k: str(v) for k, v in leaks.ESTIMATE_LABELS.items()}
     priorities = ({k: str(v) for k, v in leaks.PRIORITY_LABELS.items()}
                   if str(get_locale() or "en").startswith("de") else {})
-    # Assignees by e-mail address, as the importer resolves them.
-    emails = dict(User.select(User.id, User.email)
-                  .where(User.organization == actor.organization.id).tuples())
+    # Assignees by e-mail address, as the importer resolves them — only the addresses the
+    # actor may see on the users pages (an external auditor sees his own, no one else's).
+    emails = dict(authz.scope(actor, User, "view", User.select(User.id, User.email)).tuples())
+    if actor.kind == "user" and actor.user is not None:
+        emails[actor.user.id] = actor.user.email
     for batch in _batches(query):
         reasons = _deferral_reasons([r[-1] for r in batch if r[8] == "deferred"])
         for (tag, loc_id, loc_path, loc_name, survey_id, found_at, found_by, device_serial,
