@@ -196,6 +196,7 @@ from leakhub.authz import Actor
 from leakhub.authz.models import Grant
 from leakhub.core.config import get_config
 from leakhub.core.db import utcnow
+from leakhub.departments import service as departments
 from leakhub.devices.models import Device
 from leakhub.exports import jobs as export_jobs
 from leakhub.exports import service as exports
@@ -204,6 +205,7 @@ from leakhub.leaks import service as leaks
 from leakhub.locations import service as locations
 from leakhub.orgs.models import Organization
 from leakhub.photos.service import add_photos
+from leakhub.plans import service as plans
 from leakhub.security.models import Finding
 from leakhub.surveys import service as surveys
 
@@ -260,6 +262,12 @@ with app.test_request_context():
                          email=f"monteur-{n}@example.com", name="Erika Monteur")
     grant = Grant.create(organization=org, user=target, location=site, level="edit",
                          note="Wartung Halle 3")
+    group = departments.create_group(a, name=f"Instandhaltung Nord {n}")
+    departments.add_member(a, group, target)
+    plan_png = io.BytesIO()
+    Image.new("RGB", (400, 300), (235, 235, 235)).save(plan_png, "PNG")
+    plans.upload_plan(a, site, "Hallenplan.png", plan_png.getvalue())
+    plans.set_pin(a, site, made[0].id, "0.25", "0.5")
     device = Device.create(organization=org, name=f"Leckagedetektor {n}",
                            client_id=f"device-crawl-{n}", model="LD-500", serial=f"SN{n}")
     export = export_jobs.request_export(a, leaks.parse_filter({}), fmt="xlsx",
@@ -271,7 +279,8 @@ with app.test_request_context():
               "location_id": site.id,
               "survey_id": survey.id, "photo_id": photo.id, "row_id": settings.id,
               "finding_id": finding.id, "tag": made[0].tag, "user_id": target.id,
-              "grant_id": grant.id, "device_id": device.id, "slug": args["slug"]}
+              "grant_id": grant.id, "device_id": device.id, "slug": args["slug"],
+              "group_id": group.id}
     urls, missing = {}, {}
     for rule in app.url_map.iter_rules():
         if rule.endpoint not in args["endpoints"]:
