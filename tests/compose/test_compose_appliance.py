@@ -202,6 +202,9 @@ def deliver(engine, workdir: Path) -> Path:
     sh("tar", "-xf", archive_path)
     assert "OK" in sh("sha256sum", "-c", "SHA256SUMS")
     sh("docker", "load", "-i", f"leakhub-image-{VERSION}.tar")
+    # The bundle's PostgreSQL image (pgBackRest) travels in the archive too.
+    loaded = sh("docker", "load", "-i", f"leakhub-postgres-image-{VERSION}.tar")
+    assert composeharness.POSTGRES_PITR.split("/", 1)[1] in loaded, loaded
     sh("tar", "-xzf", f"leakhub-bundle-{VERSION}.tar.gz")
     print(f"\noffline delivery (release, rmi, check, load, unpack) in "
           f"{time.monotonic() - started:.0f} s")
