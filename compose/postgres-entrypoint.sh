@@ -30,4 +30,11 @@ for var in POSTGRES_PASSWORD_FILE POSTGRES_LEAKHUB_PASSWORD_FILE POSTGRES_KEYCLO
   done
 done
 
+# Point-in-time recovery (compose/postgres/pitr.sh): stanza, base backups, the published window.
+# Detached (setsid, double fork): its parent becomes the container's init (`init: true`), not
+# the postmaster, which must never see an unknown child exit. It ends with the container.
+if [[ "${1:-}" == postgres && -x /opt/leakhub/pitr.sh ]]; then
+  ( setsid /opt/leakhub/pitr.sh loop </dev/null & )
+fi
+
 exec docker-entrypoint.sh "$@"

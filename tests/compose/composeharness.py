@@ -348,7 +348,23 @@ def ensure_standins() -> dict:
             ctx, inputs = _context(name, Path(tmp))
             key = _hash(tag, base_key, *inputs)
             built[tag] = build(tag, ctx / "Containerfile", ctx, key)
+    built[POSTGRES_PITR] = ensure_postgres_pitr_image()
     return built
+
+
+# The bundle's own PostgreSQL image (pinned official image + pgBackRest): no stand-in of its
+# own, compose/postgres/Dockerfile is built as it is on top of the postgres stand-in (its
+# `apt-get install pgbackrest` takes Debian bookworm's package, as the official image's
+# Debian base would).
+POSTGRES_PITR = re.search(r"^\s+image: (localhost/leakhub-postgres:\S+)$",
+                          (REPO / "docker-compose.yml").read_text(), re.M).group(1)
+
+
+def ensure_postgres_pitr_image() -> bool:
+    folder = REPO / "compose" / "postgres"
+    key = _hash(POSTGRES_PITR, image_label("docker.io/library/postgres:15.19-bookworm") or "",
+                folder)
+    return build(POSTGRES_PITR, folder / "Dockerfile", folder, key)
 
 
 def app_image_key() -> str:

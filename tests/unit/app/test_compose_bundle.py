@@ -231,7 +231,8 @@ def test_images_are_pinned_to_exact_versions(config):
         image = service["image"]
         repository, _, tag = image.rpartition(":")
         assert repository and "/" not in tag, f"{name}: image {image} has no tag"
-        exact = EXACT_PG_TAG if repository == "postgres" else EXACT_TAG
+        exact = (EXACT_PG_TAG if repository in ("postgres", "localhost/leakhub-postgres")
+                 else EXACT_TAG)
         assert exact.match(tag) and tag != "latest", \
             f"{name}: {image} is not pinned to an exact version"
         if name in APP_SERVICES:
@@ -243,6 +244,17 @@ def test_images_are_pinned_to_exact_versions(config):
             # Built here or loaded from the delivery archive, never pulled (v2 builds it when
             # missing; 1.29 never pulls a service it can build).
             assert service.get("pull_policy") == "never", name
+        elif name == "postgres":
+            # The pinned official image plus pgBackRest, built here (point-in-time recovery):
+            # a local name, never pulled; its Dockerfile's base is pinned.
+            assert repository == "localhost/leakhub-postgres", image
+            assert service.get("pull_policy") == "never"
+            assert service["build"]["context"].endswith("compose/postgres")
+            base = re.search(r"^FROM (\S+)$", (REPO / "compose" / "postgres" / "Dockerfile")
+                             .read_text(), re.M).group(1)
+            base_repo, _, base_tag = base.rpartition(":")
+            assert base_repo == "postgres" and EXACT_PG_TAG.match(base_tag), base
+            assert tag.startswith(base_tag), (image, base)
         else:
             assert service.get("pull_policy") in (None, "missing"), name
 
@@ -366,7 +378,7 @@ FIXED_IN_BUNDLE = {
     "LEAKHUB_PUBLIC_URL", "LEAKHUB_INTERNAL_URL", "DATABASE_URL", "LEAKHUB_HOME",
     "LEAKHUB_DATA_DIR", "LEAKHUB_SECRETS_DIR", "LEAKHUB_BACKUP_DIR", "LEAKHUB_REALM_TEMPLATE",
     "KEYCLOAK_URL", "KC_BOOTSTRAP_ADMIN_CLIENT_ID", "LEAKHUB_BIND", "LEAKHUB_METRICS_BIND",
-    "LEAKHUB_WEB_METRICS_DIR", "LEAKHUB_DATA_KEY_FILE",
+    "LEAKHUB_WEB_METRICS_DIR", "LEAKHUB_DATA_KEY_FILE", "LEAKHUB_PITR_INFO_FILE",
 }
 _SETTING_NAME = re.compile(
     r"""["'](LEAKHUB_[A-Z0-9_]+|DATABASE_URL|KEYCLOAK_URL|KC_[A-Z0-9_]+|PROMETHEUS_MULTIPROC_DIR)["']""")

@@ -122,3 +122,69 @@ def test_backups_page_shows_the_window(app, config, login, make_user, monkeypatc
     text = login(make_user("admin")).get("/admin/backups", base_url=BASE).get_data(as_text=True)
     assert 'data-testid="pitr-window"' in text and "00000001000000000000002A" in text
     assert "pitr-failing" not in text
+
+
+# --- Docker Compose: the postgres container publishes pgBackRest's info (compose/postgres/pitr.sh)
+
+def published(tmp_path, monkeypatch, *, age_s=30, info=None):
+    import json
+    now = dt.datetime(2026, 7, 2, 12)
+    path = tmp_path / "pitr" / "info.json"
+    path.parent.mkdir()
+    stamp = int((now - dt.timedelta(seconds=age_s)).replace(tzinfo=dt.UTC).timestamp())
+    path.write_text(json.dumps({"published_at": stamp, "retention_days": 9,
+                                "info": FakeSite().info() if info is None else info}))
+    monkeypatch.setenv(pitr.INFO_FILE_ENV, str(path))
+    return path, now
+
+
+@pytest.fixture
+def pg_config(tmp_path):
+    cfg = Config.from_env({"LEAKHUB_HOME": str(tmp_path), "LEAKHUB_TESTING": "1",
+                           "DATABASE_URL": "postgresql://leakhub@postgres:5432/leakhub",
+                           "LEAKHUB_PUBLIC_URL": "https://leakhub.test",
+                           "KEYCLOAK_URL": "http://127.0.0.1:9/auth", "LEAKHUB_ORG_SLUG": "acme"})
+    return cfg
+
+
+def test_compose_window_from_the_published_info(pg_config, tmp_path, monkeypatch):
+    path, now = published(tmp_path, monkeypatch)
+    site = pitr.site_for(pg_config)
+    assert isinstance(site, pitr.PublishedSite)
+    stats = {"last_archived_wal": "000000010000000000000009",
+             "last_archived_at": dt.datetime(2026, 7, 2, 11, 59)}
+    w = pitr.window(site, stats)
+    assert (w.base_backups, w.retention_days) == (2, 9)
+    assert w.earliest == dt.datetime(2026, 7, 1, 2, 0, 10)
+    assert w.published_at == now - dt.timedelta(seconds=30)
+    monkeypatch.setattr(pitr, "archiver_stats", lambda: stats)
+    check = status.check_pitr(pg_config, now=now)
+    assert check.ok and "restorable 2026-07-01 02:00:10" in check.detail, check.detail
+    # The container's loop stopped publishing: red, and says where to look.
+    (tmp_path / "old").mkdir()
+    published(tmp_path / "old", monkeypatch, age_s=3600)
+    check = status.check_pitr(pg_config, now=now)
+    assert not check.ok and "docker compose logs postgres" in check.detail, check.detail
+    # In the containers, base backups and restores are the host's verbs.
+    with pytest.raises(pitr.PitrError, match="scripts/leakctl backup pitr-base"):
+        pitr.base_backup(pg_config)
+    with pytest.raises(pitr.PitrError, match="scripts/leakctl backup restore --to-time"):
+        pitr.restore_to_time(pg_config, dt.datetime(2026, 7, 2, 10))
+    monkeypatch.setattr(pitr, "get_config", lambda: pg_config)
+    assert pitr.base_backup_job().startswith("skipped: the postgres container")
+    assert pitr.base_backup_overdue() is False
+    assert pitr.restore_command().startswith("scripts/leakctl backup restore --to-time")
+
+
+def test_compose_not_published_yet_and_the_check_request(pg_config, tmp_path, monkeypatch):
+    monkeypatch.setenv(pitr.INFO_FILE_ENV, str(tmp_path / "none" / "info.json"))
+    monkeypatch.setattr(pitr, "archiver_stats", lambda: {})
+    with pytest.raises(pitr.PitrError, match="has not published the PITR window yet"):
+        pitr.current_window(pg_config)
+    path, now = published(tmp_path, monkeypatch)
+    out = pitr.check_request(pg_config, "2026-07-02 13:00", "Europe/Berlin", now=now)
+    assert out["target"] == "2026-07-02 11:00:00+00" and out["to_time"] == "2026-07-02T11:00:00Z"
+    with pytest.raises(pitr.PitrError, match="in the future"):
+        pitr.check_request(pg_config, "2026-07-02 12:30", "UTC", now=now)
+    with pytest.raises(pitr.PitrError, match="before the earliest restorable point"):
+        pitr.check_request(pg_config, "2026-06-30 12:00", "UTC", now=now)

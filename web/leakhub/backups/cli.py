@@ -219,12 +219,7 @@ def restore_cmd(backup, to_time, tz, identities, stop_services, allow_unsigned, 
 
 
 def _restore_to_time(config, to_time, tz, stop_services, yes, as_json):
-    if tz is None:
-        try:
-            org = operator_org(config)
-        except Exception:       # no database yet
-            org = None
-        tz = org.timezone if org is not None else "UTC"
+    tz = _default_tz(config, tz)
     try:
         target = pitr.parse_target(to_time, tz)
     except BackupError as exc:
@@ -275,6 +270,40 @@ def pitr_base_cmd(as_json):
         echo_json({"message": message, "window": window.as_dict()})
     else:
         click.echo(message)
+
+
+def _default_tz(config, tz):
+    if tz is not None:
+        return tz
+    try:
+        org = operator_org(config)
+    except Exception:       # no database yet
+        org = None
+    return org.timezone if org is not None else "UTC"
+
+
+@backup_group.command("pitr-check", hidden=True)
+@click.option("--to-time", "to_time", required=True)
+@click.option("--tz", default=None)
+def pitr_check_cmd(to_time, tz):
+    """(Docker Compose host, scripts/leakctl) Check a restore to a time; change nothing."""
+    config = load()
+    try:
+        echo_json(pitr.check_request(config, to_time, _default_tz(config, tz)))
+    except BackupError as exc:
+        _fail(exc)
+
+
+@backup_group.command("pitr-restored", hidden=True)
+@click.option("--to-time", "to_time", required=True, help="The target, ISO UTC.")
+def pitr_restored_cmd(to_time):
+    """(Docker Compose host, scripts/leakctl) After a restore to a time: migrate, audit."""
+    config = load()
+    try:
+        echo_json(pitr.record_restore(config, to_time,
+                                      log_fn=lambda m: click.echo(m, err=True)))
+    except BackupError as exc:
+        _fail(exc)
 
 
 @backup_group.command("prune")

@@ -10,6 +10,7 @@ the target time; uploads and secrets are files and stay as they are (see docs/ba
 from __future__ import annotations
 
 import datetime as dt
+import json
 import os
 import subprocess
 import time
@@ -47,11 +48,60 @@ def base_time(env=None) -> dt.time:
         raise PitrError(f"LEAKHUB_PITR_TIME must be HH:MM (UTC), got {raw!r}") from None
 
 
-def site_for(config) -> host_pitr.Site:
+# Docker Compose: pgBackRest runs in the postgres container (compose/postgres/pitr.sh), which
+# publishes `pgbackrest info` as JSON into a volume web and worker mount read-only.
+INFO_FILE_ENV = "LEAKHUB_PITR_INFO_FILE"
+# The postgres container publishes every minute; older than this, its loop is not running.
+PUBLISHED_MAX_AGE = dt.timedelta(minutes=15)
+COMPOSE_HINT = ("in Docker Compose the postgres container does this: run "
+                "scripts/leakctl backup {verb} on the host")
+
+
+@dataclass
+class PublishedSite:
+    """The repository as the Compose postgres container describes it (read-only view)."""
+    path: Path
+    retention_days: int = host_pitr.DEFAULT_RETENTION_DAYS
+    published_at: dt.datetime | None = None
+
+    @property
+    def conf(self) -> Path:
+        return self.path
+
+    def info(self) -> list:
+        try:
+            data = json.loads(self.path.read_text())
+        except FileNotFoundError:
+            raise PitrError(f"the postgres container has not published the PITR window yet "
+                            f"({self.path}); see `docker compose logs postgres`") from None
+        except (OSError, ValueError) as exc:
+            raise PitrError(f"cannot read {self.path}: {exc}") from None
+        try:
+            self.retention_days = int(data.get("retention_days") or self.retention_days)
+            self.published_at = _utc(int(data["published_at"]))
+        except (KeyError, TypeError, ValueError):
+            raise PitrError(f"{self.path} is not what the postgres container writes") from None
+        return data.get("info") or []
+
+    def backup(self, kind: str = "full") -> None:
+        raise PitrError(COMPOSE_HINT.format(verb="pitr-base"))
+
+
+def restore_command(env=None) -> str:
+    """How an operator restores to a time on this kind of installation (Backups page)."""
+    if str((os.environ if env is None else env).get(INFO_FILE_ENV, "") or "").strip():
+        return 'scripts/leakctl backup restore --to-time "YYYY-MM-DD HH:MM"'
+    return 'leakctl backup restore --to-time "YYYY-MM-DD HH:MM" --stop-services'
+
+
+def site_for(config) -> host_pitr.Site | PublishedSite:
     """This installation's pgBackRest stanza, or PitrError saying why there is none."""
     if not uses_postgres(config):
         raise PitrError("PITR needs PostgreSQL: this installation uses SQLite (DATABASE_URL); "
                         "restore from a backup archive instead (leakctl backup restore FILE)")
+    published = os.environ.get(INFO_FILE_ENV, "").strip()
+    if published:
+        return PublishedSite(Path(published))
     home = native.can_start_native_postgres(config)
     if home is None:
         raise PitrError("PITR is set up by the native stack's PostgreSQL (scripts/stack.py); "
@@ -84,6 +134,7 @@ class Window:
     latest: dt.datetime | None = None      # naive UTC: the last archived WAL's time
     base_backups: int = 0
     newest_base: dt.datetime | None = None
+    published_at: dt.datetime | None = None     # Compose: when postgres published the info
     last_archived_wal: str | None = None
     last_archived_at: dt.datetime | None = None
     failed_count: int = 0
@@ -134,7 +185,8 @@ def window(site: host_pitr.Site, stats: dict | None = None) -> Window:
     if stanza is None:
         raise PitrError(f"pgBackRest knows no stanza {host_pitr.STANZA!r} (see {site.conf})")
     backups = [b for b in stanza.get("backup") or [] if not b.get("error")]
-    w = Window(retention_days=site.retention_days, base_backups=len(backups))
+    w = Window(retention_days=site.retention_days, base_backups=len(backups),
+               published_at=getattr(site, "published_at", None))
     if backups:
         stops = [_utc(b["timestamp"]["stop"]) for b in backups]
         w.earliest, w.newest_base = min(stops), max(stops)
@@ -171,16 +223,21 @@ def base_backup_job() -> str:
     """The worker's daily job (a no-op where PITR is not available)."""
     config = get_config()
     try:
-        site_for(config)
+        site = site_for(config)
     except PitrError as exc:
         return f"skipped: {exc}"
+    if isinstance(site, PublishedSite):
+        return "skipped: the postgres container takes the base backups (Docker Compose)"
     return base_backup(config)
 
 
 def base_backup_overdue() -> bool:
     config = get_config()
     try:
-        w = window(site_for(config))
+        site = site_for(config)
+        if isinstance(site, PublishedSite):
+            return False
+        w = window(site)
     except (PitrError, OSError):
         return False
     return w.newest_base is None or utcnow() - w.newest_base > BASE_MAX_AGE
@@ -241,6 +298,8 @@ def restore_to_time(config, target: dt.datetime, *, stop_services: bool = False,
     `stop_services`) and PostgreSQL; PostgreSQL is stopped again at the end like the archive
     restore leaves it, the stack stays down."""
     site = site_for(config)
+    if isinstance(site, PublishedSite):
+        raise PitrError(COMPOSE_HINT.format(verb="restore --to-time …"))
     home = native.can_start_native_postgres(config)
     layout = native.native_layout(config, home)
     bindir = pg_bindir()
@@ -303,3 +362,28 @@ def restore_to_time(config, target: dt.datetime, *, stop_services: bool = False,
             _close_app_connection()
             pg.stop()
     return report
+
+
+def check_request(config, text: str, tz: str, now: dt.datetime | None = None) -> dict:
+    """The checks of a restore to a time, changing nothing: the target parsed in `tz`, inside
+    the window, not in the future. For the Compose host's `leakctl backup restore --to-time`,
+    which then does the restore with the containers (host/leakhub_host/composepitr.py)."""
+    target = parse_target(text, tz)
+    w = current_window(config)
+    check_target(target, w, now)
+    return {"to_time": target.strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "target": target.strftime("%Y-%m-%d %H:%M:%S+00"), "tz": tz,
+            "window": w.as_dict()}
+
+
+def record_restore(config, to_time: str, *, log_fn=None) -> dict:
+    """After the Compose host restored the cluster to `to_time` (ISO UTC) and PostgreSQL has
+    been promoted: migrate Leakhub's database forward and write the audit event, as the native
+    restore does."""
+    applied = migrate_live_database(config, log_fn)
+    try:
+        audit(config, "backup.restored_to_time", {"to_time": to_time},
+              label="leakctl backup restore --to-time")
+    finally:
+        _close_app_connection()
+    return {"to_time": to_time, "migrations_applied": applied}

@@ -96,7 +96,7 @@ def index():
 def _pitr_state(config) -> dict:
     """The restorable window for the page: {"window": Window} or {"off": reason code}."""
     try:
-        return {"window": pitr.current_window(config)}
+        return {"window": pitr.current_window(config), "command": pitr.restore_command()}
     except pitr.PitrError as exc:
         text = str(exc)
         return {"off": "sqlite" if text.startswith("PITR needs PostgreSQL")

@@ -158,6 +158,11 @@ def check_pitr(config, now: dt.datetime | None = None) -> Check | None:
               f"{w.last_failed_at:%Y-%m-%d %H:%M:%S} UTC" if w.failed_count else "")
     if w.archiving_failing:
         return Check("point-in-time recovery", False, "WAL archiving FAILS: " + last + errors)
+    if w.published_at is not None and now - w.published_at > pitr.PUBLISHED_MAX_AGE:
+        return Check("point-in-time recovery", False,
+                     f"the postgres container last published the window "
+                     f"{int((now - w.published_at).total_seconds())} s ago (its PITR loop is not "
+                     f"running: docker compose logs postgres); {last}{errors}")
     if w.earliest is None:
         return Check("point-in-time recovery", False,
                      f"no base backup yet (the worker takes one daily; now: leakctl backup "
