@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import http.client
+import io
 import json
 import os
 import re
@@ -11,6 +12,7 @@ import socket
 import ssl
 import subprocess
 import sys
+import tarfile
 import time
 from pathlib import Path
 
@@ -294,7 +296,36 @@ def schema_head(repo, rev):
     return max(int(m.group(1)) for n in names if (m := re.match(r"^m(\d{4})_", n)))
 
 
+def compiles(repo, rev) -> bool:
+    """Every Python file of the app, the worker and the host tooling at `rev` compiles. A
+    release is never a commit that cannot start; history between releases may hold one (two
+    people's halves of one change committed apart), and updating from it proves nothing."""
+    archive = subprocess.run(["git", "-C", str(repo), "archive", "--format=tar", rev, "web",
+                              "worker", "host"], capture_output=True, check=True, timeout=300)
+    with tarfile.open(fileobj=io.BytesIO(archive.stdout)) as tar:
+        for member in tar:
+            if member.isfile() and member.name.endswith(".py"):
+                try:
+                    compile(tar.extractfile(member).read(), member.name, "exec")
+                except SyntaxError:
+                    return False
+    return True
+
+
+def migrations_frozen_since(repo, rev) -> bool:
+    """No migration that `rev` has was changed or removed by HEAD (only new ones added). A
+    release's migrations are frozen; a commit whose migration later grew (a number claimed
+    early in a working session and filled in afterwards) was never released, and an
+    installation at it would have recorded the short version as applied."""
+    changed = git(repo, "diff", "--name-status", "--no-renames", rev, "HEAD", "--",
+                  "web/leakhub/core/migrations").splitlines()
+    return all(line.startswith("A") for line in changed if line.strip())
+
+
 def pick_previous(repo) -> str:
+    """The commit to update from: LEAKHUB_UPDATE_FROM, else the newest earlier commit on the
+    first-parent line that could have been a release: `leakctl backup`, an older schema, its
+    migrations unchanged since, and code that compiles."""
     wanted = os.environ.get("LEAKHUB_UPDATE_FROM")
     if wanted:
         return git(repo, "rev-parse", f"{wanted}^{{commit}}")
@@ -303,7 +334,8 @@ def pick_previous(repo) -> str:
         has_backup = subprocess.run(["git", "-C", str(repo), "cat-file", "-e",
                                      f"{sha}:web/leakhub/backups/cli.py"],
                                     capture_output=True).returncode == 0
-        if has_backup and schema_head(repo, sha) < head:
+        if has_backup and schema_head(repo, sha) < head and migrations_frozen_since(repo, sha) \
+                and compiles(repo, sha):
             return sha
     raise LookupError("no earlier commit with `leakctl backup` and an older schema to update from "
                 "(set LEAKHUB_UPDATE_FROM)")
