@@ -63,6 +63,8 @@ UPDATER_PATHS = ("host/leakhub_host/update.py", "web/leakhub/ops/update.py")
 # drops old migrations raises it; the updater of an older release reads it from the target).
 UPGRADE_FROM_MIN_SCHEMA = 1
 MIN_FREE_BYTES = 1 << 30
+# `leakctl status` checks that do not stop an update (see status_problems).
+NOT_BLOCKING_AN_UPDATE = ("certificate", "backups", "point-in-time recovery")
 EXCERPT_LINES = 120
 MIGRATION_RE = re.compile(r"^m(\d{4})_\w+\.py$")
 
@@ -357,12 +359,13 @@ class Updater:
         return parse_schema(proc.stdout) if proc.returncode == 0 else None
 
     def status_problems(self, tree) -> list[str]:
-        """`leakctl status --json` checks that block an update (certificate warnings and backup
-        age do not: the pre-update backup follows)."""
+        """`leakctl status --json` checks that block an update (certificate warnings, backup age
+        and point-in-time recovery do not: the pre-update backup follows, and a PostgreSQL that
+        a release before PITR started archives only from its next restart)."""
         proc = self.leakctl(tree, "status", "--json", check=False)
         report = last_json(proc.stdout)
         return [f"{c['name']}: {c['detail']}" for c in report.get("checks", [])
-                if not c.get("ok") and c.get("name") not in ("certificate", "backups")]
+                if not c.get("ok") and c.get("name") not in NOT_BLOCKING_AN_UPDATE]
 
     def newest_backup_verified(self) -> None:
         if not self.has_command(self.current, "backup", "create"):

@@ -380,6 +380,11 @@ def record_restore(config, to_time: str, *, log_fn=None) -> dict:
     """After the Compose host restored the cluster to `to_time` (ISO UTC) and PostgreSQL has
     been promoted: migrate Leakhub's database forward and write the audit event, as the native
     restore does."""
+    try:
+        _utc(to_time)
+    except (TypeError, ValueError):
+        raise PitrError(f"--to-time must be the restored time as ISO 8601 (UTC), got "
+                        f"{to_time!r}") from None
     applied = migrate_live_database(config, log_fn)
     try:
         audit(config, "backup.restored_to_time", {"to_time": to_time},
