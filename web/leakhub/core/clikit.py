@@ -16,18 +16,33 @@ a CliError (exit 1, or click's usage errors, exit 2) or any core.errors.LeakhubE
 """
 from __future__ import annotations
 
+import contextlib
 import json
 
 import click
 
 from .config import get_config
 from .db import init_database
+from .validation import ValidationError
 
 _DATABASE_FOR = "leakhub.database_for"
 
 
 class CliError(click.ClickException):
     """Raise for a failure the operator must read; printed as `leakctl: error: ...`."""
+
+
+@contextlib.contextmanager
+def service_errors(*readable: type[Exception]):
+    """A service's ValidationError → one line naming each field as its option
+    (`--field-name: message`); the exception types in `readable` → their message."""
+    try:
+        yield
+    except ValidationError as exc:
+        raise CliError("; ".join(f"--{k.replace('_', '-')}: {v}" if k else v
+                                 for k, v in exc.errors.items())) from None
+    except readable as exc:
+        raise CliError(str(exc)) from None
 
 
 def load(*, db: bool = True):

@@ -2,7 +2,6 @@
 as the web pages, as the system actor "leakctl" (audited)."""
 from __future__ import annotations
 
-import contextlib
 import json
 
 import click
@@ -17,8 +16,7 @@ from ..authz.grants import (
     location_by_code,
     revoke_grant,
 )
-from ..core.clikit import CliError, Group, OrgParam, json_option, load
-from ..core.validation import ValidationError
+from ..core.clikit import CliError, Group, OrgParam, json_option, load, service_errors
 from ..orgs.models import Organization
 from ..users import service as users
 from . import service
@@ -31,16 +29,9 @@ def _actor(org):
     return Actor.system(org, label="leakctl")
 
 
-@contextlib.contextmanager
 def _errors():
     """Service errors → one readable line (`leakctl: error: ...`, exit 1)."""
-    try:
-        yield
-    except ValidationError as exc:
-        raise CliError("; ".join(f"--{k.replace('_', '-')}: {v}" if k else v
-                                 for k, v in exc.errors.items())) from None
-    except users.UserError as exc:
-        raise CliError(str(exc)) from None
+    return service_errors(users.UserError)
 
 
 @click.group("group", cls=Group)

@@ -2,7 +2,6 @@
 `leakctl grant add|list|revoke`. The actor is the system ("leakctl")."""
 from __future__ import annotations
 
-import contextlib
 import json
 
 import click
@@ -22,9 +21,8 @@ from ..authz.grants import (
     revoke_grant,
 )
 from ..authz.models import Grant
-from ..core.clikit import CliError, Group, OrgParam, json_option, load
+from ..core.clikit import CliError, Group, OrgParam, json_option, load, service_errors
 from ..core.times import utc_iso
-from ..core.validation import ValidationError
 from ..identity.signout import sign_out_everywhere
 from ..orgs.models import Organization
 from ..surveys.models import Survey
@@ -39,16 +37,9 @@ def _actor(org):
     return Actor.system(org, label="leakctl")
 
 
-@contextlib.contextmanager
 def _errors():
     """Service errors → one readable line (`leakctl: error: ...`, exit 1)."""
-    try:
-        yield
-    except ValidationError as exc:
-        raise CliError("; ".join(f"--{k.replace('_', '-')}: {v}" if k else v
-                                 for k, v in exc.errors.items())) from None
-    except service.UserError as exc:
-        raise CliError(str(exc)) from None
+    return service_errors(service.UserError)
 
 
 def _user_json(u):
