@@ -286,6 +286,7 @@ def bench(db, home, args):
     home = Path(home or tempfile.mkdtemp(prefix=f"leakhub-load-{db}-"))
     stack = Stack.attach(home) if not owned else None
     if stack is None:
+        home.mkdir(parents=True, exist_ok=True)
         home.chmod(0o755)
         stack = Stack.start(home, db=db)
     try:
