@@ -1,6 +1,7 @@
 """Token settings per organization (issue 15 part 7): bounds, the realm attributes, the page
 and `leakctl org set`, all-or-nothing with Keycloak (faked at identity.keycloak.admin_client)."""
 import json
+import re
 
 import pytest
 from click.testing import CliRunner
@@ -92,11 +93,29 @@ def test_page_saves_applies_and_audits(app, org, kc, make_user, login):
     assert kc.realms["acme"]["accessTokenLifespan"] == 600
     (ev,) = AuditEntry.select().where(AuditEntry.action == "settings.changed")
     assert json.loads(ev.changes)["access_token_minutes"] == [5, 10]
-    # out of bounds: a message, nothing changed
-    resp = client.post("/organization/tokens", data=csrf({**GOOD, "access_token_minutes": "99"}),
-                       follow_redirects=True)
-    assert "at most 15" in resp.get_data(as_text=True)
+    # out of bounds: the settings page again (422) with the message at the field and every
+    # value as typed; nothing changed
+    resp = client.post("/organization/tokens",
+                       data=csrf({**GOOD, "access_token_minutes": "99", "session_hours": "7"}))
+    assert resp.status_code == 422
+    page = resp.get_data(as_text=True)
+    assert 'data-testid="error-access_token_minutes"' in page and "at most 15" in page
+    assert re.search(r'name="access_token_minutes"[^>]*value="99"[^>]*aria-invalid="true"', page)
+    assert re.search(r'name="session_hours"[^>]*value="7"', page)
     assert Organization.get_by_id(org.id).access_token_minutes == 10
+    assert Organization.get_by_id(org.id).session_hours == 8
+
+
+def test_keycloak_down_keeps_the_typed_values(app, org, kc, make_user, login):
+    client = login(make_user("admin"), app.test_client())
+    kc.fail = True
+    resp = client.post("/organization/tokens", data=csrf({**GOOD, "remember_me_days": "3"}))
+    assert resp.status_code == 502
+    page = resp.get_data(as_text=True)
+    assert 'data-testid="token-errors"' in page
+    assert re.search(r'name="remember_me_days"[^>]*value="3"', page)
+    assert Organization.get_by_id(org.id).remember_me_days == 14
+    assert not AuditEntry.select().where(AuditEntry.action == "settings.changed").exists()
 
 
 def test_editor_cannot_change_tokens(app, org, kc, make_user, login):

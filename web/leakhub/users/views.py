@@ -261,13 +261,33 @@ def access(user_id):
 
 # --------------------------------------------------------------------------- settings
 
+def _settings_page(actor, form, errors, *, token_form=None, token_errors=None, code=200):
+    """The organization settings page; each of its forms comes back with what was typed and
+    its errors beside the fields."""
+    org = actor.organization
+    if token_form is None:
+        token_form = {name: getattr(org, name) for name in token_settings.BOUNDS}
+        token_form["remember_me"] = "on" if org.remember_me else ""
+    return render_template(
+        "users/settings.html", org=org, form=form, errors=errors,
+        modes=[(m, MODE_LABELS[m], MODE_HINTS[m]) for m in sorted(MODE_LABELS)],
+        timezones=timezones(),
+        languages=[(code, LANGUAGE_LABELS.get(code, code)) for code in LANGUAGES],
+        token_bounds=token_settings.BOUNDS, token_form=token_form,
+        token_errors=token_errors or {},
+    ), code
+
+
+def _org_settings_form(org) -> dict:
+    return {"security_mode": org.security_mode, "timezone": org.timezone,
+            "language": org.language}
+
+
 @bp.route("/organization/settings", methods=["GET", "POST"])
 @member_required
 def org_settings():
     actor = current_actor_allowed("manage")
-    org = actor.organization
-    form = {"security_mode": org.security_mode, "timezone": org.timezone,
-            "language": org.language}
+    form = _org_settings_form(actor.organization)
     errors = {}
     if request.method == "POST":
         form = request.form.to_dict()
@@ -278,29 +298,26 @@ def org_settings():
         else:
             flash(_("Organization settings saved."), "success")
             return redirect(url_for("users.org_settings"))
-    return render_template(
-        "users/settings.html", org=org, form=form, errors=errors,
-        modes=[(m, MODE_LABELS[m], MODE_HINTS[m]) for m in sorted(MODE_LABELS)],
-        timezones=timezones(),
-        languages=[(code, LANGUAGE_LABELS.get(code, code)) for code in LANGUAGES],
-        token_bounds=token_settings.BOUNDS,
-    ), (422 if errors else 200)
+    return _settings_page(actor, form, errors, code=422 if errors else 200)
 
 
 @bp.route("/organization/tokens", methods=["POST"])
 @member_required
 def org_tokens():
-    """Token settings (orgs.tokens): errors come back as messages on the settings page."""
+    """Token settings (orgs.tokens). Refused values come back on the settings page as typed,
+    the message at the field (422); Keycloak not answering keeps them too (502)."""
     actor = current_actor_allowed("manage")
+    typed = {name: (request.form.get(name) or "")[:20]
+             for name in (*token_settings.BOUNDS, "remember_me")}
     try:
         token_settings.set_token_settings(_config(), actor, request.form)
     except ValidationError as exc:
-        for message in exc.errors.values():
-            flash(message, "error")
+        return _settings_page(actor, _org_settings_form(actor.organization), {},
+                              token_form=typed, token_errors=exc.errors, code=422)
     except token_settings.TokenSettingsError as exc:
-        flash(str(exc), "error")
-    else:
-        flash(_("Token settings saved."), "success")
+        return _settings_page(actor, _org_settings_form(actor.organization), {},
+                              token_form=typed, token_errors={"": str(exc)}, code=502)
+    flash(_("Token settings saved."), "success")
     return redirect(url_for("users.org_settings"))
 
 
