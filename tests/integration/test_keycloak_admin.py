@@ -406,7 +406,8 @@ def test_account_flow_refuses_a_common_new_password(stack, kc, realm):
 
 def test_reset_password_follows_the_smtp_settings(stack, kc):
     """Org creation and `leakctl setup` (for existing realms) turn "Forgot password?" on only
-    with LEAKHUB_SMTP_HOST, and setup brings an old realm's password policy up to date."""
+    with LEAKHUB_SMTP_HOST, and setup brings an old realm's password policy and token
+    settings up to date."""
     smtp = {"LEAKHUB_SMTP_HOST": "smtp.invalid", "LEAKHUB_SMTP_PORT": "2525"}
     with_mail = f"sm{uuid.uuid4().hex[:8]}"
     without = f"sn{uuid.uuid4().hex[:8]}"
@@ -418,11 +419,17 @@ def test_reset_password_follows_the_smtp_settings(stack, kc):
     assert kc.get_realm(without)["resetPasswordAllowed"] is False
     assert kc.get_realm(without)["passwordPolicy"] == EXPECTED_POLICY
 
-    # A realm from before the blocklist: setup re-applies the template's policy.
-    kc._request("PUT", f"/admin/realms/{without}", json_body={"passwordPolicy": "length(8)"})
+    # A realm from before the blocklist and the token settings (reusable refresh tokens, a
+    # lifetime changed in Keycloak's console): setup re-applies the template's policy and the
+    # organization's stored token settings.
+    kc._request("PUT", f"/admin/realms/{without}", json_body={
+        "passwordPolicy": "length(8)", "revokeRefreshToken": False, "accessTokenLifespan": 900})
     stack.leakctl("setup", env=smtp)
     assert kc.get_realm(without)["resetPasswordAllowed"] is True
     assert kc.get_realm(without)["passwordPolicy"] == EXPECTED_POLICY
+    realm = kc.get_realm(without)
+    assert realm["revokeRefreshToken"] is True and realm["refreshTokenMaxReuse"] == 0
+    assert realm["accessTokenLifespan"] == 300      # the stored default, 5 minutes
     stack.leakctl("setup")                       # idempotent, and back without mail
     stack.leakctl("setup")
     for slug in (with_mail, without):

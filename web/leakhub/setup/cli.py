@@ -15,6 +15,7 @@ from ..core.db import database
 from ..core.errors import Unavailable
 from ..core.secrets import ensure_all, read_secret, write_secret
 from ..identity import keycloak
+from ..orgs import tokens
 from ..orgs.models import Organization
 from ..orgs.service import create_organization
 
@@ -101,7 +102,8 @@ def _reapply_app_clients(config):
     """Redirect and back-channel URLs follow the configured public/internal URLs (a new
     hostname or port), and the password policy (blocklist, notUsername, notEmail) and
     "Forgot password?" (only with LEAKHUB_SMTP_HOST) follow the template and the mail settings,
-    and so do the languages of Keycloak's pages (internationalization on, de and en):
+    and so do the languages of Keycloak's pages (internationalization on, de and en) and the
+    organization's token settings (orgs.tokens):
     re-applied to every organization's realm on each setup run."""
     kc = keycloak.admin_client(config)
     for org in Organization.select():
@@ -110,6 +112,9 @@ def _reapply_app_clients(config):
                              template_path=config.realm_template)
         kc.update_realm_policies(org.slug, template_path=config.realm_template,
                                  reset_password_allowed=config.smtp is not None)
+        # The organization's token settings, incl. single-use refresh tokens: a realm made
+        # before they existed (or changed in Keycloak's console) follows the stored values.
+        kc.set_token_settings(org.slug, tokens.realm_settings(tokens.current(org)))
 
 
 def _print_first_admin(config):
