@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from hypothesis import given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from leakhub.app import create_web_server_app
@@ -282,3 +282,82 @@ def test_a_second_key_operation_at_the_same_time_is_refused(cfg):
         with pytest.raises(crypto.DataKeyError, match="another `leakctl keys` operation"):
             keys.rotate(cfg)
     assert keys.encrypt_existing(cfg) == 0
+
+
+# ---------------------------------------------------------------- streamed files (exports)
+
+def _seal_streamed(cfg, path: Path, plain: bytes, name: str) -> int:
+    import io
+
+    from leakhub.core.files import atomic_write_with
+    box = {}
+    atomic_write_with(path, lambda fh: box.setdefault(
+        "n", crypto.seal_stream(cfg, io.BytesIO(plain), fh, name)), mode=0o600)
+    return box["n"]
+
+
+@settings(max_examples=40, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])  # files overwritten
+@given(plain=st.binary(max_size=3000), chunk=st.integers(1, 700))
+def test_streamed_files_have_the_one_file_format(cfg, tmp_path, monkeypatch, plain, chunk):
+    """seal_stream writes what seal_for writes (opened by open_for) and open_stream reads
+    what seal_for wrote, for every length and chunk size (chunk boundaries, empty files)."""
+    monkeypatch.setattr(crypto, "CHUNK", chunk)
+    path = tmp_path / "f.csv"
+    assert _seal_streamed(cfg, path, plain, "f.csv") == len(plain)
+    blob = path.read_bytes()
+    assert crypto.is_sealed(blob) and len(blob) > len(plain)
+    assert crypto.open_for(cfg, blob, "f.csv", path) == plain
+    assert b"".join(crypto.open_stream(cfg, path, "f.csv", path)) == plain
+    other = tmp_path / "g.csv"
+    atomic_write(other, crypto.seal_for(cfg, plain, "g.csv"))
+    assert b"".join(crypto.open_stream(cfg, other, "g.csv", other)) == plain
+
+
+def test_a_changed_streamed_file_fails_before_any_plaintext(cfg, tmp_path, monkeypatch):
+    monkeypatch.setattr(crypto, "CHUNK", 100)
+    plain = os.urandom(1000)
+    path = tmp_path / "f.csv"
+    _seal_streamed(cfg, path, plain, "f.csv")
+    good = path.read_bytes()
+    # one bit anywhere after the magic (key id, nonce, a late chunk, the tag), cut short,
+    # another name (a file without the magic is legacy plaintext, as for open_for)
+    for pos in (len(crypto.MAGIC) + 2, len(good) - 30, len(good) - 1, len(good) - 500):
+        bad = bytearray(good)
+        bad[pos] ^= 1
+        path.write_bytes(bytes(bad))
+        with pytest.raises(crypto.DataKeyError):
+            crypto.open_stream(cfg, path, "f.csv", path)   # raised by the call, not mid-way
+    path.write_bytes(good[:-200])
+    with pytest.raises(crypto.DataKeyError, match="changed or damaged"):
+        crypto.open_stream(cfg, path, "f.csv", path)
+    path.write_bytes(good)
+    with pytest.raises(crypto.DataKeyError):
+        crypto.open_stream(cfg, path, "other.csv", path)
+    assert b"".join(crypto.open_stream(cfg, path, "f.csv", path)) == plain
+
+
+def test_streaming_keeps_one_chunk_in_memory(cfg, tmp_path):
+    """A 24 MiB file is sealed and read back with memory for a few chunks (1 MiB), not the
+    file (the export job and its download)."""
+    import tracemalloc
+
+    size = 24 << 20
+    src = tmp_path / "plain.bin"
+    with open(src, "wb") as fh:
+        for i in range(24):
+            fh.write(bytes([i]) * (1 << 20))
+    path = tmp_path / "big.csv"
+    from leakhub.core.files import atomic_write_with
+    tracemalloc.start()
+    try:
+        with open(src, "rb") as fh:
+            atomic_write_with(path, lambda out: crypto.seal_stream(cfg, fh, out, "big.csv"))
+        seen = 0
+        for chunk in crypto.open_stream(cfg, path, "big.csv", path):
+            seen += len(chunk)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert seen == size
+    assert peak < 6 << 20, f"peak {peak / 2**20:.1f} MiB"

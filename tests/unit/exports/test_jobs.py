@@ -99,7 +99,9 @@ def test_job_files_are_encrypted_at_rest_and_decrypted_on_download(actor, five_l
     assert resp.status_code == 200
     text = resp.get_data().decode("utf-8-sig")
     assert text.startswith("Tag number,") and "Leck 1" in text
-    assert job.size == len(resp.get_data())
+    assert job.size == len(resp.get_data()) == int(resp.headers["Content-Length"])
+    assert resp.headers["Content-Disposition"].startswith("attachment; filename=")
+    assert resp.headers["Cache-Control"] == "private, no-store"
     # Copied under another job's name it does not open (the name is bound to the bytes).
     with pytest.raises(crypto.DataKeyError):
         crypto.open_for(jobs.get_config(), on_disk, "0" * 32 + ".csv", "copy")
@@ -118,3 +120,12 @@ def test_key_rotation_reencrypts_export_files(actor, five_leaks, login, config):
     assert before in outcome.dropped and crypto.key_id_of(path.read_bytes()) == outcome.active
     resp = c.get(f"{page}/download", base_url=BASE)
     assert resp.status_code == 200 and resp.get_data()[:2] == b"PK"
+
+
+def test_download_name_with_umlauts_has_an_ascii_fallback():
+    from leakhub.exports.views import _file_name
+
+    assert _file_name("leaks-acme-2026-12-03.csv") == {"filename": "leaks-acme-2026-12-03.csv"}
+    names = _file_name("leaks-werk-süd-2026-12-03.csv")
+    assert names["filename"] == "leaks-werk-sud-2026-12-03.csv"
+    assert names["filename*"] == "UTF-8''leaks-werk-s%C3%BCd-2026-12-03.csv"

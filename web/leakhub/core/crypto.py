@@ -28,10 +28,13 @@ import json
 import os
 import secrets as _random
 import threading
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import BinaryIO
 
 from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from .errors import LeakhubError
@@ -42,6 +45,7 @@ ARMOR = "leakhub-encrypted:v1:"
 KEY_PREFIX = "leakhub-data-key-v1:"
 KEYRING_NAME = "data-keyring"
 NONCE = 12
+CHUNK = 1 << 20       # streamed files (exports): memory per chunk, not per file
 MIN_PASSPHRASE = 16
 SCRYPT = {"n": 2**15, "r": 8, "p": 1}
 
@@ -174,6 +178,60 @@ class Keyring:
             view = memoryview(blob)     # no copies of a large file
             return AESGCM(dek).decrypt(view[end:end + NONCE], view[end + NONCE:],
                                        blob[:end] + name.encode())
+        except InvalidTag:
+            raise DataKeyError(f"{where} does not decrypt: it was changed or damaged "
+                               "(authentication failed)") from None
+
+    # Files too large to hold in memory (exports): the same format as seal/open — one AES-GCM
+    # message, the tag at the end — produced and read a chunk at a time.
+    def seal_stream(self, src: BinaryIO, dst: BinaryIO, name: str) -> int:
+        kid = self.active.encode()
+        head = MAGIC + bytes([len(kid)]) + kid
+        nonce = os.urandom(NONCE)
+        enc = Cipher(algorithms.AES(self.keys[self.active]), modes.GCM(nonce)).encryptor()
+        enc.authenticate_additional_data(head + name.encode())
+        dst.write(head + nonce)
+        n = 0
+        while chunk := src.read(CHUNK):
+            dst.write(enc.update(chunk))
+            n += len(chunk)
+        dst.write(enc.finalize() + enc.tag)
+        return n
+
+    def _decryptor(self, fh: BinaryIO, size: int, name: str, where):
+        """(decryptor, first ciphertext byte, end of the ciphertext) of an open sealed file."""
+        fh.seek(0)
+        prefix = fh.read(len(MAGIC) + 1 + 255 + NONCE + 16)
+        kid, end = parse_header(prefix, where)
+        dek = self.keys.get(kid)
+        if dek is None:
+            raise DataKeyError(f"{where} was encrypted with data key {kid!r}, which is not in "
+                               f"the key ring {self.path} (restored without its keys?)")
+        fh.seek(size - 16)
+        tag = fh.read(16)
+        dec = Cipher(algorithms.AES(dek), modes.GCM(prefix[end:end + NONCE], tag)).decryptor()
+        dec.authenticate_additional_data(prefix[:end] + name.encode())
+        return dec, end + NONCE, size - 16
+
+    def open_stream(self, fh: BinaryIO, size: int, name: str, where) -> Iterator[bytes]:
+        """The plaintext of an open sealed file, chunk by chunk. The whole file is
+        authenticated first (a pass that keeps nothing), so a changed file fails before any
+        of it is handed out; each chunk is checked again as it is read."""
+        for _ in self._chunks(fh, size, name, where):
+            pass
+        return self._chunks(fh, size, name, where)
+
+    def _chunks(self, fh: BinaryIO, size: int, name: str, where) -> Iterator[bytes]:
+        dec, pos, stop = self._decryptor(fh, size, name, where)
+        fh.seek(pos)
+        try:
+            while pos < stop:
+                chunk = fh.read(min(CHUNK, stop - pos))
+                if not chunk:
+                    break
+                pos += len(chunk)
+                yield dec.update(chunk)
+            yield dec.finalize()
         except InvalidTag:
             raise DataKeyError(f"{where} does not decrypt: it was changed or damaged "
                                "(authentication failed)") from None
@@ -354,6 +412,53 @@ def open_for(config, blob: bytes, name: str, where) -> bytes:
     if kid not in ring.keys:
         ring = keyring(config, refresh=True)     # rotated by another process meanwhile
     return ring.open(blob, name, where)
+
+
+def seal_stream(config, src: BinaryIO, dst: BinaryIO, name: str) -> int:
+    """Seal what `src` holds (from its position) into `dst` a chunk at a time, in seal_for's
+    format; plaintext when encryption is off. Returns the plaintext's length."""
+    ring = keyring(config)
+    if ring is not None:
+        return ring.seal_stream(src, dst, name)
+    n = 0
+    while chunk := src.read(CHUNK):
+        dst.write(chunk)
+        n += len(chunk)
+    return n
+
+
+def open_stream(config, path: Path, name: str, where) -> Iterator[bytes]:
+    """open_for for a file too large to hold in memory: its plaintext in chunks (legacy
+    plaintext as it is). A sealed file is authenticated as a whole before the first chunk, so
+    errors (damaged, unknown key) come from this call, not halfway through a download."""
+    fh = open(path, "rb")
+    try:
+        size = os.fstat(fh.fileno()).st_size
+        if not is_sealed(fh.read(len(MAGIC))):
+            fh.seek(0)
+            return _plain_chunks(fh)
+        if not enabled(config):
+            raise DataKeyError(f"{where} is encrypted but LEAKHUB_DATA_KEY_FILE is off")
+        ring = keyring(config)
+        fh.seek(0)
+        kid = parse_header(fh.read(len(MAGIC) + 1 + 255 + NONCE + 16), where)[0]
+        if kid not in ring.keys:
+            ring = keyring(config, refresh=True)     # rotated by another process meanwhile
+        return _closing(fh, ring.open_stream(fh, size, name, where))
+    except BaseException:
+        fh.close()
+        raise
+
+
+def _plain_chunks(fh: BinaryIO) -> Iterator[bytes]:
+    with fh:
+        while chunk := fh.read(CHUNK):
+            yield chunk
+
+
+def _closing(fh: BinaryIO, chunks: Iterator[bytes]) -> Iterator[bytes]:
+    with fh:
+        yield from chunks
 
 
 def armor(blob: bytes) -> str:

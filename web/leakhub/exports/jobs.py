@@ -5,9 +5,11 @@ in the row, and the requesting user downloads it from the job's page. No web wor
 for the minutes a 100,000-leak export can take on a busy machine.
 
 Files live in <data dir>/exports, encrypted at rest like uploads (core.crypto: the job's file
-name bound as associated data) and decrypted when downloaded (`read_file`). The worker writes
+name bound as associated data) and decrypted when downloaded (`open_file`). The worker writes
 the plaintext into an anonymous temporary file in that folder (no name: nothing is left by a
-crash), seals it and writes the sealed bytes under a temporary name, fsynced and renamed. Files
+crash), seals it a chunk at a time under a temporary name, fsynced and renamed; the download
+decrypts a chunk at a time too (core.crypto.seal_stream/open_stream: memory per chunk, not
+per file). Files
 are deleted with their row after RETENTION. Only the user who asked may download (same
 organization, through authz.scope, then the job's user), and the worker exports as that user
 at run time: a grant revoked meanwhile narrows the export, a disabled user gets none.
@@ -19,6 +21,7 @@ import json
 import logging
 import secrets
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import peewee as pw
@@ -28,7 +31,7 @@ from ..audit import writer
 from ..core import crypto
 from ..core.config import get_config
 from ..core.db import database, utcnow
-from ..core.files import atomic_write
+from ..core.files import atomic_write_with
 from ..identity.models import User
 from ..leaks import service as leaks
 from . import service
@@ -85,12 +88,13 @@ def file_path(job: ExportJob) -> Path | None:
     return path if path.is_file() else None
 
 
-def read_file(job: ExportJob) -> bytes | None:
-    """The plaintext of a finished job's file (a file from before encryption as it is)."""
+def open_file(job: ExportJob) -> Iterator[bytes] | None:
+    """The plaintext of a finished job's file in chunks (a file from before encryption as it
+    is): a download holds one chunk in memory, not the file twice."""
     path = file_path(job)
     if path is None:
         return None
-    return crypto.open_for(get_config(), path.read_bytes(), job.file_name, path)
+    return crypto.open_stream(get_config(), path, job.file_name, path)
 
 
 def _set(job: ExportJob, **values) -> None:
@@ -119,10 +123,10 @@ def run_job(job: ExportJob) -> None:
         n = service.write(actor, flt, fmt=job.fmt, tzname=org.timezone, opts=opts, out=out,
                           progress=progress, every=PROGRESS_EVERY)
         out.seek(0)
-        plain = out.read()
-    atomic_write(final, crypto.seal_for(get_config(), plain, name), mode=0o600)
-    size = len(plain)
-    del plain
+        sealed = {}
+        atomic_write_with(final, lambda fh: sealed.setdefault(
+            "size", crypto.seal_stream(get_config(), out, fh, name)), mode=0o600)
+    size = sealed["size"]
     now = utcnow()
     with database.atomic():
         _set(job, status="done", rows_done=n, rows_total=n, file_name=name,

@@ -3,9 +3,10 @@ Up to jobs.DIRECT_MAX_ROWS rows the file is the response; a larger export become
 the worker and the user is sent to its page (progress, then the download link)."""
 from __future__ import annotations
 
-import io
+import unicodedata
+from urllib.parse import quote
 
-from flask import Blueprint, abort, redirect, render_template, request, send_file, url_for
+from flask import Blueprint, Response, abort, redirect, render_template, request, send_file, url_for
 from flask_babel import gettext as _
 
 from ..core.pages import member_required
@@ -66,17 +67,29 @@ def job(job_id):
     return resp, 200, {"Cache-Control": "private, no-store"}
 
 
+def _file_name(name: str) -> dict:
+    """Content-Disposition's file name as send_file writes it: an ASCII fallback and the
+    UTF-8 name (RFC 5987) when the organization's name has umlauts."""
+    try:
+        name.encode("ascii")
+    except UnicodeEncodeError:
+        simple = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode("ascii")
+        return {"filename": simple, "filename*": f"UTF-8''{quote(name, safe='!#$&+-.^_`|~')}"}
+    return {"filename": name}
+
+
 @bp.route("/exports/<job_id>/download")
 @member_required
 def download(job_id):
     actor = current_actor()
     found = jobs.own_job(actor, job_id)
-    data = jobs.read_file(found) if found is not None else None
-    if data is None:
+    chunks = jobs.open_file(found) if found is not None else None
+    if chunks is None:
         abort(404)
-    resp = send_file(io.BytesIO(data), mimetype=MIMETYPES[found.fmt], as_attachment=True,
-                     download_name=service.filename(actor.organization, found.fmt,
-                                                    found.created_at.date()),
-                     conditional=False, etag=False)
+    name = service.filename(actor.organization, found.fmt, found.created_at.date())
+    resp = Response(chunks, mimetype=MIMETYPES[found.fmt], direct_passthrough=True)
+    resp.headers.set("Content-Disposition", "attachment", **_file_name(name))
+    if found.size:
+        resp.headers["Content-Length"] = str(found.size)
     resp.headers["Cache-Control"] = "private, no-store"
     return resp
