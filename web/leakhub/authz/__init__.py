@@ -211,14 +211,19 @@ def _covered_by_grants(actor: Actor, link, action: str):
     above a granted location: a survey of the site an auditor has a grant on."""
     scope_model, row_field, location_field = link.covers
     loc_field = getattr(scope_model, location_field)
-    granted = Location.alias("granted_below")
-    # The scope location is an ancestor of (or is) a granted location: '/12/34/' LIKE '/12/%'.
-    above = pw.NodeList((granted.path, pw.SQL("LIKE"), Location.path.concat("%")))
-    containing = (Location.select(Location.id)
-                  .join(granted, on=above)
-                  .join(Grant, on=(Grant.location == granted.id))
-                  .where((Location.organization == actor.organization)
-                         & _grant_filter(actor, action)))
+    # The scope location is a granted location or one of its ancestors: the parent chain up
+    # from each granted location (a recursive query along the parent index). Comparing every
+    # location's path with every granted path instead ('/12/34/' LIKE '/12/%') was 900,000
+    # pairs for 1,000 grants: 290 ms on PostgreSQL for the survey filter of the leak list.
+    up = Location.alias("up")
+    chain = (Location.select(Location.id, Location.parent)
+             .join(Grant, on=(Grant.location == Location.id))
+             .where((Location.organization == actor.organization)
+                    & _grant_filter(actor, action))
+             .cte("granted_and_above", recursive=True, columns=("id", "parent_id")))
+    chain = chain.union(up.select(up.id, up.parent)
+                        .join(chain, on=(up.id == chain.c.parent_id)))
+    containing = chain.select_from(chain.c.id)
     return (scope_model.select(getattr(scope_model, row_field))
             .where((scope_model.organization == actor.organization)
                    & (loc_field.in_(_granted_location_ids(actor, action))
