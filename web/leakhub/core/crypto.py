@@ -216,7 +216,7 @@ class Keyring:
     def open_stream(self, fh: BinaryIO, size: int, name: str, where) -> Iterator[bytes]:
         """The plaintext of an open sealed file, chunk by chunk. The whole file is
         authenticated first (a pass that keeps nothing), so a changed file fails before any
-        of it is handed out; each chunk is checked again as it is read."""
+        of it is handed out; the pass that hands it out checks the tag again at its end."""
         for _ in self._chunks(fh, size, name, where):
             pass
         return self._chunks(fh, size, name, where)

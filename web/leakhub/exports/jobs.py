@@ -9,10 +9,10 @@ name bound as associated data) and decrypted when downloaded (`open_file`). The 
 the plaintext into an anonymous temporary file in that folder (no name: nothing is left by a
 crash), seals it a chunk at a time under a temporary name, fsynced and renamed; the download
 decrypts a chunk at a time too (core.crypto.seal_stream/open_stream: memory per chunk, not
-per file). Files
-are deleted with their row after RETENTION. Only the user who asked may download (same
-organization, through authz.scope, then the job's user), and the worker exports as that user
-at run time: a grant revoked meanwhile narrows the export, a disabled user gets none.
+per file). Files are deleted with their row after RETENTION. Only the user who asked may
+download (same organization, through authz.scope, then the job's user), and the worker exports
+as that user at run time: a grant revoked meanwhile narrows the export, a disabled user gets
+none.
 """
 from __future__ import annotations
 

@@ -272,7 +272,7 @@ def _settings_page(actor, form, errors, *, token_form=None, token_errors=None, c
         "users/settings.html", org=org, form=form, errors=errors,
         modes=[(m, MODE_LABELS[m], MODE_HINTS[m]) for m in sorted(MODE_LABELS)],
         timezones=timezones(),
-        languages=[(code, LANGUAGE_LABELS.get(code, code)) for code in LANGUAGES],
+        languages=[(lang, LANGUAGE_LABELS.get(lang, lang)) for lang in LANGUAGES],
         token_bounds=token_settings.BOUNDS, token_form=token_form,
         token_errors=token_errors or {},
     ), code
