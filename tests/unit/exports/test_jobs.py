@@ -129,3 +129,53 @@ def test_download_name_with_umlauts_has_an_ascii_fallback():
     names = _file_name("leaks-werk-süd-2026-12-03.csv")
     assert names["filename"] == "leaks-werk-sud-2026-12-03.csv"
     assert names["filename*"] == "UTF-8''leaks-werk-s%C3%BCd-2026-12-03.csv"
+
+
+def test_progress_updates_while_others_write(actor, five_leaks, login, monkeypatch):
+    """A leak recorded by someone else while the worker exports: on SQLite the export's open
+    read keeps its connection on an older snapshot, which can never take the write lock
+    again (SQLITE_BUSY_SNAPSHOT) — progress updates waited 30 s and failed the job (seen in
+    bench_load at 100,000 leaks). The job finishes, with its progress and every row."""
+    import threading
+
+    from leakhub.core.db import database
+    from leakhub.exports import service
+    from leakhub.leaks.models import Leak
+
+    monkeypatch.setattr(service, "BATCH", 2)
+    monkeypatch.setattr(jobs, "PROGRESS_EVERY", 2)
+    monkeypatch.setattr("leakhub.core.db.SQLITE_WRITE_LOCK_TIMEOUT_S", 2)
+    seen = []
+
+    def other_writer():
+        try:
+            database.connect(reuse_if_open=True)
+            Leak.update(description="changed meanwhile").where(
+                Leak.description == "Leck 4").execute()
+        finally:
+            database.close()
+
+    real_rows = service.rows
+
+    def rows_with_a_write_between(*args, **kwargs):
+        for n, row in enumerate(real_rows(*args, **kwargs)):
+            if n == 1:      # the export's read is open: another connection commits
+                t = threading.Thread(target=other_writer)
+                t.start()
+                t.join()
+            yield row
+
+    real_set = jobs._set
+
+    def recording_set(job, **values):
+        seen.append(values.get("rows_done"))
+        real_set(job, **values)
+
+    monkeypatch.setattr(service, "rows", rows_with_a_write_between)
+    monkeypatch.setattr(jobs, "_set", recording_set)
+    c = login(actor.user)
+    assert c.get("/leaks/export.csv", base_url=BASE).status_code == 303
+    assert jobs.run_pending().startswith("exports written: 1")
+    job = ExportJob.get()
+    assert job.status == "done" and job.rows_done == 5
+    assert 2 in seen and 4 in seen      # progress was recorded on the way

@@ -232,6 +232,34 @@ def is_postgres() -> bool:
     return isinstance(database.obj, pw.PostgresqlDatabase)
 
 
+def on_a_connection_of_its_own(fn):
+    """`fn()` (a short write) on a connection of its own, in a helper thread; returns its
+    result. For a write made while this thread's connection still steps through a long read:
+    on SQLite that read holds a snapshot, and a connection whose snapshot is older than
+    another connection's commit can never take the write lock (SQLITE_BUSY_SNAPSHOT) until
+    the read ends. PostgreSQL has no such limit: `fn` runs here."""
+    if is_postgres():
+        return fn()
+    box: dict = {}
+
+    def run():
+        try:
+            database.connect(reuse_if_open=True)
+            box["value"] = fn()
+        except BaseException as exc:  # handed to the caller's thread
+            box["error"] = exc
+        finally:
+            if not database.is_closed():
+                database.close()
+
+    helper = threading.Thread(target=run, name="leakhub-side-write")
+    helper.start()
+    helper.join()
+    if "error" in box:
+        raise box["error"]
+    return box.get("value")
+
+
 def bulk_insert(model, rows: list[dict], *, batch: int = 1000) -> None:
     """INSERT many rows of `model` (dicts of field name -> value, all with the keys of the
     first) on the raw cursor: peewee's insert_many builds SQL text value by value, which

@@ -30,7 +30,7 @@ from .. import authz
 from ..audit import writer
 from ..core import crypto
 from ..core.config import get_config
-from ..core.db import database, utcnow
+from ..core.db import database, on_a_connection_of_its_own, utcnow
 from ..core.files import atomic_write_with
 from ..identity.models import User
 from ..leaks import service as leaks
@@ -117,7 +117,8 @@ def run_job(job: ExportJob) -> None:
     final = exports_dir() / name
 
     def progress(n):
-        _set(job, rows_done=n)
+        # The export's rows are still being read on this thread's connection.
+        on_a_connection_of_its_own(lambda: _set(job, rows_done=n))
 
     with tempfile.TemporaryFile(dir=exports_dir()) as out:
         n = service.write(actor, flt, fmt=job.fmt, tzname=org.timezone, opts=opts, out=out,
