@@ -376,7 +376,10 @@ def test_every_page_is_german_and_accessible(stack, tmp_path):
         def choose_language(code: str) -> None:
             goto(page, f"{base}/account/sessions")
             page.select_option("#f-language", code)
-            page.get_by_test_id("save-language").click()
+            # Wait for the page the save redirects to: wait_for_load_state() alone returned
+            # at once on the still-loaded form while the POST was under way (a busy CI run).
+            with page.expect_navigation():
+                page.get_by_test_id("save-language").click()
             page.wait_for_load_state()
             assert page.evaluate("document.documentElement.lang") == code
 
