@@ -369,7 +369,7 @@ def test_every_page_is_german_and_accessible(stack, tmp_path):
         try:
             first_sign_in(page, operator, email, otp)
             page.wait_for_selector("[data-testid=org-name]")
-        except PlaywrightError:
+        except (PlaywrightError, AssertionError):
             page.screenshot(path=str(ARTIFACTS / "sign-in-failed.png"), full_page=True)
             raise
 

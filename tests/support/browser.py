@@ -52,3 +52,13 @@ def first_sign_in(page, slug: str, email: str, one_time_password: str,
     page.fill("#password-new", new_password)
     page.fill("#password-confirm", new_password)
     page.locator("[type=submit]").first.click()
+    # Back at Leakhub: Keycloak's redirect and the callback can take seconds on a busy machine,
+    # longer than an assertion's default 5 s; a page left on Keycloak names its message.
+    try:
+        page.wait_for_url(lambda url: f"/auth/realms/{slug}/" not in url, timeout=45_000)
+    except Exception as exc:
+        message = page.locator("#input-error, .alert-error, .kc-feedback-text, .pf-m-danger")
+        raise AssertionError(f"still on Keycloak at {page.url}: "
+                             f"{message.all_inner_texts() if message.count() else page.title()}"
+                             ) from exc
+    page.wait_for_load_state()
