@@ -25,7 +25,7 @@ from decimal import Decimal
 import peewee as pw
 
 from .. import authz
-from ..core.db import database, is_postgres, utcnow
+from ..core.db import database, is_postgres, parallel_scans, utcnow
 from ..leaks import calc
 from ..leaks.models import FIXED_STATUSES, OPEN_STATUSES, Leak
 from ..locations.models import EnergySettings, Location
@@ -171,20 +171,26 @@ def _per_day(actor, model, day_field, since: dt.date):
 
 def _leaks_by_bucket(actor, boundaries):
     """The leaks the actor sees, one by one, grouped by (site, status, component, bucket):
-    the month found (UTC, "YYYY-MM"), or the day ("YYYY-MM-DD") in a month where a settings
+    the month found (UTC; "YYYY-MM" on SQLite, the month's first instant on PostgreSQL), or
+    the day ("YYYY-MM-DD", or its first instant) in a month where a settings
     period starts on another day than the first, so that each bucket lies in one settings
     period. One statement gives both the grouped figures (folded per period in Python) and
     the leaks found per month: a single index read over the leaks with the permission filter
     evaluated once per leak (the FILTERed sums per period and a second statement for the
     trend cost more than the scan itself: 75 + 35 ms of SQLite CPU at 100,000 leaks)."""
     if is_postgres():
-        month = pw.fn.to_char(Leak.found_at, "YYYY-MM")
-        day = pw.fn.to_char(Leak.found_at, "YYYY-MM-DD")
+        # Truncated timestamps, not to_char text: hashing and grouping 100,000 of them is a
+        # third cheaper (every building: 140 → 95 ms of SQL); _fold_buckets reads either.
+        # The units as literals, so the expression is the one migration 0022's statistics
+        # describe in every plan (a parameter is not, in a prepared statement's generic plan).
+        month = pw.fn.date_trunc(pw.SQL("'month'"), Leak.found_at)
+        day = pw.fn.date_trunc(pw.SQL("'day'"), Leak.found_at)
+        split = sorted({dt.datetime(b.year, b.month, 1) for b in boundaries if b.day != 1})
     else:  # ISO text "YYYY-MM-DD HH:MM:SS…"; literal positions, as in the expression index
         # of migration 0021, so SQLite groups in that index's order instead of sorting
         month = pw.fn.SUBSTR(Leak.found_at, pw.SQL("1"), pw.SQL("7"))
         day = pw.fn.SUBSTR(Leak.found_at, pw.SQL("1"), pw.SQL("10"))
-    split = sorted({b.isoformat()[:7] for b in boundaries if b.day != 1})
+        split = sorted({b.isoformat()[:7] for b in boundaries if b.day != 1})
     bucket = pw.Case(None, [(month.in_(split), day)], month) if split else month
     # PostgreSQL sees the bucket's parameters in SELECT and GROUP BY as different
     # expressions ($1 vs $5) and refuses; grouping by the column's position names the same one.
@@ -252,7 +258,11 @@ def aggregate(actor, boundaries, months: list[str]) -> Aggregates:
     for what, query in queries(actor, boundaries, months):
         # The raw rows: peewee's converters (a date parsed per row, a Decimal per sum) cost
         # more than the folding below; `_dec` and str(day) do what they would.
-        rows = database.execute(query).fetchall()
+        if what == "leaks":  # the repairs per day, an index range, only lost by it (26 → 32 ms)
+            with parallel_scans():
+                rows = database.execute(query).fetchall()
+        else:
+            rows = database.execute(query).fetchall()
         if what.endswith(("found", "repaired")):
             per_month = getattr(out, what.split()[-1])
             for day, n in rows:
@@ -292,14 +302,16 @@ def _fold_buckets(out: Aggregates, rows, boundaries) -> None:
     starts = [b.isoformat() for b in boundaries]
     period_of: dict = {}
     for site_id, status, component, bucket, n, rate in rows:
-        period = period_of.get(bucket)
-        if period is None:
-            first = bucket if len(bucket) == 10 else bucket + "-01"
-            period = period_of[bucket] = bisect.bisect_right(starts, first)
+        known = period_of.get(bucket)
+        if known is None:
+            # PostgreSQL: the bucket's first instant; SQLite: "YYYY-MM" or "YYYY-MM-DD".
+            first = (bucket.date().isoformat() if isinstance(bucket, dt.datetime)
+                     else bucket if len(bucket) == 10 else bucket + "-01")
+            known = period_of[bucket] = (bisect.bisect_right(starts, first), first[:7])
+        period, month = known
         klass = _klass(status)
         _add(out.groups, (site_id, period, klass, component if klass == "open" else ""),
              n, _dec(rate))
-        month = bucket[:7]
         if month in out.found:
             out.found[month] += n
 
