@@ -173,3 +173,34 @@ def test_location_grant_is_a_path_subtree_not_a_string_prefix(world):
     ext = actor(world, "external")
     assert visible(ext) == {"71", "73"}
     assert {loc.id for loc in authz.scope(ext, Location)} == {near.id, below.id}
+
+
+def test_grant_subqueries_are_compiled_once_and_still_evaluated_per_statement(
+        world, monkeypatch):
+    """authz._compiled keeps a grant-limited actor's subqueries as SQL text (issue 19): built
+    once per actor and second, while the database evaluates them at every statement — a
+    revoked grant is gone at the next statement, and a grant expiring a moment later stops
+    when the clock passes it (the text is recompiled with the new time)."""
+    set_mode(world, 3)
+    ext = actor(world, "external")
+    g = Grant.create(organization=world["org"], user=world["users"]["external"],
+                     location=world["site_a"], level="view",
+                     expires_at=authz.utcnow() + dt.timedelta(seconds=30))
+    built = []
+    real = authz._granted_location_ids
+    monkeypatch.setattr(authz, "_granted_location_ids",
+                        lambda a, action: built.append(action) or real(a, action))
+    now = authz.utcnow().replace(microsecond=0)
+    monkeypatch.setattr(authz, "utcnow", lambda: now)
+    assert visible(ext) == {"1"} and visible(ext) == {"1"}
+    assert built == ["view"]  # the second statement reused the compiled text
+    other = Grant.create(organization=world["org"], user=world["users"]["external"],
+                         location=world["site_b"], level="view")
+    assert visible(ext) == {"1", "2", "3"}  # a new grant counts at the next statement
+    other.delete_instance()
+    assert visible(ext) == {"1"} and built == ["view"]
+    later = now + dt.timedelta(seconds=31)
+    monkeypatch.setattr(authz, "utcnow", lambda: later)
+    assert visible(ext) == set()  # expired: compiled again with the later time
+    assert built == ["view", "view"]
+    g.delete_instance()
