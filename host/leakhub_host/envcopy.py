@@ -34,6 +34,7 @@ import os
 import shutil
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 from .layout import REPO, app_env
@@ -209,8 +210,25 @@ def copy_compose(project: Path, source: str, target: str, log: RunLog,
     compose(dst_env, dst_name, "up", "-d")
     if mask:
         log.step("masking personal data in the copy (leakctl privacy mask --all)")
-        compose(dst_env, dst_name, "exec", "-T", "web", "leakctl", *MASK)
+        until_database_answers(lambda: compose(dst_env, dst_name, "exec", "-T", "web",
+                                               "leakctl", *MASK), log)
     return {"source": src_name, "target": dst_name, "backup": backup["file"], "masked": mask}
+
+
+def until_database_answers(step, log: RunLog, *, within: float = 180, pause: float = 5):
+    """`step()` again while it fails because the database is not reachable yet: right after
+    `up -d` Compose may still be re-creating the target's postgres, and its name did not
+    resolve in the web container for a moment (a CI run). Other failures end at once; so does
+    a database that stays away for `within` seconds. Masking is idempotent (stable fakes)."""
+    deadline = time.monotonic() + within
+    while True:
+        try:
+            return step()
+        except UpdateError as exc:
+            if "database not reachable" not in str(exc) or time.monotonic() > deadline:
+                raise
+            log.detail(f"the database is not reachable yet; again in {pause:.0f} s ({exc})")
+            time.sleep(pause)
 
 
 def main(argv=None) -> int:

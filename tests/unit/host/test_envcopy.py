@@ -141,3 +141,40 @@ def test_compose_refuses_one_project_for_both(tmp_path):
     (tmp_path / ".env.test").write_text("COMPOSE_PROJECT_NAME=leakhub\n")
     with pytest.raises(envcopy.CopyError, match="same project"):
         envcopy.copy_compose(tmp_path, "prod", "test", update.RunLog(None, quiet=True))
+
+
+def test_masking_waits_while_the_targets_database_is_not_reachable_yet(monkeypatch):
+    """Right after `up -d` the target's postgres name may not resolve for a moment: the mask
+    is tried again for that failure only, and not beyond the deadline."""
+    monkeypatch.setattr(envcopy.time, "sleep", lambda _s: None)
+    log = update.RunLog(None, quiet=True, prefix="env-copy")
+    unreachable = update.UpdateError("docker compose --env-file failed (exit 1): leakctl: "
+                                     "error: database not reachable: failed to resolve host")
+    calls = []
+
+    def flaky():
+        calls.append(1)
+        if len(calls) < 3:
+            raise unreachable
+        return "masked"
+
+    assert envcopy.until_database_answers(flaky, log) == "masked" and len(calls) == 3
+
+    def refused():
+        calls.append(1)
+        raise update.UpdateError("docker compose --env-file failed (exit 1): leakctl: error: "
+                                 "Keycloak refused the change")
+
+    calls.clear()
+    with pytest.raises(update.UpdateError, match="Keycloak refused"):
+        envcopy.until_database_answers(refused, log)
+    assert len(calls) == 1
+
+    def never():
+        calls.append(1)
+        raise unreachable
+
+    calls.clear()
+    with pytest.raises(update.UpdateError, match="database not reachable"):
+        envcopy.until_database_answers(never, log, within=0)
+    assert len(calls) == 1
