@@ -569,7 +569,10 @@ def test_mail_goes_out_and_env_copy_makes_a_separate_test_installation(project, 
     try:
         test.up()
         assert not test.sql(ROWS_SQL).strip()
-        copied = project.run("scripts/leakctl", "env-copy", "prod", "test", timeout=3600)
+        try:
+            copied = project.run("scripts/leakctl", "env-copy", "prod", "test", timeout=3600)
+        except AssertionError as exc:  # production's state is in it; the copy's is wanted too
+            raise AssertionError(f"{exc}\n--- the test installation\n{test.diagnose()}") from None
         assert test_name in copied.stdout, copied.stdout + copied.stderr
         test.wait_healthy()
         assert rows.strip() and test.sql(ROWS_SQL) == rows == project.sql(ROWS_SQL)
