@@ -3,7 +3,7 @@ ends the Keycloak session too."""
 import pytest
 from playwright.sync_api import expect, sync_playwright
 
-from support.browser import first_sign_in, launch
+from support.browser import back_from_keycloak, first_sign_in, launch
 from support.kc import new_org
 
 pytestmark = pytest.mark.e2e
@@ -33,5 +33,6 @@ def test_browser_sign_in_set_password_and_sign_out(stack, tmp_path):
         page.fill("#username", email)
         page.fill("#password", "Leak-hub-2026!")
         page.locator("#kc-login").click()
+        back_from_keycloak(page, slug)
         expect(page.get_by_test_id("org-name")).to_have_text(f"Org {slug}")
         ctx.close()

@@ -52,6 +52,11 @@ def first_sign_in(page, slug: str, email: str, one_time_password: str,
     page.fill("#password-new", new_password)
     page.fill("#password-confirm", new_password)
     page.locator("[type=submit]").first.click()
+    back_from_keycloak(page, slug)
+
+
+def back_from_keycloak(page, slug: str) -> None:
+    """Wait until the browser has left the organization's Keycloak pages for Leakhub."""
     # Back at Leakhub: Keycloak's redirect and the callback can take seconds on a busy machine,
     # longer than an assertion's default 5 s; a page left on Keycloak names its message.
     try:
