@@ -21,10 +21,10 @@ from pathlib import Path
 
 import pytest
 from PIL import Image
-from playwright.sync_api import Error as PlaywrightError
 from playwright.sync_api import expect, sync_playwright
 
 import composeharness
+from support.browser import goto
 
 CHROMIUM = "/usr/bin/chromium"
 
@@ -144,19 +144,6 @@ def jpeg() -> bytes:
     out = io.BytesIO()
     Image.new("RGB", (320, 240), (40, 90, 160)).save(out, "JPEG")
     return out.getvalue()
-
-
-def goto(page, url: str):
-    """page.goto, once more after ERR_NETWORK_CHANGED: Chromium aborts a navigation when the
-    host's interfaces change, as they do whenever the engine adds a container's veth (another
-    build or project on this machine)."""
-    try:
-        page.goto(url)
-    except PlaywrightError as exc:
-        if "ERR_NETWORK_CHANGED" not in str(exc):
-            raise
-        time.sleep(2)
-        page.goto(url)
 
 
 def sign_in(page, base: str, password: str, one_time: str | None = None, email: str = EMAIL):

@@ -51,7 +51,7 @@ from babel.messages.pofile import read_po
 from playwright.sync_api import Error as PlaywrightError
 from playwright.sync_api import sync_playwright
 
-from support.browser import first_sign_in, launch
+from support.browser import first_sign_in, goto, launch, submit
 from support.stackctl import REPO, VENV_BIN
 
 pytestmark = pytest.mark.e2e
@@ -315,18 +315,6 @@ def axe_source() -> str:
     return Path(proc.stdout.strip()).read_text()
 
 
-def goto(page, url: str, **kwargs):
-    """page.goto, again after net::ERR_NETWORK_CHANGED (Chromium aborts a navigation when a
-    network interface appears, e.g. a container network of a parallel test run)."""
-    for attempt in range(3):
-        try:
-            return page.goto(url, **kwargs)
-        except PlaywrightError as exc:
-            if "ERR_NETWORK_CHANGED" not in str(exc) or attempt == 2:
-                raise
-            time.sleep(1)
-
-
 def german_import_csv(tag: str, site: str) -> str:
     """A German survey file: German headers, a date dd.mm.yyyy, a decimal comma."""
     return ("Leckage-Nr.;Ortspfad;Gefunden am;Leckrate l/min;Bauteil;Status\r\n"
@@ -394,12 +382,15 @@ def test_every_page_is_german_and_accessible(stack, tmp_path):
         urls["users.access"] += f"?leak={seeded['tag']}"
 
         # The import review page: reached by uploading a German file (session-bound key).
-        goto(page, base + urls["imports.upload"])
-        page.set_input_files("input[type=file]", files=[{
-            "name": "begehung.csv", "mimeType": "text/csv",
-            "buffer": german_import_csv(seeded["tag"], seeded["site"]).encode("utf-8")}])
-        page.locator("form[enctype='multipart/form-data'] [type=submit]").first.click()
-        page.wait_for_url(re.compile(r".*/leaks/import/[^/?#]+$"))
+        def upload() -> None:
+            goto(page, base + urls["imports.upload"])
+            page.set_input_files("input[type=file]", files=[{
+                "name": "begehung.csv", "mimeType": "text/csv",
+                "buffer": german_import_csv(seeded["tag"], seeded["site"]).encode("utf-8")}])
+            page.locator("form[enctype='multipart/form-data'] [type=submit]").first.click()
+
+        review = re.compile(r".*/leaks/import/[^/?#]+$")
+        submit(page, upload, lambda url: bool(review.match(url)))
         urls["imports.review"] = page.url[len(base):]
 
         def check(endpoint: str, language: str) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import subprocess
+import time
 from pathlib import Path
 
 CHROMIUM = "/usr/bin/chromium"
@@ -67,3 +68,45 @@ def back_from_keycloak(page, slug: str) -> None:
                              f"{message.all_inner_texts() if message.count() else page.title()}"
                              ) from exc
     page.wait_for_load_state()
+
+
+# Chromium aborts a navigation with ERR_NETWORK_CHANGED when the host's interfaces change, as
+# they do whenever podman adds a container's veth (the compose tests run beside the main run).
+NETWORK_CHANGED = "ERR_NETWORK_CHANGED"
+
+
+def goto(page, url: str, attempts: int = 3, **kwargs):
+    """page.goto, again after ERR_NETWORK_CHANGED (see above); any other error at once."""
+    from playwright.sync_api import Error as PlaywrightError
+    for attempt in range(attempts):
+        try:
+            return page.goto(url, **kwargs)
+        except PlaywrightError as exc:
+            if NETWORK_CHANGED not in str(exc) or attempt == attempts - 1:
+                raise
+            time.sleep(1)
+
+
+def submit(page, send, arrived, attempts: int = 3) -> None:
+    """Run `send` (fill and submit a form, from loading its page on) until the page's URL
+    satisfies `arrived`; again only when the navigation failed with ERR_NETWORK_CHANGED, which
+    leaves the tab on Chromium's error page (chrome-error://) instead of an answer."""
+    failed: list[str] = []
+
+    def on_failed(request):
+        if request.is_navigation_request():
+            failed.append(request.failure or "")
+
+    page.on("requestfailed", on_failed)
+    try:
+        for attempt in range(attempts):
+            failed.clear()
+            send()
+            page.wait_for_url(lambda url: arrived(url) or url.startswith("chrome-error:"))
+            if arrived(page.url):
+                return
+            if not any(NETWORK_CHANGED in f for f in failed) or attempt == attempts - 1:
+                raise AssertionError(f"the form's navigation failed: {failed or page.url}")
+            time.sleep(1)
+    finally:
+        page.remove_listener("requestfailed", on_failed)
