@@ -28,7 +28,7 @@ import json
 import os
 import secrets as _random
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
@@ -185,6 +185,9 @@ class Keyring:
     # Files too large to hold in memory (exports): the same format as seal/open — one AES-GCM
     # message, the tag at the end — produced and read a chunk at a time.
     def seal_stream(self, src: BinaryIO, dst: BinaryIO, name: str) -> int:
+        return self.seal_chunks(iter(lambda: src.read(CHUNK), b""), dst, name)
+
+    def seal_chunks(self, chunks: Iterable[bytes], dst: BinaryIO, name: str) -> int:
         kid = self.active.encode()
         head = MAGIC + bytes([len(kid)]) + kid
         nonce = os.urandom(NONCE)
@@ -192,7 +195,7 @@ class Keyring:
         enc.authenticate_additional_data(head + name.encode())
         dst.write(head + nonce)
         n = 0
-        while chunk := src.read(CHUNK):
+        for chunk in chunks:
             dst.write(enc.update(chunk))
             n += len(chunk)
         dst.write(enc.finalize() + enc.tag)

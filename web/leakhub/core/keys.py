@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from . import crypto
-from .files import atomic_write
+from .files import atomic_write, atomic_write_with
 from .secrets import decode_secret, encode_secret
 
 
@@ -86,10 +86,14 @@ def _reseal(config, ring, f: StoredFile) -> None:
         text = encode_secret(config.secrets_dir, f.name, value)
         atomic_write(f.path, (text + "\n").encode(), mode=0o600)
         return
-    blob = f.path.read_bytes()
-    plain = crypto.open_for(config, blob, f.name, f.path)
-    mode = f.path.stat().st_mode & 0o777
-    atomic_write(f.path, ring.seal(plain, f.name), mode=mode)
+    # A chunk at a time: export files are as large as the register (tens of MB), and the
+    # rotation runs in the worker's or leakctl's memory.
+    chunks = crypto.open_stream(config, f.path, f.name, f.path)
+    try:
+        mode = f.path.stat().st_mode & 0o777
+        atomic_write_with(f.path, lambda fh: ring.seal_chunks(chunks, fh, f.name), mode=mode)
+    finally:
+        chunks.close()
 
 
 def _pass(config, ring, wanted, progress=None) -> int:
