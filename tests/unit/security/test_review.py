@@ -306,3 +306,37 @@ def test_profiling_rules_are_off_for_a_new_organization(config, org, make_user, 
     SecurityReviewState.delete().execute()
     run(config, env={"LEAKHUB_WORK_HOURS": "06-20"})
     assert {f.rule for f in findings()} >= {"new_network", "unusual_hours"}  # the same events
+
+
+def test_audit_rules_read_the_trail_in_batches_and_only_entries_a_rule_counts(
+        config, org, make_user, make_actor, monkeypatch):
+    """A large trail (every leak recorded is an entry) is read in batches from the database
+    and, without work hours, only the two actions a rule counts: the findings are those of a
+    whole read, across batch boundaries."""
+    from leakhub.core import db
+    admin = make_actor("admin")
+    target = make_user("viewer")
+    for i in range(7):
+        writer.event(admin, "leak.created", details={"tag": f"L-{i}"})
+    writer.event(admin, "user.role_changed", entity=target, details={"role": ["viewer", "admin"]})
+    for i in range(5):
+        writer.event(admin, "leak.updated", details={"tag": f"L-{i}"})
+    writer.event(admin, "backup.downloaded", details={"backup": "b.tar.age"})
+    sizes = []
+    real = db.in_batches
+
+    def small_batches(query, size=2000):
+        for batch in real(query, 2):
+            sizes.append(len(batch))
+            yield batch
+
+    monkeypatch.setattr(review, "in_batches", small_batches)
+    rows = list(review._audit_entries(org, None, utcnow(), hours=None))
+    assert [r.action for r in rows] == ["user.role_changed", "backup.downloaded"]
+    assert isinstance(rows[0].at, dt.datetime) and '"admin"' in rows[0].changes
+    assert rows[1].changes == "{}"                 # changes only where a rule reads them
+    with_hours = list(review._audit_entries(org, None, utcnow(), hours=(6, 20)))
+    assert len(with_hours) == 14 and sizes[-7:] == [2] * 7   # every user entry, 2 at a time
+    assert [r.id for r in with_hours] == sorted(r.id for r in with_hours)
+    run(config)
+    assert sorted(f.rule for f in findings()) == ["backup_download", "role_admin"]

@@ -8,6 +8,7 @@ import contextlib
 import datetime as dt
 import fcntl
 import hashlib
+import itertools
 import logging
 import random
 import threading
@@ -261,6 +262,30 @@ def parallel_scans():
         # Inside an outer transaction `atomic` is a savepoint, and SET LOCAL would outlive its
         # release (a rollback to it, on an error, undoes the SET by itself).
         database.execute_sql("SET LOCAL parallel_setup_cost TO DEFAULT")
+
+
+_cursor_names = itertools.count(1)
+
+
+def in_batches(query, size: int = 2000):
+    """The rows of `query` (tuples, as the raw cursor gives them) in lists of up to `size`,
+    memory bounded, for reads over a whole organization's data (exports, the security
+    review over the audit trail). SQLite steps its cursor; PostgreSQL's client cursor would
+    fetch every row at once (364,000 audit entries: +360 MB), so a server-side cursor hands
+    them over batch by batch. WITH HOLD: it outlives a commit, so the caller may write (and
+    commit, in autocommit) between batches."""
+    if not is_postgres():
+        cursor = database.execute(query)
+        while batch := cursor.fetchmany(size):
+            yield batch
+        return
+    sql, params = query.sql()
+    name = f"leakhub_batches_{next(_cursor_names)}"
+    with database.connection().cursor(name=name, withhold=True) as cursor:
+        cursor.itersize = size
+        cursor.execute(sql, params)
+        while batch := cursor.fetchmany(size):
+            yield batch
 
 
 def on_a_connection_of_its_own(fn):

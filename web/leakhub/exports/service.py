@@ -29,7 +29,7 @@ from flask_babel import gettext as _
 
 from .. import authz
 from ..audit import writer
-from ..core.db import database, is_postgres
+from ..core.db import in_batches
 from ..core.validation import utc_to_local
 from ..identity.models import User
 from ..imports.mapping import EXPORT_ONLY_HEADERS, FIELDS
@@ -195,7 +195,7 @@ def rows(actor, flt: leaks.LeakFilter, *, tzname: str | None):
     emails = dict(authz.scope(actor, User, "view", User.select(User.id, User.email)).tuples())
     if actor.kind == "user" and actor.user is not None:
         emails[actor.user.id] = actor.user.email
-    for batch in _batches(query):
+    for batch in in_batches(query, BATCH):
         reasons = _deferral_reasons([r[-1] for r in batch if r[8] == "deferred"])
         for (tag, loc_id, loc_path, loc_name, survey_id, found_at, found_by, device_serial,
              status, priority, component, method, estimate_class, rate, low, high, pressure,
@@ -236,29 +236,6 @@ def _deferral_reasons(leak_ids: list) -> dict:
                               .order_by(LeakStatusChange.at, LeakStatusChange.id).tuples()):
             out[leak_id] = note
     return out
-
-
-def _batches(query):
-    """The query's rows in batches of BATCH, memory bounded: SQLite steps its cursor;
-    PostgreSQL's client cursor would fetch every row at once, so a server-side (named)
-    cursor hands them over batch by batch. WITH HOLD: it lives outside a transaction, so the
-    export job's progress updates commit as they are made (peewee runs in autocommit)."""
-    if not is_postgres():
-        cursor = database.execute(query)
-        while True:
-            batch = cursor.fetchmany(BATCH)
-            if not batch:
-                return
-            yield batch
-    sql, params = query.sql()
-    with database.connection().cursor(name="leakhub_export", withhold=True) as cursor:
-        cursor.itersize = BATCH
-        cursor.execute(sql, params)
-        while True:
-            batch = cursor.fetchmany(BATCH)
-            if not batch:
-                return
-            yield batch
 
 
 def _csv_cell(value, kind: str, opts: Options) -> str:
