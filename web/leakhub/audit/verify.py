@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..core.db import database
+from ..core.db import database, iterate
 from ..orgs.models import Organization
 from .models import AuditChainHead, AuditEntry
 from .writer import GENESIS, entry_hash
@@ -32,7 +32,7 @@ def verify_org(org: Organization, *, batch: int = 5000) -> ChainReport:
     last_seq = 0
     query = (AuditEntry.select().where(AuditEntry.organization == org.id)
              .order_by(AuditEntry.seq))
-    for entry in query.iterator():
+    for entry in iterate(query):
         count += 1
 
         def broken(problem, count=count, entry=entry):

@@ -13,6 +13,7 @@ from flask_babel import gettext as _
 from flask_login import login_required
 
 from .. import authz
+from ..core.db import iterate
 from ..core.errors import Invalid
 from ..core.times import utc_iso
 from ..identity.login import current_actor
@@ -159,7 +160,7 @@ def audit_csv():
         buf = io.StringIO()
         out = csv.writer(buf)
         out.writerow(CSV_COLUMNS)
-        for entry in query.order_by(AuditEntry.seq).iterator():
+        for entry in iterate(query.order_by(AuditEntry.seq)):
             out.writerow([neutralise(v) for v in (
                 entry.seq, utc_iso(entry.at, "seconds"),
                 to_local(entry.at, org).isoformat(timespec="seconds"), entry.actor_kind,

@@ -267,25 +267,63 @@ def parallel_scans():
 _cursor_names = itertools.count(1)
 
 
+@contextlib.contextmanager
+def _server_cursor(query, size: int):
+    """PostgreSQL: `query` executed on a server-side cursor, which hands rows over `size` at
+    a time; the client cursor would fetch every row at once (364,000 audit entries: +360 MB).
+    WITH HOLD: it outlives a commit, so the caller may write (and commit, in autocommit)
+    while it reads."""
+    sql, params = query.sql()
+    name = f"leakhub_read_{next(_cursor_names)}"
+    with database.connection().cursor(name=name, withhold=True) as cursor:
+        cursor.itersize = size
+        cursor.execute(sql, params)
+        yield cursor
+
+
 def in_batches(query, size: int = 2000):
     """The rows of `query` (tuples, as the raw cursor gives them) in lists of up to `size`,
-    memory bounded, for reads over a whole organization's data (exports, the security
-    review over the audit trail). SQLite steps its cursor; PostgreSQL's client cursor would
-    fetch every row at once (364,000 audit entries: +360 MB), so a server-side cursor hands
-    them over batch by batch. WITH HOLD: it outlives a commit, so the caller may write (and
-    commit, in autocommit) between batches."""
+    memory bounded: for reads over a whole organization's data (exports, the security
+    review's pass over the audit trail). SQLite steps its cursor."""
     if not is_postgres():
         cursor = database.execute(query)
         while batch := cursor.fetchmany(size):
             yield batch
         return
-    sql, params = query.sql()
-    name = f"leakhub_batches_{next(_cursor_names)}"
-    with database.connection().cursor(name=name, withhold=True) as cursor:
-        cursor.itersize = size
-        cursor.execute(sql, params)
+    with _server_cursor(query, size) as cursor:
         while batch := cursor.fetchmany(size):
             yield batch
+
+
+class _Prefetching:
+    """What peewee's row wrappers read of a cursor (fetchone, description), served from
+    `fetchmany` batches: a server-side cursor's fetchone is a round trip per row."""
+
+    def __init__(self, cursor, size: int):
+        self.cursor, self.size, self.description = cursor, size, cursor.description
+        self._rows: list = []
+
+    def fetchone(self):
+        if not self._rows:
+            self._rows = self.cursor.fetchmany(self.size)[::-1]
+            if not self._rows:
+                return None
+        return self._rows.pop()
+
+    def close(self):            # the server cursor is closed by its `with`
+        pass
+
+
+def iterate(query, size: int = 2000):
+    """`query.iterator()` (model instances, dicts or tuples as the query says) with memory
+    bounded on PostgreSQL too: for passes over a whole organization's audit trail or events
+    (verification, the audit CSV, retention, erasure)."""
+    if not is_postgres():
+        yield from query.clone().iterator()     # a fresh cursor, also for a query run before
+        return
+    with _server_cursor(query, size) as cursor:
+        # peewee builds its rows from any cursor through the query's own row wrapper.
+        yield from query._get_cursor_wrapper(_Prefetching(cursor, size)).iterator()
 
 
 def on_a_connection_of_its_own(fn):

@@ -32,7 +32,7 @@ from ..audit import writer
 from ..audit.models import AuditEntry
 from ..authz.models import Grant, UserGroupMember
 from ..backups.models import BackupDownload
-from ..core.db import database, utcnow
+from ..core.db import database, iterate, utcnow
 from ..core.errors import Invalid
 from ..core.times import utc_iso
 from ..core.validation import Fields
@@ -259,7 +259,7 @@ def pseudonymise(org: Organization, user: User) -> dict:
         """Ids of rows whose `field` is one of the user's strings, compared in Python:
         SQLite's LOWER folds ASCII letters only (erasure is rare; a full scan is fine)."""
         query = model.select(model.id, field).where(condition & (field != "")).tuples()
-        return [row_id for row_id, value in query.iterator()
+        return [row_id for row_id, value in iterate(query)
                 if value and value.strip().lower() in needles]
 
     def repl(_text):
@@ -300,8 +300,8 @@ def pseudonymise(org: Organization, user: User) -> dict:
     # Events of others that name the user in their details (an administrator's change of the
     # user in Keycloak: "users/<their Keycloak id>").
     escaped = needles | {json.dumps(x, ensure_ascii=False)[1:-1] for x in needles}
-    for ev_id, text in (SecurityEvent.select(SecurityEvent.id, SecurityEvent.details)
-                        .where(same_org(SecurityEvent)).tuples().iterator()):
+    for ev_id, text in iterate(SecurityEvent.select(SecurityEvent.id, SecurityEvent.details)
+                               .where(same_org(SecurityEvent)).tuples()):
         if ev_id in done or not _contains_any(text or "", escaped):
             continue
         details = _rewrite_json(text, lambda v: _replace_strings(v, needles, repl))
@@ -332,8 +332,8 @@ def pseudonymise(org: Organization, user: User) -> dict:
     # a name as JSON escapes it (quotes, backslashes).
     escaped = needles | {json.dumps(x, ensure_ascii=False)[1:-1] for x in needles}
     n = 0
-    for entry in AuditEntry.select().where(
-            same_org(AuditEntry) & (AuditEntry.hash_version >= 2)).iterator():
+    for entry in iterate(AuditEntry.select().where(
+            same_org(AuditEntry) & (AuditEntry.hash_version >= 2))):
         about = entry.entity_type == "user" and entry.entity_id == uid
         if not about and not _contains_any(entry.changes or "", escaped):
             continue
@@ -587,9 +587,8 @@ def mask_org(config, org: Organization, *, faker: Faker | None = None, kc=None,
         for (ip,) in (AuditEntry.select(AuditEntry.ip).distinct()
                       .where(audit & AuditEntry.ip.is_null(False)).tuples()):
             AuditEntry.update(ip=faker.ip(ip)).where(audit & (AuditEntry.ip == ip)).execute()
-        for entry_id, etype, text in (AuditEntry.select(AuditEntry.id, AuditEntry.entity_type,
-                                                        AuditEntry.changes)
-                                      .where(audit).tuples().iterator()):
+        for entry_id, etype, text in iterate(AuditEntry.select(
+                AuditEntry.id, AuditEntry.entity_type, AuditEntry.changes).where(audit).tuples()):
             masked = mask_json(text, writer.personal_keys(etype))
             if masked != text:
                 AuditEntry.update(changes=masked).where(AuditEntry.id == entry_id).execute()

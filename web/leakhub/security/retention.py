@@ -14,7 +14,7 @@ from ..audit.models import AuditEntry
 from ..audit.verify import prune_before
 from ..authz import Actor
 from ..core.config import get_config
-from ..core.db import database, utcnow
+from ..core.db import database, iterate, utcnow
 from ..identity.sessions import purge_expired
 from ..jobs.models import JobRun
 from ..orgs.models import Organization
@@ -39,7 +39,7 @@ def _truncate_ips(cutoff: dt.datetime, org_id, model=SecurityEvent) -> int:
         query = query.where(AuditEntry.hash_version >= 2)
     done = 0
     by_value: dict[str | None, list[int]] = {}
-    for row in query.iterator():
+    for row in iterate(query):
         by_value.setdefault(truncate_ip(row.ip), []).append(row.id)
     with database.atomic():
         for value, ids in by_value.items():
