@@ -24,7 +24,7 @@ class ChainReport:
     seq: int | None = None
 
 
-def verify_org(org: Organization, *, batch: int = 5000) -> ChainReport:
+def verify_org(org: Organization) -> ChainReport:
     head = AuditChainHead.get_or_none(AuditChainHead.organization == org.id)
     expected_seq = (head.anchor_seq if head else 0) + 1
     prev = head.anchor_hash if head else GENESIS
