@@ -24,7 +24,7 @@ from PIL import Image
 from playwright.sync_api import expect, sync_playwright
 
 import composeharness
-from support.browser import goto
+from support.browser import STEADY_NETWORK, goto
 
 CHROMIUM = "/usr/bin/chromium"
 
@@ -135,7 +135,7 @@ def launch(pw, root_crt: Path, workdir: Path):
     return pw.chromium.launch_persistent_context(
         str(workdir / "profile"), executable_path=CHROMIUM, headless=True, env=env,
         args=["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic",
-              "--no-first-run", "--disable-background-networking",
+              *STEADY_NETWORK, "--no-first-run", "--disable-background-networking",
               "--disable-component-update", "--disable-sync"],
         viewport={"width": 1024, "height": 768})
 

@@ -52,6 +52,20 @@ def test_http_redirects_to_https(stack):
     assert "Server" not in resp.headers
 
 
+def test_https_offers_http2(stack):
+    """Browsers get HTTP/2 (ALPN h2); HTTP/1.1 stays available (the end-to-end tests use it:
+    support/browser.py STEADY_NETWORK)."""
+    def negotiated(offer: list[str]) -> str | None:
+        ctx = ssl.create_default_context(cafile=str(stack.ca_cert))
+        ctx.set_alpn_protocols(offer)
+        with socket.create_connection(("127.0.0.1", stack.https_port), timeout=10) as raw:
+            with ctx.wrap_socket(raw, server_hostname=stack.hostname) as tls:
+                return tls.selected_alpn_protocol()
+
+    assert negotiated(["h2", "http/1.1"]) == "h2"
+    assert negotiated(["http/1.1"]) == "http/1.1"
+
+
 def test_https_certificate_is_issued_by_the_stack_ca(stack):
     resp = stack.requests_session().get(f"{stack.public_url}/healthz", timeout=10)
     assert resp.status_code == 200
