@@ -18,7 +18,6 @@ import smtplib
 import ssl
 from dataclasses import dataclass, field
 from email.message import EmailMessage
-from typing import NamedTuple
 from zoneinfo import ZoneInfo
 
 import peewee as pw
@@ -27,7 +26,7 @@ from flask_babel import lazy_gettext as _l
 
 from ..audit.models import AuditEntry
 from ..core.config import get_config
-from ..core.db import database, in_batches, utcnow
+from ..core.db import database, iterate, utcnow
 from ..core.errors import Unavailable
 from ..core.i18n import recipient_locale, speaking
 from ..core.secrets import read_secret
@@ -269,19 +268,6 @@ def _changes(entry: AuditEntry) -> dict:
 ROLE_CHANGED, BACKUP_DOWNLOADED = "user.role_changed", "backup.downloaded"
 
 
-class AuditRow(NamedTuple):
-    """What the audit rules read of an entry (`changes` only for role changes)."""
-    id: int
-    at: dt.datetime
-    action: str
-    actor_kind: str
-    actor_id: int | None
-    actor_label: str
-    entity_type: str | None
-    entity_id: int | None
-    changes: str
-
-
 def _audit_entries(org, since, now, *, hours):
     """The audit entries some rule may count, in batches from the database: an organization's
     trail holds hundreds of thousands of entries (every leak recorded, imported, changed), of
@@ -294,15 +280,13 @@ def _audit_entries(org, since, now, *, hours):
         AuditEntry.id, AuditEntry.at, AuditEntry.action, AuditEntry.actor_kind,
         AuditEntry.actor_id, AuditEntry.actor_label, AuditEntry.entity_type,
         AuditEntry.entity_id,
-        pw.Case(None, [(AuditEntry.action == ROLE_CHANGED, AuditEntry.changes)], "{}"))
+        pw.Case(None, [(AuditEntry.action == ROLE_CHANGED, AuditEntry.changes)],
+                "{}").alias("changes"))
         .where((AuditEntry.organization == org.id) & (AuditEntry.at <= now) & relevant)
-        .order_by(AuditEntry.seq))
+        .order_by(AuditEntry.seq).namedtuples())
     if since is not None:
         query = query.where(AuditEntry.at > since)
-    at = AuditEntry.at.python_value
-    for batch in in_batches(query):
-        for row in batch:
-            yield AuditRow(row[0], at(row[1]), *row[2:])
+    return iterate(query)
 
 
 def _audit_rules(org, entries, *, now, hours, tz, tally):
